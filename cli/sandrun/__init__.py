@@ -1,0 +1,3 @@
+"""sandrun: run Python recipes cell by cell in a sandbox."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,5 @@
+"""`python -m sandrun`."""
+
+from sandrun.app import main
+
+main()

@@ -1,0 +1,291 @@
+"""The command line: the only module that imports typer, reads the environment, prints and picks exit codes.
+
+Exit codes: 0 every cell did what was expected; 1 a cell failed; 2 the recipe or the command line is wrong;
+3 the sandbox could not start or died; 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+import traceback
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, NoReturn
+
+import typer
+
+from sandrun import __version__
+from sandrun.backends import BACKENDS, DEFAULT_BACKEND, get_backend
+from sandrun.errors import SandrunError, UsageError
+from sandrun.model import Cell, CellResult, CellStatus, OutputChunk, Recipe, RunStatus, Transcript
+from sandrun.readers import load_recipe
+from sandrun.reports import format_for_path, render, write_report
+from sandrun.reports.json_report import transcript_to_dict
+from sandrun.runner import DEFAULT_CELL_TIMEOUT, RunOptions, run_recipe
+
+EXIT_CODES = {RunStatus.PASSED: 0, RunStatus.FAILED: 1, RunStatus.ERROR: 3, RunStatus.INTERRUPTED: 130}
+SEVERITY = (0, 1, 2, 3, 130)
+"""Exit codes from least to most severe: several recipes exit with the most severe one."""
+
+STATUS_COLOURS = {
+    CellStatus.PASSED: "green",
+    CellStatus.FAILED: "red",
+    CellStatus.ERROR: "red",
+    CellStatus.TIMEOUT: "red",
+    CellStatus.SKIPPED: "yellow",
+    CellStatus.NOT_RUN: "yellow",
+}
+
+app = typer.Typer(
+    name="sandrun",
+    help="Run Python recipes cell by cell in a sandbox and get back a transcript you can trust.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+
+class Console:
+    """Human output on stderr: live per-cell progress and a summary; colours only on a terminal."""
+
+    def __init__(self, quiet: bool) -> None:
+        self.quiet = quiet
+        self.colour = sys.stderr.isatty() and "NO_COLOR" not in os.environ
+        self.line_open = False
+
+    def say(self, text: str = "", colour: str | None = None, bold: bool = False) -> None:
+        """Print a line on stderr."""
+        if self.colour and (colour or bold):
+            text = typer.style(text, fg=colour, bold=bold)
+        typer.echo(text, err=True)
+
+    def cell_started(self, cell: Cell) -> None:
+        if not self.quiet:
+            self.say(f"--- {cell.label} ({cell.location})", bold=True)
+
+    def cell_output(self, cell: Cell, chunk: OutputChunk) -> None:
+        if self.quiet:
+            return
+        text = chunk.text
+        if self.colour and chunk.stream == "stderr":
+            text = typer.style(text, fg="red")
+        sys.stderr.write(text)
+        sys.stderr.flush()
+        self.line_open = not chunk.text.endswith("\n")
+
+    def cell_finished(self, result: CellResult) -> None:
+        if self.line_open:
+            sys.stderr.write("\n")
+            self.line_open = False
+        if result.status is CellStatus.NOT_RUN or (self.quiet and result.status is CellStatus.PASSED):
+            return
+        if result.status is CellStatus.SKIPPED:
+            if not self.quiet and result.cell.kind.value == "code":
+                self.say(f"--- {result.cell.label} ({result.cell.location}): skipped", "yellow")
+            return
+        if result.value is not None and not self.quiet:
+            self.say(f"=> {result.value}")
+        if result.error is not None and result.status is not CellStatus.PASSED:
+            self.say(result.error.traceback.rstrip() or f"{result.error.type}: {result.error.message}", "red")
+        verdict = f"{result.status.value} in {format_seconds(result.duration)}"
+        if result.status is not CellStatus.PASSED and result.reason:
+            verdict += f": {result.reason}"
+        if self.quiet:
+            verdict = f"{result.cell.label} ({result.cell.location}) {verdict}"
+        self.say(verdict, STATUS_COLOURS[result.status])
+
+    def summary(self, transcript: Transcript) -> None:
+        counts = [
+            f"{transcript.count(s)} {s.value.replace('_', ' ')}" for s in CellStatus if transcript.count(s)
+        ]
+        colour = "green" if transcript.status is RunStatus.PASSED else "red"
+        self.say(
+            f"{transcript.recipe.path}: {transcript.status.value} ({', '.join(counts)}) "
+            f"in {format_seconds(transcript.duration)} "
+            f"[{transcript.backend}, isolation: {transcript.isolation}]",
+            colour,
+            bold=True,
+        )
+        if transcript.reason and transcript.status is not RunStatus.PASSED:
+            self.say(f"  {transcript.reason}", colour)
+
+
+def format_seconds(seconds: float) -> str:
+    """`0.4 ms`, `12.3 ms` or `1.52 s`."""
+    return f"{seconds * 1000:.1f} ms" if seconds < 1 else f"{seconds:.2f} s"
+
+
+def parse_env(pairs: list[str]) -> dict[str, str]:
+    """`--env K=V` options as a mapping; a pair without `=` is a usage error."""
+    env = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise UsageError(f"--env {pair!r} is not of the form NAME=VALUE")
+        env[key] = value
+    return env
+
+
+def render_many(transcripts: list[Transcript], fmt: str) -> str:
+    """One transcript as itself; several as a JSON array, or Markdown documents one after another."""
+    if len(transcripts) == 1:
+        return render(transcripts[0], fmt)
+    if fmt == "json":
+        return json.dumps([transcript_to_dict(t) for t in transcripts], indent=2, ensure_ascii=False) + "\n"
+    return "\n---\n\n".join(render(t, fmt) for t in transcripts)
+
+
+@contextmanager
+def reported_errors() -> Iterator[None]:
+    """Turn sandrun errors into one clear message and their exit code; no traceback unless SANDRUN_DEBUG=1."""
+    try:
+        yield
+    except SandrunError as exc:
+        fail(str(exc), exc.exit_code)
+    except typer.Exit:
+        raise
+    except Exception as exc:
+        if os.environ.get("SANDRUN_DEBUG") == "1":
+            traceback.print_exc()
+        fail(f"internal error: {type(exc).__name__}: {exc} (set SANDRUN_DEBUG=1 to see the traceback)", 1)
+
+
+def fail(message: str, code: int) -> NoReturn:
+    """Print `sandrun: error: message` on stderr and exit with `code`."""
+    typer.echo(f"sandrun: error: {message}", err=True)
+    raise typer.Exit(code)
+
+
+def raise_keyboard_interrupt(signum: int, frame: object) -> None:
+    """SIGTERM is treated like Ctrl-C: stop the sandbox, keep the transcript."""
+    raise KeyboardInterrupt
+
+
+@app.command()
+def run(
+    recipes: Annotated[list[Path], typer.Argument(help="Recipe files (.yaml, .yml, percent-format .py).")],
+    backend: Annotated[
+        str, typer.Option(help=f"Where cells run: {', '.join(BACKENDS)}.", envvar="SANDRUN_BACKEND")
+    ] = DEFAULT_BACKEND,
+    output_format: Annotated[
+        str,
+        typer.Option(
+            "--format", help="What to print on stdout: text (nothing; progress on stderr), json, md."
+        ),
+    ] = "text",
+    report: Annotated[
+        list[Path] | None, typer.Option(help="Write the transcript to this file (.json or .md); repeatable.")
+    ] = None,
+    cell_timeout: Annotated[
+        float, typer.Option(help="Seconds per cell, unless the cell or the recipe sets its own.", min=0.001)
+    ] = DEFAULT_CELL_TIMEOUT,
+    keep_going: Annotated[bool, typer.Option(help="Run every cell even after one fails.")] = False,
+    env: Annotated[
+        list[str] | None, typer.Option(help="NAME=VALUE set inside the sandbox; repeatable.")
+    ] = None,
+    workdir: Annotated[
+        Path | None, typer.Option(help="Working directory for the cells (default: a fresh temporary one).")
+    ] = None,
+    python: Annotated[str | None, typer.Option(help="Interpreter to run inside the sandbox.")] = None,
+    quiet: Annotated[
+        bool, typer.Option("--quiet", "-q", help="Only failures and the summary on stderr.")
+    ] = False,
+) -> None:
+    """Run recipes, check every cell, and report.
+
+    Exit code: 0 passed, 1 a cell failed, 2 bad recipe or options, 3 sandbox error, 130 interrupted.
+    """
+    with reported_errors():
+        if output_format not in ("text", "json", "md"):
+            raise UsageError(f"--format {output_format!r} is not one of: text, json, md")
+        report_formats = [(path, format_report_path(path)) for path in report or []]
+        if workdir is not None and not workdir.is_dir():
+            raise UsageError(f"--workdir {workdir} is not a directory")
+        chosen_backend = get_backend(backend)
+        loaded = load_all(recipes)
+        options = RunOptions(
+            cell_timeout=cell_timeout,
+            keep_going=keep_going,
+            env=parse_env(env or []),
+            python=python,
+            workdir=workdir,
+        )
+        console = Console(quiet)
+        if chosen_backend.isolation == "none":
+            console.say(
+                "sandrun: the process backend ISOLATES NOTHING: cells run with your permissions.", "yellow"
+            )
+        signal.signal(signal.SIGTERM, raise_keyboard_interrupt)
+        transcripts: list[Transcript] = []
+        for recipe in loaded:
+            transcript = run_recipe(recipe, chosen_backend, options, console)
+            transcripts.append(transcript)
+            console.summary(transcript)
+            if transcript.status is RunStatus.INTERRUPTED:
+                break
+        for path, fmt in report_formats:
+            write_report(path, render_many(transcripts, fmt))
+        if output_format != "text":
+            sys.stdout.write(render_many(transcripts, output_format))
+        raise typer.Exit(max((EXIT_CODES[t.status] for t in transcripts), key=SEVERITY.index))
+
+
+def format_report_path(path: Path) -> str:
+    """The format a `--report` path asks for; an unknown suffix is a usage error."""
+    try:
+        return format_for_path(path)
+    except ValueError as exc:
+        raise UsageError(f"--report {path}: {exc}") from None
+
+
+def load_all(paths: list[Path]) -> list[Recipe]:
+    """Every recipe, or a usage error listing every one that is wrong (nothing runs then)."""
+    recipes, problems = [], []
+    for path in paths:
+        try:
+            recipes.append(load_recipe(path))
+        except SandrunError as exc:
+            problems.append(str(exc))
+    if problems:
+        raise RecipeProblems("\n".join(problems))
+    return recipes
+
+
+class RecipeProblems(SandrunError):
+    """One or more recipes could not be read; the message lists them all."""
+
+    exit_code = 2
+
+
+@app.command()
+def cells(recipe: Annotated[Path, typer.Argument(help="A recipe file.")]) -> None:
+    """Show how a recipe is split into cells: index, name, kind and file:line."""
+    with reported_errors():
+        loaded = load_recipe(recipe)
+        for cell in loaded.cells:
+            flags = " (skip)" if cell.skip else ""
+            typer.echo(f"{cell.index + 1:>3}  {cell.kind.value:<8}  {cell.location:<32}  {cell.label}{flags}")
+
+
+def version_callback(value: bool) -> None:
+    if value:
+        typer.echo(f"sandrun {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    version: Annotated[
+        bool, typer.Option("--version", callback=version_callback, is_eager=True, help="Show the version.")
+    ] = False,
+) -> None:
+    """Run Python recipes cell by cell in a sandbox and get back a transcript you can trust."""
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()

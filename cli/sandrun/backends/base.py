@@ -1,0 +1,58 @@
+"""The contract every backend fulfils: start one process in a sandbox, hand back a byte channel to it.
+
+A backend knows nothing of cells, JSON or reports. The session (`sandrun.session`) speaks the driver protocol
+over the channel, identically for every backend. Failures are mapped at this boundary to `BackendError`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+
+@dataclass(frozen=True)
+class SandboxOptions:
+    """What the sandbox must look like; every backend honours what it can and records the rest."""
+
+    env: Mapping[str, str] = field(default_factory=dict)
+    """Variables visible inside, on top of the backend's minimal PATH/HOME/LANG."""
+    python: str | None = None
+    """Interpreter to run inside; None means the backend's default."""
+    workdir: Path | None = None
+    """Host directory to work in; None means a fresh temporary one, removed at the end."""
+
+
+class Channel(Protocol):
+    """A running process inside a sandbox, seen as bytes in and bytes out."""
+
+    def send(self, data: bytes) -> None:
+        """Write all of `data` to the process's stdin. Raises `BackendError` if it is gone."""
+
+    def receive(self, timeout: float | None) -> bytes | None:
+        """The next chunk of the process's stdout: b"" once closed, None if nothing came in `timeout`."""
+
+    def close(self) -> None:
+        """End the process and everything it started, and release the sandbox. Safe to call twice."""
+
+    @property
+    def returncode(self) -> int | None:
+        """Exit status once the process ended (negative: killed by that signal), else None."""
+
+    def diagnostics(self) -> str:
+        """What the sandbox itself said on its stderr (the tail), to explain a failure to start or a crash."""
+
+
+class Backend(Protocol):
+    """A kind of sandbox. Instances are cheap; `start` does the work."""
+
+    name: str
+    isolation: str
+    """What it isolates, in a word or two (`none`, `namespaces+seccomp`, `gvisor`)."""
+
+    def default_python(self) -> str:
+        """The interpreter used inside when the recipe and the command line name none."""
+
+    def start(self, argv: Sequence[str], options: SandboxOptions) -> Channel:
+        """Start `argv` inside a new sandbox. Raises `BackendError` saying why it could not."""

@@ -1,0 +1,168 @@
+"""The `process` backend: the driver as a plain child process. It ISOLATES NOTHING.
+
+Meant for debugging and for platforms without namespaces. It still gives each run a fresh working directory,
+a clean environment, and kills every process the run started (by process group, and by a marker variable
+for processes that left the group).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import select
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from sandrun.backends.base import SandboxOptions
+from sandrun.errors import BackendError
+
+MARKER = "SANDRUN_SESSION"
+"""Set in every sandbox's environment so that strays can be found and killed at the end."""
+
+
+def minimal_env(python: str, home: str, extra: Mapping[str, str]) -> dict[str, str]:
+    """The whole environment of a sandbox: PATH (interpreter's directory first), HOME, LANG, plus `extra`."""
+    path_dirs = [str(Path(python).parent), "/usr/local/bin", "/usr/bin", "/bin"]
+    env = {"PATH": os.pathsep.join(dict.fromkeys(path_dirs)), "HOME": home, "LANG": "C.UTF-8"}
+    env.update(extra)
+    return env
+
+
+class ProcessBackend:
+    """Runs the driver as a child process of sandrun itself."""
+
+    name = "process"
+    isolation = "none"
+
+    def default_python(self) -> str:
+        """The interpreter sandrun itself runs on."""
+        return sys.executable
+
+    def start(self, argv: Sequence[str], options: SandboxOptions) -> ProcessChannel:
+        """Start `argv` in a fresh working directory with a clean environment."""
+        owned = options.workdir is None
+        workdir = Path(tempfile.mkdtemp(prefix="sandrun-")) if owned else Path(options.workdir or ".")
+        token = uuid.uuid4().hex
+        env = minimal_env(argv[0], str(workdir), options.env) | {MARKER: token}
+        return ProcessChannel.spawn(argv, env, workdir, owned, token)
+
+
+class ProcessChannel:
+    """A child process's stdin/stdout as a `Channel`; its stderr goes to a temp file for diagnostics."""
+
+    def __init__(
+        self, proc: subprocess.Popen[bytes], stderr_file: object, workdir: Path, owned: bool, token: str
+    ):
+        self.proc = proc
+        self.stderr_file = stderr_file
+        self.workdir = workdir
+        self.owned_workdir = owned
+        self.token = token
+        self.closed = False
+
+    @classmethod
+    def spawn(
+        cls, argv: Sequence[str], env: dict[str, str], workdir: Path, owned: bool, token: str
+    ) -> ProcessChannel:
+        """Start the child in its own session, so a Ctrl-C at the terminal reaches sandrun only."""
+        stderr_file = tempfile.TemporaryFile()  # noqa: SIM115 - owned by the channel, closed in close()
+        try:
+            proc = subprocess.Popen(
+                list(argv),
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=stderr_file,
+                cwd=workdir,
+                env=env,
+                start_new_session=True,
+                bufsize=0,
+            )
+        except OSError as exc:
+            stderr_file.close()
+            if owned:
+                shutil.rmtree(workdir, ignore_errors=True)
+            raise BackendError(f"cannot start {argv[0]}: {exc.strerror}", hint="check --python") from None
+        return cls(proc, stderr_file, workdir, owned, token)
+
+    def send(self, data: bytes) -> None:
+        """Write to the child's stdin."""
+        try:
+            assert self.proc.stdin is not None
+            self.proc.stdin.write(data)
+        except (BrokenPipeError, ValueError, OSError):
+            raise BackendError("the interpreter stopped reading its input") from None
+
+    def receive(self, timeout: float | None) -> bytes | None:
+        """Read what the child wrote, waiting at most `timeout` seconds."""
+        assert self.proc.stdout is not None
+        fd = self.proc.stdout.fileno()
+        ready, _, _ = select.select([fd], [], [], timeout)
+        if not ready:
+            return None
+        return os.read(fd, 1 << 16)
+
+    @property
+    def returncode(self) -> int | None:
+        """The child's exit status, once it has ended."""
+        return self.proc.poll()
+
+    def diagnostics(self) -> str:
+        """The last few KiB the child wrote to its original stderr."""
+        self.stderr_file.seek(0, os.SEEK_END)  # type: ignore[attr-defined]
+        size = self.stderr_file.tell()  # type: ignore[attr-defined]
+        self.stderr_file.seek(max(0, size - 4096))  # type: ignore[attr-defined]
+        return self.stderr_file.read().decode("utf-8", "replace")  # type: ignore[attr-defined]
+
+    def close(self) -> None:
+        """Kill the child, its process group and any process carrying this run's marker."""
+        if self.closed:
+            return
+        self.closed = True
+        for stream in (self.proc.stdin, self.proc.stdout):
+            if stream is not None:
+                stream.close()
+        kill_tree(self.proc, self.token)
+        self.stderr_file.close()  # type: ignore[attr-defined]
+        if self.owned_workdir:
+            shutil.rmtree(self.workdir, ignore_errors=True)
+
+
+def kill_tree(proc: subprocess.Popen[bytes], token: str) -> None:
+    """SIGKILL the process group of `proc` and every process whose environment holds `token`, then reap."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    for _ in range(50):  # marked processes may still be forking: repeat until none is left
+        strays = marked_processes(token)
+        if not strays:
+            break
+        for pid in strays:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        time.sleep(0.01)
+    proc.wait()
+
+
+def marked_processes(token: str) -> list[int]:
+    """PIDs of live processes (not zombies) whose environment carries `MARKER=token` (Linux /proc only)."""
+    needle = f"{MARKER}={token}".encode()
+    found = []
+    proc_dir = Path("/proc")
+    if not proc_dir.is_dir():
+        return found
+    for entry in proc_dir.iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            marked = needle in (entry / "environ").read_bytes().split(b"\0")
+            if marked and b") Z" not in (entry / "stat").read_bytes():
+                found.append(int(entry.name))
+        except OSError:
+            continue
+    return found

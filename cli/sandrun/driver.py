@@ -1,0 +1,358 @@
+"""The program that runs INSIDE the sandbox: one persistent interpreter that executes cells on request.
+
+Stdlib only, Python 3.9+, and it imports nothing from sandrun: the host sends this file's source through the
+bootstrap (see `sandrun.session`) and it runs as a stand-alone script.
+
+Protocol: JSON lines. Requests on the private copy of stdin: `{"op": "run", "id", "code", "filename",
+"line", "timeout", "output_limit"}`. Events on the private copy of stdout: `ready` once, then for each cell
+any number of `stream` events and one `done`. File descriptors 0, 1 and 2 are taken over at start: 0 reads
+nothing (so `input()` fails at once), 1 and 2 are pipes this driver reads, so that anything written to them,
+by `print`, `os.write`, C code or child processes, becomes a `stream` event and never touches the protocol.
+"""
+
+from __future__ import annotations
+
+import ast
+import builtins
+import codecs
+import io
+import json
+import linecache
+import os
+import select
+import signal
+import sys
+import threading
+import time
+import traceback
+
+PROTOCOL_VERSION = 1
+STREAMS = ("stdout", "stderr")
+DRIVER_FILENAME = "<sandrun-driver>"
+ALARM = {signal.SIGALRM}
+
+
+class CellTimeout(BaseException):
+    """Raised inside a cell when its time is up; a BaseException so that `except Exception` cannot eat it."""
+
+
+class Emitter:
+    """Writes protocol events, one JSON line each, to the private channel; safe to call from any thread."""
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+        self.lock = threading.RLock()
+
+    def send(self, event: dict) -> None:
+        data = (json.dumps(event, ensure_ascii=False) + "\n").encode("utf-8", "replace")
+        with self.lock:
+            # A cell's timeout must not cut a line in half: hold SIGALRM until the line is out.
+            signal.pthread_sigmask(signal.SIG_BLOCK, ALARM)
+            try:
+                while data:
+                    data = data[os.write(self.fd, data) :]
+            except OSError:
+                os._exit(0)  # the host is gone: nobody is left to report to
+            finally:
+                signal.pthread_sigmask(signal.SIG_UNBLOCK, ALARM)
+
+
+class Capture:
+    """Turns everything written to fds 1 and 2 and to sys.stdout/sys.stderr into ordered `stream` events.
+
+    Python-level writes are sent at once, after whatever already sits in the fd pipes, so their relative
+    order is exact. A pump thread forwards fd-level output that arrives on its own (from children, C code,
+    background threads). Output produced between cells is held and given to the next cell.
+    """
+
+    def __init__(self, emitter: Emitter, fds: dict[str, int]) -> None:
+        self.emitter = emitter
+        self.fds = fds
+        self.decoders = {name: codecs.getincrementaldecoder("utf-8")("replace") for name in fds}
+        self.cell_id: int | None = None
+        self.limit = 1 << 20
+        self.sent = dict.fromkeys(STREAMS, 0)
+        self.dropped = dict.fromkeys(STREAMS, 0)
+        self.pending: list[tuple[str, str]] = []
+        for fd in fds.values():
+            os.set_blocking(fd, False)
+        threading.Thread(target=self._pump, name="sandrun-capture", daemon=True).start()
+
+    def begin(self, cell_id: int, limit: int) -> None:
+        """Attribute output to `cell_id` from now on, with a fresh budget of `limit` bytes per stream."""
+        with self.emitter.lock:
+            self.cell_id, self.limit = cell_id, limit
+            self.sent = dict.fromkeys(STREAMS, 0)
+            self.dropped = dict.fromkeys(STREAMS, 0)
+            pending, self.pending = self.pending, []
+            for name, text in pending:
+                self._emit(name, text)
+
+    def end(self) -> dict[str, int]:
+        """Forward what the pipes hold, stop attributing output to the cell; return dropped byte counts."""
+        with self.emitter.lock:
+            self._drain()
+            self.cell_id = None
+            return {name: n for name, n in self.dropped.items() if n}
+
+    def write(self, name: str, text: str) -> None:
+        """A Python-level write to `name`, placed after anything already written at the fd level."""
+        with self.emitter.lock:
+            self._drain()
+            self._emit(name, text)
+
+    def _emit(self, name: str, text: str) -> None:
+        if not text:
+            return
+        if self.cell_id is None:
+            if sum(len(t) for _, t in self.pending) < self.limit:
+                self.pending.append((name, text))
+            return
+        size = len(text) if text.isascii() else len(text.encode("utf-8", "replace"))
+        room = self.limit - self.sent[name]
+        if size > room:
+            self.dropped[name] += size - max(room, 0)
+            if room <= 0:
+                return
+            text = text.encode("utf-8", "replace")[:room].decode("utf-8", "ignore")
+            size = room
+        self.sent[name] += size
+        self.emitter.send({"ev": "stream", "id": self.cell_id, "name": name, "text": text})
+
+    def _drain(self) -> None:
+        for name, fd in self.fds.items():
+            while True:
+                try:
+                    chunk = os.read(fd, 65536)
+                except (BlockingIOError, InterruptedError):
+                    break
+                if not chunk:
+                    break
+                self._emit(name, self.decoders[name].decode(chunk))
+
+    def _pump(self) -> None:
+        fds = list(self.fds.values())
+        while True:
+            try:
+                select.select(fds, [], [])
+            except InterruptedError:
+                continue
+            with self.emitter.lock:
+                self._drain()
+
+
+class TextStream(io.TextIOBase):
+    """sys.stdout / sys.stderr inside the sandbox: every write goes straight to the capture, in order."""
+
+    def __init__(self, name: str, fd: int, capture: Capture) -> None:
+        self.name_ = name
+        self.fd = fd
+        self.capture = capture
+        self.buffer = ByteStream(self)
+
+    @property
+    def encoding(self) -> str:
+        return "utf-8"
+
+    @property
+    def errors(self) -> str:
+        return "replace"
+
+    def writable(self) -> bool:
+        return True
+
+    def isatty(self) -> bool:
+        return False
+
+    def fileno(self) -> int:
+        return self.fd
+
+    def write(self, text: str) -> int:
+        if not isinstance(text, str):
+            raise TypeError(f"write() argument must be str, not {type(text).__name__}")
+        self.capture.write(self.name_, text)
+        return len(text)
+
+
+class ByteStream(io.RawIOBase):
+    """`sys.stdout.buffer`: bytes decoded as UTF-8 (invalid bytes replaced) and passed to the text stream."""
+
+    def __init__(self, text: TextStream) -> None:
+        self.text = text
+        self.decoder = codecs.getincrementaldecoder("utf-8")("replace")
+
+    def writable(self) -> bool:
+        return True
+
+    def fileno(self) -> int:
+        return self.text.fd
+
+    def write(self, data: bytes) -> int:  # type: ignore[override]
+        self.text.write(self.decoder.decode(bytes(data)))
+        return len(data)
+
+
+def exception_type_name(cls: type) -> str:
+    """`ZeroDivisionError` for builtins, `module.Qualified` for the rest."""
+    module = cls.__module__
+    return cls.__qualname__ if module in ("builtins", "__main__") else module + "." + cls.__qualname__
+
+
+def describe_error(exc: BaseException, filename: str) -> dict:
+    """Type, message, traceback without the driver's frames, and the failing line in the recipe file."""
+    report = traceback.TracebackException(type(exc), exc, exc.__traceback__)
+    report.stack = traceback.StackSummary.from_list(
+        [frame for frame in report.stack if frame.filename != DRIVER_FILENAME]
+    )
+    line = exc.lineno if isinstance(exc, SyntaxError) and exc.filename == filename else None
+    for frame in report.stack:
+        if frame.filename == filename:
+            line = frame.lineno
+    return {
+        "type": exception_type_name(type(exc)),
+        "types": [exception_type_name(c) for c in type(exc).__mro__ if issubclass(c, BaseException)],
+        "message": safe_str(exc),
+        "traceback": "".join(report.format()),
+        "line": line,
+    }
+
+
+class Interpreter:
+    """The persistent namespace and the machinery to run one cell in it."""
+
+    def __init__(self, capture: Capture, fd_pipes: dict[int, int]) -> None:
+        self.capture = capture
+        self.fd_pipes = fd_pipes
+        self.namespace: dict = {"__name__": "__main__", "__builtins__": builtins}
+        self.sources: dict[str, list[str]] = {}
+        self.running = False
+        self.timeout = 0.0
+
+    def remember_source(self, filename: str, first_line: int, code: str) -> None:
+        """Let linecache show recipe lines in tracebacks although the file is not inside the sandbox."""
+        lines = self.sources.setdefault(filename, [])
+        new = code.splitlines(True)
+        end = first_line - 1 + len(new)
+        if len(lines) < end:
+            lines.extend("\n" for _ in range(end - len(lines)))
+        lines[first_line - 1 : end] = new
+        linecache.cache[filename] = (sum(map(len, lines)), None, lines, filename)
+
+    def on_alarm(self, signum: int, frame: object) -> None:
+        if self.running:
+            raise CellTimeout(f"the cell ran past its {self.timeout:g} s timeout")
+
+    def run(self, request: dict) -> dict:
+        """Run one cell and describe how it ended (the `done` event without its id)."""
+        filename, first_line, code = request["filename"], int(request["line"]), request["code"]
+        timeout = self.timeout = request.get("timeout") or 0
+        for fd, pipe in self.fd_pipes.items():
+            os.dup2(pipe, fd)  # a previous cell may have closed or redirected fd 1 or 2
+        self.remember_source(filename, first_line, code)
+        self.capture.begin(request["id"], int(request.get("output_limit") or (1 << 20)))
+        result: dict = {"status": "ok", "value": None, "error": None}
+        started = time.perf_counter()
+        try:
+            tree = ast.parse("\n" * (first_line - 1) + code, filename, "exec")
+            last = tree.body.pop() if tree.body and isinstance(tree.body[-1], ast.Expr) else None
+            body = compile(tree, filename, "exec")
+            tail = compile(ast.Expression(last.value), filename, "eval") if last is not None else None
+            self.running = True
+            if timeout:
+                signal.setitimer(signal.ITIMER_REAL, float(timeout))
+            try:
+                exec(body, self.namespace)
+                value = eval(tail, self.namespace) if tail is not None else None
+            finally:
+                self.running = False
+                if timeout:
+                    signal.setitimer(signal.ITIMER_REAL, 0)
+            if value is not None:
+                self.namespace["_"] = value
+                result["value"] = safe_repr(value)
+        except CellTimeout as exc:
+            result.update(status="timeout", error=describe_error(exc, filename))
+        except BaseException as exc:
+            result.update(status="error", error=describe_error(exc, filename))
+        result["duration"] = time.perf_counter() - started
+        sys.stdout.flush()
+        sys.stderr.flush()
+        result["truncated"] = self.capture.end()
+        result["peak_memory"] = peak_memory()
+        return result
+
+
+def safe_repr(value: object) -> str:
+    """`repr(value)`, or a note saying why it could not be computed."""
+    try:
+        return repr(value)
+    except BaseException as exc:
+        return f"<repr failed: {exception_type_name(type(exc))}: {safe_str(exc)}>"
+
+
+def safe_str(exc: BaseException) -> str:
+    """`str(exc)`, even when the exception's own `__str__` is broken."""
+    try:
+        return str(exc)
+    except BaseException:
+        return f"<unprintable {type(exc).__name__}>"
+
+
+def peak_memory() -> int | None:
+    """Peak resident memory of this process in bytes, where the platform tells it."""
+    try:
+        import resource
+    except ImportError:
+        return None
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak if sys.platform == "darwin" else peak * 1024
+
+
+def take_over_standard_fds() -> tuple[int, int, dict[str, int], dict[int, int]]:
+    """Move the protocol to private fds; make fd 0 empty and fds 1/2 pipes we read.
+
+    Returns (protocol in, protocol out, read ends by stream name, write ends by fd number).
+    """
+    proto_in, proto_out = os.dup(0), os.dup(1)  # os.dup gives non-inheritable fds: children never see them
+    empty_r, empty_w = os.pipe()
+    os.close(empty_w)
+    os.dup2(empty_r, 0)
+    os.close(empty_r)
+    readers, writers = {}, {}
+    for fd, name in ((1, "stdout"), (2, "stderr")):
+        r, w = os.pipe()
+        os.dup2(w, fd)
+        readers[name], writers[fd] = r, w
+    return proto_in, proto_out, readers, writers
+
+
+def main() -> None:
+    """Serve run requests until the host closes the channel."""
+    proto_in, proto_out, readers, writers = take_over_standard_fds()
+    emitter = Emitter(proto_out)
+    capture = Capture(emitter, readers)
+    sys.stdin = open(0, encoding="utf-8", closefd=False)  # noqa: SIM115 - lives as long as the interpreter
+    sys.stdout = TextStream("stdout", 1, capture)
+    sys.stderr = TextStream("stderr", 2, capture)
+    sys.argv = [""]
+    sys.path.insert(0, "")
+    interpreter = Interpreter(capture, writers)
+    signal.signal(signal.SIGALRM, interpreter.on_alarm)
+    driver_pid = os.getpid()
+    requests = os.fdopen(proto_in, "rb")
+    emitter.send(
+        {"ev": "ready", "protocol": PROTOCOL_VERSION, "python": sys.version.split()[0], "pid": driver_pid}
+    )
+    for raw in requests:
+        request = json.loads(raw)
+        if request.get("op") != "run":
+            emitter.send({"ev": "fatal", "message": f"unknown request {request.get('op')!r}"})
+            continue
+        done = interpreter.run(request)
+        if os.getpid() != driver_pid:
+            os._exit(0)  # a cell forked and the child fell through to here: it must not answer too
+        emitter.send({"ev": "done", "id": request["id"], **done})
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,192 @@
+"""The data that flows through sandrun: recipes in, transcripts out.
+
+Everything here is a frozen dataclass of plain values, so a recipe or a transcript can be compared, hashed,
+serialised and handed between threads without surprises. Readers build `Recipe`s, the runner builds
+`CellResult`s and a `Transcript`, and reports render a `Transcript`; none of them needs anything else.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import Enum
+
+TRANSCRIPT_SCHEMA = "sandrun.transcript/1"
+
+ANY_EXCEPTION = "*"
+"""`Expectation.error` value that accepts any exception (the `raises-exception` tag)."""
+
+
+class CellKind(str, Enum):
+    """What a cell is: only `code` cells run; the others are kept for the transcript."""
+
+    CODE = "code"
+    MARKDOWN = "markdown"
+    RAW = "raw"
+
+
+class CellStatus(str, Enum):
+    """How one cell ended."""
+
+    PASSED = "passed"
+    """It ran and did what the recipe expected (which may be raising an expected exception)."""
+    FAILED = "failed"
+    """It ran and did not do what the recipe expected: an unexpected exception, or a missing one."""
+    ERROR = "error"
+    """The sandbox failed while the cell ran (it died, or broke the protocol): not the cell's own doing."""
+    TIMEOUT = "timeout"
+    """It ran past its time limit and was interrupted (or its sandbox killed)."""
+    SKIPPED = "skipped"
+    """The recipe asked not to run it, or it is not code."""
+    NOT_RUN = "not_run"
+    """It was never sent: an earlier cell stopped the run. `CellResult.reason` says why."""
+
+
+class RunStatus(str, Enum):
+    """How a whole recipe run ended."""
+
+    PASSED = "passed"
+    FAILED = "failed"
+    ERROR = "error"
+    INTERRUPTED = "interrupted"
+
+
+@dataclass(frozen=True)
+class Expectation:
+    """What a cell is expected to do. Designed to grow (stdout, value, match modes come later)."""
+
+    error: str | None = None
+    """Name of the exception the cell must raise (`ZeroDivisionError`, or a dotted name), `ANY_EXCEPTION`
+    for any exception, or None when the cell must not raise."""
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One unit of a recipe, as written in its file."""
+
+    index: int
+    """Position in the recipe, from 0, counting every cell (markdown ones too)."""
+    source: str
+    """The code (or prose, for markdown cells) exactly as it is to be run or shown."""
+    path: str
+    """The recipe file as the user named it; used as the filename in tracebacks."""
+    line: int
+    """1-based line in `path` where `source` begins, so that line N of the source is line `line + N - 1`."""
+    kind: CellKind = CellKind.CODE
+    name: str | None = None
+    """Optional title (YAML `name`, or the text after `# %%`)."""
+    tags: tuple[str, ...] = ()
+    timeout: float | None = None
+    """Seconds this cell may run; None means the recipe's or the command line's default."""
+    skip: bool = False
+    expect: Expectation = field(default_factory=Expectation)
+
+    @property
+    def label(self) -> str:
+        """A short human name: the title if any, else `cell N` (1-based)."""
+        return self.name or f"cell {self.index + 1}"
+
+    @property
+    def location(self) -> str:
+        """`path:line`, the place an editor or a CI annotation should jump to."""
+        return f"{self.path}:{self.line}"
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """A parsed recipe file: settings plus cells in order."""
+
+    path: str
+    """The file as the user named it."""
+    sha256: str
+    """Hex digest of the file's bytes, so a transcript says exactly what ran."""
+    format: str
+    """Which reader produced it: `yaml` or `percent`."""
+    cells: tuple[Cell, ...]
+    name: str | None = None
+    description: str | None = None
+    timeout: float | None = None
+    """Default per-cell timeout in seconds for this recipe."""
+    env: Mapping[str, str] = field(default_factory=dict)
+    """Environment variables set inside the sandbox."""
+
+    @property
+    def code_cells(self) -> tuple[Cell, ...]:
+        """The cells that are meant to run."""
+        return tuple(c for c in self.cells if c.kind is CellKind.CODE)
+
+
+@dataclass(frozen=True)
+class OutputChunk:
+    """A piece of output in the order it was produced."""
+
+    stream: str
+    """`stdout` or `stderr`."""
+    text: str
+
+
+@dataclass(frozen=True)
+class CellError:
+    """An exception raised by a cell, or a failure of the sandbox while it ran."""
+
+    type: str
+    """Exception class name (qualified with its module unless builtin), or a sandrun failure name."""
+    message: str
+    traceback: str = ""
+    """Formatted like Python's, with sandrun's own frames removed."""
+    line: int | None = None
+    """Line in the recipe file of the innermost frame in it, when known."""
+
+
+@dataclass(frozen=True)
+class CellResult:
+    """What happened when a cell was (or was not) run."""
+
+    cell: Cell
+    status: CellStatus
+    outputs: tuple[OutputChunk, ...] = ()
+    value: str | None = None
+    """`repr` of a trailing expression's value, like a REPL shows it."""
+    error: CellError | None = None
+    duration: float = 0.0
+    """Seconds, measured on the host, from sending the cell to its result."""
+    reason: str | None = None
+    """Why the cell has its status, in words, when the status alone does not say (failed, not run, ...)."""
+    peak_memory: int | None = None
+    """Peak resident memory of the interpreter so far, in bytes, as reported inside the sandbox."""
+
+    @property
+    def stdout(self) -> str:
+        """All stdout text, concatenated."""
+        return "".join(c.text for c in self.outputs if c.stream == "stdout")
+
+    @property
+    def stderr(self) -> str:
+        """All stderr text, concatenated."""
+        return "".join(c.text for c in self.outputs if c.stream == "stderr")
+
+
+@dataclass(frozen=True)
+class Transcript:
+    """The record of one recipe run: what ran, where, and how every cell ended."""
+
+    recipe: Recipe
+    backend: str
+    isolation: str
+    """What the sandbox isolated, e.g. `none` for the process backend."""
+    status: RunStatus
+    results: tuple[CellResult, ...]
+    started_at: str
+    """UTC, ISO 8601."""
+    duration: float
+    tool_version: str
+    python_version: str | None = None
+    """Version of the interpreter inside the sandbox, if it started."""
+    reason: str | None = None
+    """Why the run ended early (sandbox died, interrupted, could not start), if it did."""
+    limits: Mapping[str, object] = field(default_factory=dict)
+    """Limits in force (timeouts, output caps, ...), for the record."""
+
+    def count(self, status: CellStatus) -> int:
+        """How many cells ended with `status`."""
+        return sum(1 for r in self.results if r.status is status)

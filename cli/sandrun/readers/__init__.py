@@ -1,0 +1,66 @@
+"""Reading recipe files into `Recipe`s: one module per format, chosen by the file's suffix.
+
+Every reader is a function `parse(text, path, sha256) -> Recipe` that raises `RecipeError` with the line
+where the problem is. `load_recipe` does what they share: reading bytes, refusing binary or non-UTF-8 files,
+and picking the reader.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from pathlib import Path
+
+from sandrun.errors import RecipeError
+from sandrun.model import Recipe
+
+Parser = Callable[[str, str, str], Recipe]
+
+
+def _parsers() -> dict[str, Parser]:
+    from sandrun.readers import percent, yaml_recipe
+
+    return {".yaml": yaml_recipe.parse, ".yml": yaml_recipe.parse, ".py": percent.parse}
+
+
+SUPPORTED_SUFFIXES = (".yaml", ".yml", ".py")
+
+
+def load_recipe(path: str | Path) -> Recipe:
+    """Read the recipe at `path`, choosing the format by suffix. Raises `RecipeError` for any problem."""
+    name = str(path)
+    parser = _parsers().get(Path(name).suffix.lower())
+    if parser is None:
+        raise RecipeError(
+            name,
+            None,
+            f"cannot tell the recipe format from the suffix {Path(name).suffix or '(none)'!r}",
+            hint=f"use one of {', '.join(SUPPORTED_SUFFIXES)}",
+        )
+    try:
+        data = Path(name).read_bytes()
+    except FileNotFoundError:
+        raise RecipeError(name, None, "no such file") from None
+    except IsADirectoryError:
+        raise RecipeError(name, None, "is a directory, not a recipe file") from None
+    except OSError as exc:
+        raise RecipeError(name, None, f"cannot read the file: {exc.strerror}") from None
+    return parse_bytes(data, name, parser)
+
+
+def parse_bytes(data: bytes, path: str, parser: Parser) -> Recipe:
+    """Decode `data` as UTF-8 text and hand it to `parser`, refusing empty, binary and undecodable files."""
+    if not data.strip():
+        raise RecipeError(path, 1, "the file is empty", hint="a recipe needs at least one cell")
+    if b"\0" in data:
+        line = data[: data.index(b"\0")].count(b"\n") + 1
+        raise RecipeError(path, line, "this looks like a binary file (it contains a NUL byte), not a recipe")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise RecipeError(
+            path, line, f"invalid UTF-8 (byte 0x{data[exc.start]:02x})", hint="save the file as UTF-8"
+        ) from None
+    text = text.removeprefix("\ufeff")
+    return parser(text, path, hashlib.sha256(data).hexdigest())

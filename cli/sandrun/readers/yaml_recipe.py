@@ -1,0 +1,175 @@
+"""YAML recipes: a mapping with settings and a list of `cells`, each a string of code or a mapping.
+
+The document is composed into nodes (with `yaml.SafeLoader`, so no tags run code) and then walked by hand, so
+that every error and every cell knows its line in the file.
+
+    name: Quickstart           # optional
+    description: ...           # optional
+    timeout: 30                # default seconds per cell
+    env: {GREETING: hello}     # variables inside the sandbox
+    cells:
+      - print("hi")            # a cell as a plain string
+      - name: divide           # or as a mapping
+        code: 1 / 0
+        timeout: 5
+        skip: false
+        expect: {error: ZeroDivisionError}
+"""
+
+from __future__ import annotations
+
+import difflib
+
+import yaml
+
+from sandrun.errors import RecipeError
+from sandrun.model import Cell, Expectation, Recipe
+
+RECIPE_KEYS = ("name", "description", "timeout", "env", "cells")
+CELL_KEYS = ("code", "name", "timeout", "skip", "expect")
+EXPECT_KEYS = ("error",)
+
+
+class _Reader:
+    """Walks composed YAML nodes, turning them into model objects with file:line on every error."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def fail(self, node: yaml.Node, message: str, hint: str | None = None) -> RecipeError:
+        return RecipeError(self.path, node.start_mark.line + 1, message, hint)
+
+    def mapping(self, node: yaml.Node, what: str, keys: tuple[str, ...]) -> dict[str, yaml.Node]:
+        """A mapping node's items by key, refusing unknown or repeated keys."""
+        if not isinstance(node, yaml.MappingNode):
+            raise self.fail(
+                node, f"{what} must be a mapping, not {describe(node)}", f"valid keys: {', '.join(keys)}"
+            )
+        items: dict[str, yaml.Node] = {}
+        for key_node, value_node in node.value:
+            key = key_node.value if isinstance(key_node, yaml.ScalarNode) else None
+            if key not in keys:
+                close = difflib.get_close_matches(str(key), keys, n=1)
+                hint = (f"did you mean {close[0]!r}? " if close else "") + f"valid keys: {', '.join(keys)}"
+                raise self.fail(key_node, f"unknown key {key!r} in {what}", hint)
+            if key in items:
+                raise self.fail(key_node, f"key {key!r} appears twice in {what}")
+            items[key] = value_node
+        return items
+
+    def scalar(self, node: yaml.Node, what: str, types: tuple[type, ...], expected: str) -> object:
+        """The value of a scalar node, which must be one of `types` (booleans only if `bool` is listed)."""
+        value = construct(node) if isinstance(node, yaml.ScalarNode) else None
+        wrong_bool = isinstance(value, bool) and bool not in types
+        if not isinstance(node, yaml.ScalarNode) or wrong_bool or not isinstance(value, types):
+            raise self.fail(node, f"{what} must be {expected}, not {describe(node)}")
+        return value
+
+    def text(self, node: yaml.Node, what: str) -> str:
+        return str(self.scalar(node, what, (str,), "a string"))
+
+    def seconds(self, node: yaml.Node, what: str) -> float:
+        value = float(self.scalar(node, what, (int, float), "a number of seconds"))  # type: ignore[arg-type]
+        if value <= 0:
+            raise self.fail(node, f"{what} must be more than 0 seconds, not {value:g}")
+        return value
+
+    def env(self, node: yaml.Node) -> dict[str, str]:
+        if not isinstance(node, yaml.MappingNode):
+            raise self.fail(node, f"env must be a mapping of NAME: value, not {describe(node)}")
+        env = {}
+        for key_node, value_node in node.value:
+            key = self.text(key_node, "an env variable name")
+            if not key or "=" in key or "\0" in key:
+                raise self.fail(key_node, f"{key!r} is not a valid environment variable name")
+            value = self.scalar(value_node, f"env {key}", (str, int, float, bool), "a string or a number")
+            env[key] = str(value)
+        return env
+
+    def cell(self, node: yaml.Node, index: int) -> Cell:
+        what = f"cell {index + 1}"
+        if isinstance(node, yaml.ScalarNode):
+            return Cell(index=index, source=self.code(node, what), path=self.path, line=code_line(node))
+        items = self.mapping(node, what, CELL_KEYS)
+        if "code" not in items:
+            raise self.fail(node, f"{what} has no code", "add a `code:` key holding the Python to run")
+        code_node = items["code"]
+        return Cell(
+            index=index,
+            source=self.code(code_node, what),
+            path=self.path,
+            line=code_line(code_node),
+            name=self.text(items["name"], f"{what} name") if "name" in items else None,
+            timeout=self.seconds(items["timeout"], f"{what} timeout") if "timeout" in items else None,
+            skip=bool(self.scalar(items["skip"], f"{what} skip", (bool,), "true or false"))
+            if "skip" in items
+            else False,
+            expect=self.expectation(items["expect"], what) if "expect" in items else Expectation(),
+        )
+
+    def code(self, node: yaml.Node, what: str) -> str:
+        source = self.scalar(node, f"{what} code", (str,), "a string of Python code")
+        if not str(source).strip():
+            raise self.fail(node, f"{what} has no code (it is empty)", "remove the cell or give it some code")
+        return str(source)
+
+    def expectation(self, node: yaml.Node, what: str) -> Expectation:
+        items = self.mapping(node, f"{what} expect", EXPECT_KEYS)
+        error = self.text(items["error"], f"{what} expected error") if "error" in items else None
+        if error is not None and not all(part.isidentifier() for part in error.split(".")):
+            raise self.fail(
+                items["error"], f"{error!r} is not an exception name", "e.g. error: ZeroDivisionError"
+            )
+        return Expectation(error=error)
+
+
+def construct(node: yaml.Node) -> object:
+    """The Python value of a scalar node, by the same rules as `yaml.safe_load`."""
+    return yaml.constructor.SafeConstructor().construct_object(node)
+
+
+def describe(node: yaml.Node) -> str:
+    """A node's kind in words, for error messages."""
+    if isinstance(node, yaml.MappingNode):
+        return "a mapping"
+    if isinstance(node, yaml.SequenceNode):
+        return "a list"
+    value = construct(node)
+    return "nothing (null)" if value is None else f"{type(value).__name__} {node.value!r}"
+
+
+def code_line(node: yaml.Node) -> int:
+    """The file line of a scalar's first character: block scalars (`|`, `>`) start on the next line."""
+    block = isinstance(node, yaml.ScalarNode) and node.style in ("|", ">")
+    return node.start_mark.line + 1 + (1 if block else 0)
+
+
+def parse(text: str, path: str, sha256: str) -> Recipe:
+    """Read a YAML recipe. Raises `RecipeError` with the line of the first problem."""
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = mark.line + 1 if mark else None
+        raise RecipeError(path, line, f"invalid YAML: {exc.problem or exc.context}") from None
+    except yaml.YAMLError as exc:
+        raise RecipeError(path, None, f"invalid YAML: {exc}") from None
+    reader = _Reader(path)
+    if root is None:
+        raise RecipeError(path, 1, "the file holds no YAML document", hint="a recipe needs a `cells:` list")
+    items = reader.mapping(root, "the recipe", RECIPE_KEYS)
+    if "cells" not in items:
+        raise reader.fail(root, "the recipe has no `cells:` list", "add `cells:` with one item per cell")
+    cells_node = items["cells"]
+    if not isinstance(cells_node, yaml.SequenceNode) or not cells_node.value:
+        raise reader.fail(cells_node, "`cells` must be a non-empty list", "e.g. cells:\n    - print('hi')")
+    return Recipe(
+        path=path,
+        sha256=sha256,
+        format="yaml",
+        cells=tuple(reader.cell(node, i) for i, node in enumerate(cells_node.value)),
+        name=reader.text(items["name"], "name") if "name" in items else None,
+        description=reader.text(items["description"], "description") if "description" in items else None,
+        timeout=reader.seconds(items["timeout"], "timeout") if "timeout" in items else None,
+        env=reader.env(items["env"]) if "env" in items else {},
+    )

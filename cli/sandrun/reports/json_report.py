@@ -1,0 +1,179 @@
+"""The JSON transcript (`sandrun.transcript/1`): the machine-readable record of a run.
+
+The layout is described by `schemas/transcript.schema.json`, shipped inside the package (`load_schema`).
+`transcript_to_dict` and `transcript_from_dict` are inverses, so a saved transcript can be rendered again
+later in another format, with one deliberate loss: `Recipe.env` is never written (it may hold secrets)
+and comes back empty.
+
+Each cell's entry carries both the `Cell` (index, name, kind, source, line, tags, timeout, skip, expect)
+and its `CellResult` (status, outputs, value, error, duration, reason, peak_memory), plus `stdout` and
+`stderr`: the concatenated text of `outputs`, for readers that do not care about interleaving. A cell's
+path is not repeated; it is the recipe's path.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from importlib import resources
+from typing import Any
+
+from sandrun.model import (
+    TRANSCRIPT_SCHEMA,
+    Cell,
+    CellError,
+    CellKind,
+    CellResult,
+    CellStatus,
+    Expectation,
+    OutputChunk,
+    Recipe,
+    RunStatus,
+    Transcript,
+)
+
+TOOL_NAME = "sandrun"
+SCHEMA_RESOURCE = "schemas/transcript.schema.json"
+
+
+def load_schema() -> dict[str, Any]:
+    """The JSON Schema (draft 2020-12) of the transcript, read from the installed package."""
+    text = resources.files("sandrun").joinpath(SCHEMA_RESOURCE).read_text(encoding="utf-8")
+    return json.loads(text)
+
+
+def _error_to_dict(error: CellError | None) -> dict[str, Any] | None:
+    if error is None:
+        return None
+    return {"type": error.type, "message": error.message, "traceback": error.traceback, "line": error.line}
+
+
+def _result_to_dict(result: CellResult) -> dict[str, Any]:
+    cell = result.cell
+    return {
+        "index": cell.index,
+        "name": cell.name,
+        "kind": cell.kind.value,
+        "source": cell.source,
+        "line": cell.line,
+        "tags": list(cell.tags),
+        "timeout": cell.timeout,
+        "skip": cell.skip,
+        "status": result.status.value,
+        "outputs": [{"stream": chunk.stream, "text": chunk.text} for chunk in result.outputs],
+        "stdout": result.stdout,
+        "stderr": result.stderr,
+        "value": result.value,
+        "error": _error_to_dict(result.error),
+        "duration": result.duration,
+        "reason": result.reason,
+        "peak_memory": result.peak_memory,
+        "expect": {"error": cell.expect.error},
+    }
+
+
+def transcript_to_dict(t: Transcript) -> dict[str, Any]:
+    """The transcript as plain JSON-ready data, in the layout of `transcript.schema.json`.
+
+    Only results are written: a recipe cell without a result does not appear (the runner gives every
+    cell one, `not_run` at worst).
+    """
+    summary: dict[str, int] = {status.value: t.count(status) for status in CellStatus}
+    summary["total"] = len(t.results)
+    recipe = t.recipe
+    return {
+        "schema": TRANSCRIPT_SCHEMA,
+        "tool": {"name": TOOL_NAME, "version": t.tool_version},
+        "recipe": {
+            "path": recipe.path,
+            "sha256": recipe.sha256,
+            "format": recipe.format,
+            "name": recipe.name,
+            "description": recipe.description,
+            "timeout": recipe.timeout,
+        },
+        "backend": {"name": t.backend, "isolation": t.isolation},
+        "python_version": t.python_version,
+        "started_at": t.started_at,
+        "duration": t.duration,
+        "status": t.status.value,
+        "reason": t.reason,
+        "limits": dict(t.limits),
+        "summary": summary,
+        "cells": [_result_to_dict(r) for r in t.results],
+    }
+
+
+def render_json(t: Transcript) -> str:
+    """The transcript as indented JSON text (UTF-8 characters kept as they are), ending with a newline."""
+    return json.dumps(transcript_to_dict(t), indent=2, ensure_ascii=False) + "\n"
+
+
+def _error_from_dict(d: Mapping[str, Any] | None) -> CellError | None:
+    if d is None:
+        return None
+    return CellError(
+        type=d["type"], message=d["message"], traceback=d.get("traceback", ""), line=d.get("line")
+    )
+
+
+def _result_from_dict(d: Mapping[str, Any], path: str) -> CellResult:
+    expect = d.get("expect") or {}
+    cell = Cell(
+        index=d["index"],
+        source=d["source"],
+        path=path,
+        line=d["line"],
+        kind=CellKind(d["kind"]),
+        name=d.get("name"),
+        tags=tuple(d.get("tags", ())),
+        timeout=d.get("timeout"),
+        skip=d.get("skip", False),
+        expect=Expectation(error=expect.get("error")),
+    )
+    return CellResult(
+        cell=cell,
+        status=CellStatus(d["status"]),
+        outputs=tuple(OutputChunk(stream=o["stream"], text=o["text"]) for o in d.get("outputs", ())),
+        value=d.get("value"),
+        error=_error_from_dict(d.get("error")),
+        duration=d.get("duration", 0.0),
+        reason=d.get("reason"),
+        peak_memory=d.get("peak_memory"),
+    )
+
+
+def transcript_from_dict(d: Mapping[str, Any]) -> Transcript:
+    """Rebuild a `Transcript` from `transcript_to_dict` output (or a parsed JSON transcript file).
+
+    The redundant `stdout`/`stderr`/`summary` fields are ignored: they are recomputed from `outputs` and
+    the cells. `Recipe.env` comes back empty, since it is never written. Raises ValueError when the data
+    is not a `sandrun.transcript/1` transcript, and KeyError when a required field is missing.
+    """
+    if d.get("schema") != TRANSCRIPT_SCHEMA:
+        raise ValueError(f"not a {TRANSCRIPT_SCHEMA} transcript (schema is {d.get('schema')!r})")
+    rec = d["recipe"]
+    results = tuple(_result_from_dict(c, rec["path"]) for c in d["cells"])
+    recipe = Recipe(
+        path=rec["path"],
+        sha256=rec["sha256"],
+        format=rec["format"],
+        cells=tuple(r.cell for r in results),
+        name=rec.get("name"),
+        description=rec.get("description"),
+        timeout=rec.get("timeout"),
+        env={},
+    )
+    return Transcript(
+        recipe=recipe,
+        backend=d["backend"]["name"],
+        isolation=d["backend"]["isolation"],
+        status=RunStatus(d["status"]),
+        results=results,
+        started_at=d["started_at"],
+        duration=d["duration"],
+        tool_version=d["tool"]["version"],
+        python_version=d.get("python_version"),
+        reason=d.get("reason"),
+        limits=dict(d.get("limits") or {}),
+    )

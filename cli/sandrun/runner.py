@@ -1,0 +1,232 @@
+"""Running a recipe: one session, cells in order, the error policy, and the transcript at the end.
+
+The runner never prints. Whoever wants to show progress passes a `RunListener`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Protocol
+
+from sandrun import __version__
+from sandrun.backends.base import Backend, SandboxOptions
+from sandrun.errors import BackendError
+from sandrun.expect import judge
+from sandrun.model import (
+    Cell,
+    CellError,
+    CellKind,
+    CellResult,
+    CellStatus,
+    OutputChunk,
+    Recipe,
+    RunStatus,
+    Transcript,
+)
+from sandrun.session import DEFAULT_GRACE, DEFAULT_OUTPUT_LIMIT, CellOutcome, Session
+
+DEFAULT_CELL_TIMEOUT = 60.0
+UNEXPECTED = (CellStatus.FAILED, CellStatus.TIMEOUT, CellStatus.ERROR)
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """How to run, as chosen on the command line."""
+
+    cell_timeout: float = DEFAULT_CELL_TIMEOUT
+    """Seconds per cell unless the cell or the recipe says otherwise (the most specific setting wins)."""
+    keep_going: bool = False
+    """Run every cell even after one failed (a dead sandbox still stops the run)."""
+    output_limit: int = DEFAULT_OUTPUT_LIMIT
+    """Bytes kept per stream per cell."""
+    grace: float = DEFAULT_GRACE
+    """Seconds a timed-out cell gets to stop before the sandbox is killed."""
+    env: Mapping[str, str] = field(default_factory=dict)
+    """Variables added to (and overriding) the recipe's `env`."""
+    python: str | None = None
+    workdir: Path | None = None
+
+
+class RunListener(Protocol):
+    """Receives progress while a recipe runs (for live terminal output)."""
+
+    def cell_started(self, cell: Cell) -> None:
+        """A code cell was sent to the sandbox."""
+
+    def cell_output(self, cell: Cell, chunk: OutputChunk) -> None:
+        """The running cell wrote something."""
+
+    def cell_finished(self, result: CellResult) -> None:
+        """A cell has its final result (also for skipped and not-run cells)."""
+
+
+class _Silent:
+    def cell_started(self, cell: Cell) -> None:
+        pass
+
+    def cell_output(self, cell: Cell, chunk: OutputChunk) -> None:
+        pass
+
+    def cell_finished(self, result: CellResult) -> None:
+        pass
+
+
+def run_recipe(
+    recipe: Recipe, backend: Backend, options: RunOptions, listener: RunListener | None = None
+) -> Transcript:
+    """Run every cell of `recipe` in one sandbox and return the transcript. Never raises for cell failures,
+    sandbox failures or Ctrl-C: they are recorded in the transcript instead."""
+    run = _Run(recipe, options, listener or _Silent())
+    started_at = datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    started = time.monotonic()
+    session: Session | None = None
+    try:
+        sandbox = SandboxOptions(
+            env={**recipe.env, **options.env}, python=options.python, workdir=options.workdir
+        )
+        session = Session.start(backend, sandbox, options.output_limit)
+        run.cells(session)
+    except BackendError as exc:
+        run.stop(RunStatus.ERROR, f"the sandbox could not start: {exc}")
+    except KeyboardInterrupt:
+        run.interrupt()
+    finally:
+        if session is not None:
+            session.close()
+    run.finish_remaining()
+    return Transcript(
+        recipe=recipe,
+        backend=backend.name,
+        isolation=backend.isolation,
+        status=run.status(),
+        results=tuple(run.results),
+        started_at=started_at,
+        duration=time.monotonic() - started,
+        tool_version=__version__,
+        python_version=session.python_version if session else None,
+        reason=run.stop_reason,
+        limits={
+            "cell_timeout": options.cell_timeout,
+            "output_limit": options.output_limit,
+            "grace": options.grace,
+        },
+    )
+
+
+class _Run:
+    """The state of one recipe run: results so far, and why it stopped early if it did."""
+
+    def __init__(self, recipe: Recipe, options: RunOptions, listener: RunListener) -> None:
+        self.recipe = recipe
+        self.options = options
+        self.listener = listener
+        self.results: list[CellResult] = []
+        self.stop_reason: str | None = None
+        self.stop_status: RunStatus | None = None
+        self.current: Cell | None = None
+        self.current_outputs: list[OutputChunk] = []
+
+    def cells(self, session: Session) -> None:
+        for cell in self.recipe.cells:
+            if self.stop_reason:
+                break
+            if cell.kind is not CellKind.CODE:
+                self.record(CellResult(cell, CellStatus.SKIPPED, reason=f"{cell.kind.value} cell, not code"))
+            elif cell.skip:
+                self.record(CellResult(cell, CellStatus.SKIPPED, reason="skip: true in the recipe"))
+            else:
+                self.record(self.run_cell(session, cell))
+                self.after(session, cell)
+
+    def run_cell(self, session: Session, cell: Cell) -> CellResult:
+        self.current, self.current_outputs = cell, []
+        self.listener.cell_started(cell)
+
+        def on_output(chunk: OutputChunk) -> None:
+            self.current_outputs.append(chunk)
+            self.listener.cell_output(cell, chunk)
+
+        timeout = cell.timeout or self.recipe.timeout or self.options.cell_timeout
+        outcome = session.run(cell.source, cell.path, cell.line, timeout, self.options.grace, on_output)
+        self.current = None
+        return result_of(cell, outcome)
+
+    def after(self, session: Session, cell: Cell) -> None:
+        last = self.results[-1]
+        if session.dead_reason:
+            self.stop(
+                RunStatus.ERROR,
+                f"the sandbox stopped during {cell.label} ({cell.location}): {session.dead_reason}",
+            )
+        elif last.status in UNEXPECTED and not self.options.keep_going:
+            self.stop(
+                RunStatus.FAILED,
+                f"{cell.label} ({cell.location}) {last.status.value}; "
+                "later cells were not run (use --keep-going to run every cell)",
+            )
+
+    def record(self, result: CellResult) -> None:
+        self.results.append(result)
+        self.listener.cell_finished(result)
+
+    def stop(self, status: RunStatus, reason: str) -> None:
+        if self.stop_reason is None:
+            self.stop_status, self.stop_reason = status, reason
+
+    def interrupt(self) -> None:
+        """Ctrl-C: the running cell is recorded as interrupted with the output it had produced."""
+        self.stop(RunStatus.INTERRUPTED, "interrupted by the user (Ctrl-C or SIGTERM)")
+        if self.current is not None:
+            error = CellError("KeyboardInterrupt", "interrupted by the user; the sandbox was stopped")
+            self.record(
+                CellResult(
+                    self.current,
+                    CellStatus.ERROR,
+                    tuple(self.current_outputs),
+                    error=error,
+                    reason="interrupted",
+                )
+            )
+            self.current = None
+
+    def finish_remaining(self) -> None:
+        """Every cell without a result is recorded as not run, with the reason the run stopped."""
+        for cell in self.recipe.cells[len(self.results) :]:
+            self.record(CellResult(cell, CellStatus.NOT_RUN, reason=self.stop_reason or "not run"))
+
+    def status(self) -> RunStatus:
+        if self.stop_status in (RunStatus.INTERRUPTED, RunStatus.ERROR):
+            return self.stop_status
+        statuses = {r.status for r in self.results}
+        if CellStatus.ERROR in statuses:
+            return RunStatus.ERROR
+        if statuses & {CellStatus.FAILED, CellStatus.TIMEOUT}:
+            return RunStatus.FAILED
+        return RunStatus.PASSED
+
+
+def result_of(cell: Cell, outcome: CellOutcome) -> CellResult:
+    """Turn what the driver reported into a judged `CellResult`."""
+    if outcome.status == "timeout":
+        status, reason = CellStatus.TIMEOUT, outcome.error.message if outcome.error else "timed out"
+    elif outcome.status == "crashed":
+        status, reason = (
+            CellStatus.ERROR,
+            f"the sandbox died: {outcome.error.message if outcome.error else ''}",
+        )
+    else:
+        status, reason = judge(cell.expect, outcome.error, outcome.error_types)
+    return CellResult(
+        cell=cell,
+        status=status,
+        outputs=tuple(outcome.outputs),
+        value=outcome.value,
+        error=outcome.error,
+        duration=outcome.duration,
+        reason=reason,
+        peak_memory=outcome.peak_memory,
+    )

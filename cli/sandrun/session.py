@@ -1,0 +1,272 @@
+"""The host side of the driver protocol: one interpreter in a sandbox, fed one cell at a time.
+
+`Session.start` launches `python -I -u -c BOOT` through a backend, sends the driver's source through stdin
+(no file upload, no argument-length limits), and waits for its `ready` event. `Session.run` sends a cell and
+collects its events until `done`, enforcing the host-side deadline and output cap. Every backend gets this
+same logic; the backend only moves bytes.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import cache
+from importlib import resources
+
+from sandrun.backends.base import Backend, Channel, SandboxOptions
+from sandrun.errors import BackendError
+from sandrun.model import CellError, OutputChunk
+
+BOOT = (
+    "import os\n"
+    "def r(n):\n"
+    " b=b''\n"
+    " while len(b)<n:\n"
+    "  c=os.read(0,n-len(b))\n"
+    "  if not c:raise SystemExit('sandrun: bootstrap input ended early')\n"
+    "  b+=c\n"
+    " return b\n"
+    "exec(compile(r(int(r(10))),'<sandrun-driver>','exec'),{'__name__':'__main__'})\n"
+)
+"""Runs first inside the sandbox: reads a 10-digit length, then that many bytes of driver source; runs it."""
+
+DEFAULT_OUTPUT_LIMIT = 1 << 20
+DEFAULT_GRACE = 3.0
+START_TIMEOUT = 60.0
+
+
+@cache
+def driver_source() -> bytes:
+    """The driver program, as sent into every sandbox."""
+    return resources.files("sandrun").joinpath("driver.py").read_bytes()
+
+
+def boot_argv(python: str) -> list[str]:
+    """The command that starts the driver: isolated mode (-I) ignores PYTHON* variables and user site."""
+    return [python, "-I", "-u", "-c", BOOT]
+
+
+@dataclass
+class CellOutcome:
+    """What the driver (or its death) said about one cell, before any expectation is applied."""
+
+    status: str
+    """`ok`, `error` (the cell raised), `timeout`, or `crashed` (the sandbox is gone or misbehaved)."""
+    outputs: list[OutputChunk] = field(default_factory=list)
+    value: str | None = None
+    error: CellError | None = None
+    error_types: tuple[str, ...] = ()
+    """The raised exception's class and its bases, most specific first, for matching expectations."""
+    duration: float = 0.0
+    peak_memory: int | None = None
+
+
+class ProtocolViolation(Exception):
+    """The sandbox sent bytes that are not the driver protocol (e.g. a cell wrote to the private fds)."""
+
+
+class Session:
+    """A live interpreter in a sandbox. Not thread-safe: one cell at a time, from one thread."""
+
+    def __init__(self, channel: Channel, output_limit: int = DEFAULT_OUTPUT_LIMIT) -> None:
+        self.channel = channel
+        self.output_limit = output_limit
+        self.max_line = max(16 << 20, 8 * output_limit)
+        self.python_version: str | None = None
+        self.dead_reason: str | None = None
+        """Set once the sandbox is unusable: why, in words."""
+        self._buffer = bytearray()
+        self._next_id = 0
+
+    @classmethod
+    def start(
+        cls,
+        backend: Backend,
+        options: SandboxOptions,
+        output_limit: int = DEFAULT_OUTPUT_LIMIT,
+        start_timeout: float = START_TIMEOUT,
+    ) -> Session:
+        """Start a sandbox and its driver; raises `BackendError` saying why if it does not come up."""
+        channel = backend.start(boot_argv(options.python or backend.default_python()), options)
+        session = cls(channel, output_limit)
+        try:
+            source = driver_source()
+            channel.send(b"%010d" % len(source) + source)
+            event = session._next_event(time.monotonic() + start_timeout)
+        except (BackendError, ProtocolViolation) as exc:
+            session.close()
+            raise BackendError(f"the sandbox did not start: {exc}{session._diagnostics()}") from None
+        if event is None or event.get("ev") != "ready":
+            what = "did not answer in time" if event is None else session.describe_death()
+            session.close()
+            raise BackendError(f"the interpreter in the sandbox {what}{session._diagnostics()}")
+        session.python_version = str(event.get("python"))
+        return session
+
+    def run(
+        self,
+        code: str,
+        filename: str,
+        line: int,
+        timeout: float | None,
+        grace: float = DEFAULT_GRACE,
+        on_output: Callable[[OutputChunk], None] | None = None,
+    ) -> CellOutcome:
+        """Run one cell; output chunks are passed to `on_output` as they arrive."""
+        if self.dead_reason:
+            raise BackendError(self.dead_reason)
+        self._next_id += 1
+        cell_id = self._next_id
+        request = {"op": "run", "id": cell_id, "code": code, "filename": filename, "line": line}
+        request.update(timeout=timeout, output_limit=self.output_limit)
+        outcome = CellOutcome(status="ok")
+        collector = OutputCollector(self.output_limit, outcome.outputs, on_output)
+        started = time.monotonic()
+        deadline = started + timeout + grace if timeout else None
+        finished = False
+        try:
+            self.channel.send(json.dumps(request).encode() + b"\n")
+            while True:
+                event = self._next_event(deadline)
+                if event is None:
+                    self._kill(f"the cell ignored its {timeout:g} s timeout for {grace:g} s more")
+                    outcome.status = "timeout"
+                    outcome.error = CellError("TimeoutError", f"{self.dead_reason}; the sandbox was killed")
+                    break
+                if event.get("id") != cell_id:
+                    continue  # late events of an earlier cell
+                if event.get("ev") == "stream":
+                    collector.add(str(event.get("name")), str(event.get("text", "")))
+                elif event.get("ev") == "done":
+                    self._apply_done(event, outcome, collector)
+                    finished = True
+                    break
+        except (BackendError, ProtocolViolation) as exc:
+            self._kill(str(exc))
+        if not finished and outcome.status != "timeout":
+            outcome.status = "crashed"
+            outcome.error = CellError("SandboxDied", self.dead_reason)
+        collector.finish()
+        outcome.duration = time.monotonic() - started
+        return outcome
+
+    def close(self) -> None:
+        """Stop the sandbox and everything in it."""
+        self.channel.close()
+
+    def describe_death(self) -> str:
+        """Why the interpreter is gone, from its exit status."""
+        code = self.channel.returncode
+        if code is None:
+            return "closed its channel"
+        if code < 0:
+            try:
+                name = signal.Signals(-code).name
+            except ValueError:
+                name = f"signal {-code}"
+            return f"was killed by {name}" + (" (segmentation fault)" if name == "SIGSEGV" else "")
+        return f"exited with status {code}"
+
+    def _apply_done(self, event: dict, outcome: CellOutcome, collector: OutputCollector) -> None:
+        outcome.status = str(event.get("status", "error"))
+        outcome.value = event.get("value")
+        outcome.peak_memory = event.get("peak_memory")
+        error = event.get("error")
+        if isinstance(error, dict):
+            outcome.error = CellError(
+                type=str(error.get("type")),
+                message=str(error.get("message", "")),
+                traceback=str(error.get("traceback", "")),
+                line=error.get("line"),
+            )
+            outcome.error_types = tuple(str(t) for t in error.get("types", ()))
+        for stream, dropped in (event.get("truncated") or {}).items():
+            collector.dropped[stream] = collector.dropped.get(stream, 0) + int(dropped)
+
+    def _kill(self, reason: str) -> None:
+        if not self.dead_reason:
+            self.dead_reason = reason
+        self.channel.close()
+
+    def _diagnostics(self) -> str:
+        text = self.channel.diagnostics().strip()
+        return f"\n  the sandbox said: {text}" if text else ""
+
+    def _next_event(self, deadline: float | None) -> dict | None:
+        """The next protocol event, or None at the deadline. EOF and garbage raise."""
+        while True:
+            newline = self._buffer.find(b"\n")
+            if newline >= 0:
+                line = bytes(self._buffer[:newline])
+                del self._buffer[: newline + 1]
+                return parse_event(line)
+            if len(self._buffer) > self.max_line:
+                raise ProtocolViolation(f"the sandbox sent a line longer than {self.max_line} bytes")
+            remaining = None if deadline is None else deadline - time.monotonic()
+            if remaining is not None and remaining <= 0:
+                return None
+            chunk = self.channel.receive(remaining)
+            if chunk is None:
+                return None
+            if not chunk:
+                self.channel.close()
+                raise BackendError(f"the interpreter in the sandbox {self.describe_death()}")
+            self._buffer += chunk
+
+
+def parse_event(line: bytes) -> dict:
+    """One protocol line as a dict; anything else is a `ProtocolViolation`."""
+    try:
+        event = json.loads(line)
+    except ValueError:
+        preview = line[:80].decode("utf-8", "replace")
+        raise ProtocolViolation(f"the sandbox broke the protocol by writing {preview!r}") from None
+    if not isinstance(event, dict):
+        raise ProtocolViolation(f"the sandbox sent {type(event).__name__} instead of an event")
+    return event
+
+
+class OutputCollector:
+    """Keeps a cell's output in order, at most `limit` bytes per stream, and marks what it dropped."""
+
+    def __init__(
+        self, limit: int, outputs: list[OutputChunk], on_output: Callable[[OutputChunk], None] | None
+    ) -> None:
+        self.limit = limit
+        self.outputs = outputs
+        self.on_output = on_output
+        self.kept: dict[str, int] = {}
+        self.dropped: dict[str, int] = {}
+
+    def add(self, stream: str, text: str) -> None:
+        """Record a chunk of `stream`, cutting it at the limit."""
+        if stream not in ("stdout", "stderr"):
+            raise ProtocolViolation(f"the sandbox sent output for an unknown stream {stream[:20]!r}")
+        size = len(text.encode("utf-8", "replace"))
+        room = self.limit - self.kept.get(stream, 0)
+        if size > room:
+            self.dropped[stream] = self.dropped.get(stream, 0) + size - max(room, 0)
+            text = text.encode("utf-8", "replace")[: max(room, 0)].decode("utf-8", "ignore")
+            size = max(room, 0)
+        if not text:
+            return
+        self.kept[stream] = self.kept.get(stream, 0) + size
+        self._append(OutputChunk(stream, text))
+
+    def finish(self) -> None:
+        """Append one marker per stream that lost output."""
+        for stream, count in self.dropped.items():
+            if count:
+                note = (
+                    f"\n[sandrun: {count} more bytes of {stream} not shown; the limit is {self.limit} bytes]"
+                )
+                note += "\n"
+                self._append(OutputChunk(stream, note))
+
+    def _append(self, chunk: OutputChunk) -> None:
+        self.outputs.append(chunk)
+        if self.on_output is not None:
+            self.on_output(chunk)
