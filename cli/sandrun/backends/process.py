@@ -19,6 +19,7 @@ import time
 import uuid
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import IO
 
 from sandrun.backends.base import SandboxOptions
 from sandrun.errors import BackendError
@@ -58,14 +59,15 @@ class ProcessChannel:
     """A child process's stdin/stdout as a `Channel`; its stderr goes to a temp file for diagnostics."""
 
     def __init__(
-        self, proc: subprocess.Popen[bytes], stderr_file: object, workdir: Path, owned: bool, token: str
-    ):
+        self, proc: subprocess.Popen[bytes], stderr_file: IO[bytes], workdir: Path, owned: bool, token: str
+    ) -> None:
         self.proc = proc
         self.stderr_file = stderr_file
         self.workdir = workdir
         self.owned_workdir = owned
         self.token = token
         self.closed = False
+        self.last_words: str | None = None
 
     @classmethod
     def spawn(
@@ -115,10 +117,12 @@ class ProcessChannel:
 
     def diagnostics(self) -> str:
         """The last few KiB the child wrote to its original stderr."""
-        self.stderr_file.seek(0, os.SEEK_END)  # type: ignore[attr-defined]
-        size = self.stderr_file.tell()  # type: ignore[attr-defined]
-        self.stderr_file.seek(max(0, size - 4096))  # type: ignore[attr-defined]
-        return self.stderr_file.read().decode("utf-8", "replace")  # type: ignore[attr-defined]
+        if self.last_words is not None:
+            return self.last_words
+        self.stderr_file.seek(0, os.SEEK_END)
+        size = self.stderr_file.tell()
+        self.stderr_file.seek(max(0, size - 4096))
+        return self.stderr_file.read().decode("utf-8", "replace")
 
     def close(self) -> None:
         """Kill the child, its process group and any process carrying this run's marker."""
@@ -129,7 +133,8 @@ class ProcessChannel:
             if stream is not None:
                 stream.close()
         kill_tree(self.proc, self.token)
-        self.stderr_file.close()  # type: ignore[attr-defined]
+        self.last_words = self.diagnostics()
+        self.stderr_file.close()
         if self.owned_workdir:
             shutil.rmtree(self.workdir, ignore_errors=True)
 

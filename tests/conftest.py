@@ -1,0 +1,57 @@
+"""Shared fixtures: a live session in a real sandbox, recipe files on disk, the transcript schema."""
+
+from __future__ import annotations
+
+import textwrap
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import jsonschema
+import pytest
+
+from sandrun.backends import get_backend
+from sandrun.backends.base import SandboxOptions
+from sandrun.reports.json_report import load_schema
+from sandrun.session import CellOutcome, Session
+
+ROOT = Path(__file__).resolve().parents[1]
+RECIPES = ROOT / "recipes"
+
+
+@pytest.fixture
+def session() -> Iterator[Session]:
+    """A fresh interpreter in the process backend, closed after the test."""
+    live = Session.start(get_backend("process"), SandboxOptions())
+    yield live
+    live.close()
+
+
+RunCell = Callable[..., CellOutcome]
+
+
+@pytest.fixture
+def run_cell(session: Session) -> RunCell:
+    """Run dedented code as a cell of `recipe.py` starting at line 1 (or `line=`), with a 10 s timeout."""
+
+    def run(code: str, timeout: float = 10, line: int = 1, grace: float = 3.0) -> CellOutcome:
+        return session.run(textwrap.dedent(code), "recipe.py", line, timeout, grace)
+
+    return run
+
+
+@pytest.fixture
+def write_recipe(tmp_path: Path) -> Callable[[str, str], Path]:
+    """Write dedented text to tmp_path/name and return its path."""
+
+    def write(name: str, text: str) -> Path:
+        path = tmp_path / name
+        path.write_text(textwrap.dedent(text), encoding="utf-8")
+        return path
+
+    return write
+
+
+@pytest.fixture(scope="session")
+def transcript_validator() -> jsonschema.Draft202012Validator:
+    """Validates transcripts against the schema shipped in the package."""
+    return jsonschema.Draft202012Validator(load_schema())

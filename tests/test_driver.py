@@ -1,0 +1,258 @@
+"""The driver and the session, end to end in a real interpreter: capture, values, errors, survival, limits."""
+
+from __future__ import annotations
+
+import ast
+import time
+
+import pytest
+
+from sandrun.session import Session, driver_source
+from tests.conftest import RunCell
+
+
+def chunks(outcome) -> list[tuple[str, str]]:
+    """Output as (stream, text) pairs, with consecutive chunks of one stream merged."""
+    merged: list[tuple[str, str]] = []
+    for chunk in outcome.outputs:
+        if merged and merged[-1][0] == chunk.stream:
+            merged[-1] = (chunk.stream, merged[-1][1] + chunk.text)
+        else:
+            merged.append((chunk.stream, chunk.text))
+    return merged
+
+
+def stdout(outcome) -> str:
+    return "".join(c.text for c in outcome.outputs if c.stream == "stdout")
+
+
+def test_driver_source_is_valid_python_3_9() -> None:
+    ast.parse(driver_source(), feature_version=(3, 9))
+
+
+def test_driver_imports_only_the_standard_library() -> None:
+    tree = ast.parse(driver_source())
+    imported = {
+        alias.name.split(".")[0]
+        for node in ast.walk(tree)
+        if isinstance(node, (ast.Import, ast.ImportFrom))
+        for alias in (node.names if isinstance(node, ast.Import) else [ast.alias(node.module or "")])
+    }
+    assert "sandrun" not in imported
+    assert imported <= {
+        "__future__", "ast", "builtins", "codecs", "io", "json", "linecache", "os", "resource", "select",
+        "signal", "sys", "threading", "time", "traceback",
+    }  # fmt: skip
+
+
+def test_python_level_stdout_and_stderr_keep_their_order(run_cell: RunCell) -> None:
+    outcome = run_cell(
+        """
+        import sys
+        print("one")
+        sys.stderr.write("two\\n")
+        print("three")
+        sys.stderr.write("four\\n")
+        """
+    )
+    assert outcome.status == "ok"
+    assert chunks(outcome) == [
+        ("stdout", "one\n"),
+        ("stderr", "two\n"),
+        ("stdout", "three\n"),
+        ("stderr", "four\n"),
+    ]
+
+
+def test_fd_level_output_is_captured_in_order(run_cell: RunCell) -> None:
+    outcome = run_cell(
+        """
+        import os, subprocess, sys
+        print("python")
+        os.write(1, b"fd one\\n")
+        os.system("echo from a shell")
+        subprocess.run([sys.executable, "-c", "print('from a child')"], check=True)
+        os.write(2, b"fd two\\n")
+        print("last")
+        """
+    )
+    assert outcome.status == "ok", outcome.error
+    assert chunks(outcome) == [
+        ("stdout", "python\nfd one\nfrom a shell\nfrom a child\n"),
+        ("stderr", "fd two\n"),
+        ("stdout", "last\n"),
+    ]
+
+
+def test_sys_stdout_buffer_and_fileno_work(run_cell: RunCell) -> None:
+    outcome = run_cell(
+        """
+        import os, sys
+        sys.stdout.buffer.write(b"bytes\\n")
+        os.write(sys.stdout.fileno(), b"via fileno\\n")
+        """
+    )
+    assert stdout(outcome) == "bytes\nvia fileno\n"
+
+
+def test_trailing_expression_value_is_recorded_not_printed(run_cell: RunCell) -> None:
+    outcome = run_cell("x = 6\nx * 7")
+    assert outcome.value == "42"
+    assert stdout(outcome) == ""
+    assert run_cell("_ + 1").value == "43"  # like a REPL, `_` holds the last value
+    assert run_cell("None").value is None
+    assert run_cell("y = 1").value is None
+
+
+def test_state_survives_between_cells(run_cell: RunCell) -> None:
+    run_cell("import math\nradius = 2")
+    assert run_cell("round(math.pi * radius**2, 2)").value == "12.57"
+
+
+def test_traceback_names_the_recipe_file_and_real_lines(run_cell: RunCell) -> None:
+    outcome = run_cell(
+        """
+        def divide(a, b):
+            return a / b
+
+        divide(1, 0)
+        """,
+        line=20,
+    )
+    assert outcome.status == "error"
+    assert outcome.error is not None
+    assert outcome.error.type == "ZeroDivisionError"
+    assert outcome.error.line == 22  # the innermost frame in the recipe: `return a / b`
+    tb = outcome.error.traceback
+    assert 'File "recipe.py", line 24, in <module>' in tb
+    assert 'File "recipe.py", line 22, in divide' in tb
+    assert "return a / b" in tb  # source lines shown although the file is not in the sandbox
+    assert "sandrun" not in tb
+
+
+def test_syntax_error_points_at_its_line(run_cell: RunCell) -> None:
+    outcome = run_cell("x = 1\nif x\n    pass", line=5)
+    assert outcome.error is not None
+    assert outcome.error.type == "SyntaxError"
+    assert outcome.error.line == 6
+
+
+def test_exception_types_include_bases_and_modules(run_cell: RunCell) -> None:
+    outcome = run_cell("import json\njson.loads('{')")
+    assert outcome.error is not None
+    assert outcome.error.type == "json.decoder.JSONDecodeError"
+    assert "ValueError" in outcome.error_types
+
+
+@pytest.mark.parametrize(
+    ("code", "error_type"),
+    [
+        ("import sys\nsys.exit(3)", "SystemExit"),
+        ("raise KeyboardInterrupt", "KeyboardInterrupt"),
+        ("input('name? ')", "EOFError"),
+        ("import os\nos.close(1)\nos.write(1, b'x')", "OSError"),
+    ],
+)
+def test_hostile_cells_are_errors_of_that_cell_only(run_cell: RunCell, code: str, error_type: str) -> None:
+    run_cell("kept = 'still here'")
+    outcome = run_cell(code)
+    assert outcome.status == "error"
+    assert outcome.error is not None and outcome.error.type == error_type
+    after = run_cell("print(kept)")
+    assert after.status == "ok"
+    assert stdout(after) == "still here\n"
+
+
+def test_closing_stdout_does_not_break_later_cells(run_cell: RunCell) -> None:
+    assert run_cell("import os\nos.close(1)\nos.close(2)").status == "ok"
+    assert stdout(run_cell("import os\nos.write(1, b'fd restored\\n')")) == "fd restored\n"
+
+
+@pytest.mark.parametrize(
+    "code",
+    ["import os\nos._exit(0)", "import ctypes\nctypes.string_at(0)"],
+    ids=["os._exit", "segfault"],
+)
+def test_interpreter_death_is_reported_and_the_session_ends(session: Session, code: str) -> None:
+    outcome = session.run(code, "recipe.py", 1, 10)
+    assert outcome.status == "crashed"
+    assert outcome.error is not None and outcome.error.type == "SandboxDied"
+    assert session.dead_reason
+    if "ctypes" in code:
+        assert "SIGSEGV" in session.dead_reason
+
+
+def test_timeout_interrupts_the_cell_and_state_survives(run_cell: RunCell) -> None:
+    run_cell("kept = 1")
+    started = time.monotonic()
+    outcome = run_cell("import time\nwhile True:\n    time.sleep(0.01)", timeout=0.3)
+    assert time.monotonic() - started < 3
+    assert outcome.status == "timeout"
+    assert outcome.error is not None and outcome.error.line == 3
+    assert "0.3 s timeout" in outcome.error.message
+    assert run_cell("kept + 1").value == "2"
+
+
+def test_a_cell_that_swallows_the_timeout_is_killed_after_the_grace(session: Session) -> None:
+    code = "import time\nwhile True:\n    try:\n        time.sleep(10)\n    except BaseException:\n        pass"
+    started = time.monotonic()
+    outcome = session.run(code, "recipe.py", 1, 0.2, grace=0.5)
+    assert time.monotonic() - started < 5
+    assert outcome.status == "timeout"
+    assert session.dead_reason and "ignored" in session.dead_reason
+
+
+def test_huge_output_is_capped_with_a_marker(run_cell: RunCell) -> None:
+    outcome = run_cell(
+        """
+        import os
+        chunk = "x" * 1_000_000
+        for _ in range(200):        # 200 MB from Python
+            print(chunk)
+        block = b"y" * 1_000_000
+        for _ in range(200):        # and 200 MB straight to the file descriptor
+            os.write(1, block)
+        print("done")
+        """,
+        timeout=60,
+    )
+    assert outcome.status == "ok"
+    text = stdout(outcome)
+    assert len(text) < 1.1 * (1 << 20)
+    assert "more bytes of stdout not shown" in text
+
+
+def test_invalid_utf8_output_is_replaced_not_fatal(run_cell: RunCell) -> None:
+    outcome = run_cell("import os, sys\nos.write(1, b'bad \\xff\\xfe bytes\\n')\nprint('lone \\udcff surrogate')")
+    assert outcome.status == "ok"
+    assert stdout(outcome) == "bad \ufffd\ufffd bytes\nlone ? surrogate\n"
+
+
+def test_background_output_after_a_cell_cannot_corrupt_the_channel(run_cell: RunCell) -> None:
+    started = run_cell(
+        """
+        import os, subprocess, sys, threading, time
+        def chatter():
+            for i in range(50):
+                print("thread", i)
+                time.sleep(0.002)
+        threading.Thread(target=chatter, daemon=True).start()
+        child = subprocess.Popen([sys.executable, "-c",
+            "import time\\nfor i in range(50):\\n print('child', i, flush=True)\\n time.sleep(0.002)"])
+        """
+    )
+    assert started.status == "ok"
+    seen = ""
+    deadline = time.monotonic() + 20
+    while not ("thread 49" in seen and "child 49" in seen) and time.monotonic() < deadline:
+        outcome = run_cell("import time\ntime.sleep(0.02)\n'alive'")
+        assert outcome.status == "ok" and outcome.value == "'alive'"
+        seen += stdout(outcome)
+    assert "thread 49" in seen and "child 49" in seen  # late output goes to the cells that follow
+
+
+def test_a_forked_child_that_falls_through_does_not_answer(run_cell: RunCell) -> None:
+    outcome = run_cell("import os\npid = os.fork()")
+    assert outcome.status == "ok"
+    for _ in range(3):
+        assert run_cell("'parent' if pid else 'child'").value == "'parent'"
