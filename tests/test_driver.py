@@ -194,7 +194,10 @@ def test_timeout_interrupts_the_cell_and_state_survives(run_cell: RunCell) -> No
 
 
 def test_a_cell_that_swallows_the_timeout_is_killed_after_the_grace(session: Session) -> None:
-    code = "import time\nwhile True:\n    try:\n        time.sleep(10)\n    except BaseException:\n        pass"
+    code = (
+        "import time\nwhile True:\n    try:\n        time.sleep(10)\n    except BaseException:\n        pass"
+    )
+
     started = time.monotonic()
     outcome = session.run(code, "recipe.py", 1, 0.2, grace=0.5)
     assert time.monotonic() - started < 5
@@ -223,7 +226,13 @@ def test_huge_output_is_capped_with_a_marker(run_cell: RunCell) -> None:
 
 
 def test_invalid_utf8_output_is_replaced_not_fatal(run_cell: RunCell) -> None:
-    outcome = run_cell("import os, sys\nos.write(1, b'bad \\xff\\xfe bytes\\n')\nprint('lone \\udcff surrogate')")
+    outcome = run_cell(
+        """
+        import os
+        os.write(1, b'bad \\xff\\xfe bytes\\n')
+        print('lone \\udcff surrogate')
+        """
+    )
     assert outcome.status == "ok"
     assert stdout(outcome) == "bad \ufffd\ufffd bytes\nlone ? surrogate\n"
 

@@ -20,6 +20,7 @@ import typer
 
 from sandrun import __version__
 from sandrun.backends import BACKENDS, DEFAULT_BACKEND, get_backend
+from sandrun.backends.base import Limits
 from sandrun.errors import SandrunError, UsageError
 from sandrun.model import Cell, CellResult, CellStatus, OutputChunk, Recipe, RunStatus, Transcript
 from sandrun.readers import load_recipe
@@ -105,8 +106,8 @@ class Console:
         colour = "green" if transcript.status is RunStatus.PASSED else "red"
         self.say(
             f"{transcript.recipe.path}: {transcript.status.value} ({', '.join(counts)}) "
-            f"in {format_seconds(transcript.duration)} "
-            f"[{transcript.backend}, isolation: {transcript.isolation}]",
+            f"in {format_seconds(transcript.duration)} [{transcript.backend}"
+            f"{', NO ISOLATION' if transcript.isolation == 'none' else ''}]",
             colour,
             bold=True,
         )
@@ -117,6 +118,22 @@ class Console:
 def format_seconds(seconds: float) -> str:
     """`0.4 ms`, `12.3 ms` or `1.52 s`."""
     return f"{seconds * 1000:.1f} ms" if seconds < 1 else f"{seconds:.2f} s"
+
+
+SIZE_UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+
+
+def parse_size(text: str, option: str) -> int:
+    """`512M`, `4G`, `1.5G` or a number of bytes, as bytes; anything else is a usage error."""
+    value = text.strip().upper().removesuffix("IB").removesuffix("B")
+    unit = value[-1:] if value[-1:] in SIZE_UNITS else ""
+    try:
+        number = float(value[: len(value) - len(unit)])
+    except ValueError:
+        raise UsageError(f"{option} {text!r} is not a size", hint="e.g. 512M or 4G") from None
+    if number < 0:
+        raise UsageError(f"{option} {text!r} must not be negative")
+    return int(number * SIZE_UNITS[unit])
 
 
 def parse_env(pairs: list[str]) -> dict[str, str]:
@@ -191,6 +208,17 @@ def run(
         Path | None, typer.Option(help="Working directory for the cells (default: a fresh temporary one).")
     ] = None,
     python: Annotated[str | None, typer.Option(help="Interpreter to run inside the sandbox.")] = None,
+    network: Annotated[
+        bool | None, typer.Option("--network/--no-network", help="Let cells use the network (default: off).")
+    ] = None,
+    memory: Annotated[
+        str, typer.Option(help="Address space per process, e.g. 512M, 4G; 0 = no limit.")
+    ] = "4G",
+    cpu_time: Annotated[int, typer.Option(help="CPU seconds per process; 0 = no limit.", min=0)] = 900,
+    max_procs: Annotated[int, typer.Option(help="Processes and threads at once; 0 = no limit.", min=0)] = 256,
+    disk: Annotated[
+        str, typer.Option(help="Size of /tmp and of the default work directory; 0 = no limit.")
+    ] = "1G",
     quiet: Annotated[
         bool, typer.Option("--quiet", "-q", help="Only failures and the summary on stderr.")
     ] = False,
@@ -205,7 +233,7 @@ def run(
         report_formats = [(path, format_report_path(path)) for path in report or []]
         if workdir is not None and not workdir.is_dir():
             raise UsageError(f"--workdir {workdir} is not a directory")
-        chosen_backend = get_backend(backend)
+        chosen_backend = get_backend(backend, os.environ)
         loaded = load_all(recipes)
         options = RunOptions(
             cell_timeout=cell_timeout,
@@ -213,6 +241,13 @@ def run(
             env=parse_env(env or []),
             python=python,
             workdir=workdir,
+            network=network,
+            limits=Limits(
+                memory=parse_size(memory, "--memory") or None,
+                cpu_time=cpu_time or None,
+                max_procs=max_procs or None,
+                disk=parse_size(disk, "--disk") or None,
+            ),
         )
         console = Console(quiet)
         if chosen_backend.isolation == "none":
@@ -259,6 +294,23 @@ class RecipeProblems(SandrunError):
     """One or more recipes could not be read; the message lists them all."""
 
     exit_code = 2
+
+
+@app.command()
+def backends() -> None:
+    """List the backends: available here or not (and why), what they isolate, versions."""
+    with reported_errors():
+        for name in BACKENDS:
+            backend = get_backend(name, os.environ)
+            reason = backend.unavailable_reason()
+            versions = ", ".join(f"{k} {v}" for k, v in backend.versions().items())
+            default = " (default)" if name == DEFAULT_BACKEND else ""
+            typer.echo(f"{name}{default}: {'available' if reason is None else 'NOT available'}")
+            typer.echo(f"  isolation: {backend.isolation}")
+            if versions:
+                typer.echo(f"  versions: {versions}")
+            if reason is not None:
+                typer.echo("  why not: " + reason.replace("\n", "\n  "))
 
 
 @app.command()

@@ -308,6 +308,24 @@ def peak_memory() -> int | None:
     return peak if sys.platform == "darwin" else peak * 1024
 
 
+def apply_limits(limits: dict) -> dict:
+    """Set each `RLIMIT_*` soft and hard limit (CPU: hard one second later, so SIGXCPU names the cause).
+
+    Hard limits cannot be raised again without privileges the sandbox does not have.
+    """
+    import resource
+
+    applied, errors = {}, {}
+    for name, value in limits.items():
+        try:
+            kind = getattr(resource, name)
+            resource.setrlimit(kind, (value, value + 1 if name == "RLIMIT_CPU" else value))
+            applied[name] = value
+        except (AttributeError, ValueError, OSError) as exc:
+            errors[name] = str(exc)
+    return {"applied": applied, "errors": errors}
+
+
 def take_over_standard_fds() -> tuple[int, int, dict[str, int], dict[int, int]]:
     """Move the protocol to private fds; make fd 0 empty and fds 1/2 pipes we read.
 
@@ -345,6 +363,9 @@ def main() -> None:
     )
     for raw in requests:
         request = json.loads(raw)
+        if request.get("op") == "limits":
+            emitter.send({"ev": "limits", **apply_limits(request["limits"])})
+            continue
         if request.get("op") != "run":
             emitter.send({"ev": "fatal", "message": f"unknown request {request.get('op')!r}"})
             continue

@@ -109,6 +109,12 @@ class Recipe:
     """Default per-cell timeout in seconds for this recipe."""
     env: Mapping[str, str] = field(default_factory=dict)
     """Environment variables set inside the sandbox."""
+    network: bool | None = None
+    """Whether cells may use the network; None leaves it to the command line (off by default)."""
+    python: str | None = None
+    """Interpreter to run inside the sandbox; None means the backend's default."""
+    files: tuple[str, ...] = ()
+    """Files (relative to the recipe's directory) copied into the work directory before the run."""
 
     @property
     def code_cells(self) -> tuple[Cell, ...]:

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Protocol
 
 from sandrun import __version__
-from sandrun.backends.base import Backend, SandboxOptions
+from sandrun.backends.base import Backend, Limits, SandboxOptions
 from sandrun.errors import BackendError
 from sandrun.expect import judge
 from sandrun.model import (
@@ -48,7 +48,11 @@ class RunOptions:
     env: Mapping[str, str] = field(default_factory=dict)
     """Variables added to (and overriding) the recipe's `env`."""
     python: str | None = None
+    """Interpreter inside the sandbox; overrides the recipe's `python`."""
     workdir: Path | None = None
+    network: bool | None = None
+    """Overrides the recipe's `network`; None keeps it (off unless the recipe turns it on)."""
+    limits: Limits = field(default_factory=Limits)
 
 
 class RunListener(Protocol):
@@ -84,10 +88,9 @@ def run_recipe(
     started_at = datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
     started = time.monotonic()
     session: Session | None = None
+    sandbox = sandbox_options(recipe, options)
     try:
-        sandbox = SandboxOptions(
-            env={**recipe.env, **options.env}, python=options.python, workdir=options.workdir
-        )
+        sandbox = sandbox_options(recipe, options)
         session = Session.start(backend, sandbox, options.output_limit)
         run.cells(session)
     except BackendError as exc:
@@ -113,7 +116,22 @@ def run_recipe(
             "cell_timeout": options.cell_timeout,
             "output_limit": options.output_limit,
             "grace": options.grace,
+            "network": sandbox.network,
+            **({"resources": options.limits.as_dict()} if backend.driver_limits(sandbox) else {}),
         },
+    )
+
+
+def sandbox_options(recipe: Recipe, options: RunOptions) -> SandboxOptions:
+    """What the sandbox for `recipe` must look like: the command line overrides the recipe."""
+    base = Path(recipe.path).parent
+    return SandboxOptions(
+        env={**recipe.env, **options.env},
+        python=options.python or recipe.python,
+        workdir=options.workdir,
+        files={name: base / name for name in recipe.files},
+        network=options.network if options.network is not None else bool(recipe.network),
+        limits=options.limits,
     )
 
 

@@ -36,6 +36,11 @@ BOOT = (
 DEFAULT_OUTPUT_LIMIT = 1 << 20
 DEFAULT_GRACE = 3.0
 START_TIMEOUT = 60.0
+SIGNAL_MEANINGS = {
+    "SIGSEGV": " (a segmentation fault)",
+    "SIGXCPU": " (it used up its CPU-time limit; see --cpu-time)",
+    "SIGXFSZ": " (it wrote a file larger than allowed)",
+}
 
 
 @cache
@@ -92,19 +97,31 @@ class Session:
         """Start a sandbox and its driver; raises `BackendError` saying why if it does not come up."""
         channel = backend.start(boot_argv(options.python or backend.default_python()), options)
         session = cls(channel, output_limit)
+        limits = backend.driver_limits(options)
+        deadline = time.monotonic() + start_timeout
         try:
             source = driver_source()
-            channel.send(b"%010d" % len(source) + source)
-            event = session._next_event(time.monotonic() + start_timeout)
+            setup = json.dumps({"op": "limits", "limits": limits}).encode() + b"\n" if limits else b""
+            channel.send(b"%010d" % len(source) + source + setup)
+            ready = session._expect("ready", deadline)
+            session.python_version = str(ready.get("python"))
+            if limits:
+                errors = session._expect("limits", deadline).get("errors")
+                if errors:
+                    raise BackendError(f"could not set the resource limits {errors}")
         except (BackendError, ProtocolViolation) as exc:
             session.close()
             raise BackendError(f"the sandbox did not start: {exc}{session._diagnostics()}") from None
-        if event is None or event.get("ev") != "ready":
-            what = "did not answer in time" if event is None else session.describe_death()
-            session.close()
-            raise BackendError(f"the interpreter in the sandbox {what}{session._diagnostics()}")
-        session.python_version = str(event.get("python"))
         return session
+
+    def _expect(self, kind: str, deadline: float) -> dict:
+        """The next event, which must be of `kind`; anything else means the start failed."""
+        event = self._next_event(deadline)
+        if event is None:
+            raise BackendError(f"the interpreter did not say {kind!r} within the start timeout")
+        if event.get("ev") != kind:
+            raise ProtocolViolation(f"expected {kind!r} from the driver, got {event.get('ev')!r}")
+        return event
 
     def run(
         self,
@@ -167,7 +184,7 @@ class Session:
                 name = signal.Signals(-code).name
             except ValueError:
                 name = f"signal {-code}"
-            return f"was killed by {name}" + (" (segmentation fault)" if name == "SIGSEGV" else "")
+            return f"was killed by {name}" + SIGNAL_MEANINGS.get(name, "")
         return f"exited with status {code}"
 
     def _apply_done(self, event: dict, outcome: CellOutcome, collector: OutputCollector) -> None:

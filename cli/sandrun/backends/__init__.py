@@ -2,23 +2,26 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from importlib import import_module
 
 from sandrun.backends.base import Backend
 from sandrun.errors import UsageError
 
 BACKENDS: dict[str, str] = {
+    "local": "sandrun.backends.local:LocalBackend",
     "process": "sandrun.backends.process:ProcessBackend",
 }
 """Backend name -> `module:Class`. Built-in backends register here the same way a plugin would."""
 
-DEFAULT_BACKEND = "process"
+DEFAULT_BACKEND = "local"
 
 
-def get_backend(name: str) -> Backend:
-    """A backend instance by name; an unknown name is a usage error listing the known ones."""
+def get_backend(name: str, env: Mapping[str, str] | None = None) -> Backend:
+    """A backend instance by name, configured from `env` (the caller's environment variables, e.g.
+    SANDRUN_BWRAP); an unknown name is a usage error listing the known ones."""
     target = BACKENDS.get(name)
     if target is None:
         raise UsageError(f"unknown backend {name!r}", hint=f"choose one of: {', '.join(BACKENDS)}")
     module, _, cls = target.partition(":")
-    return getattr(import_module(module), cls)()
+    return getattr(import_module(module), cls)(env or {})

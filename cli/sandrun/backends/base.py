@@ -13,6 +13,29 @@ from typing import Protocol
 
 
 @dataclass(frozen=True)
+class Limits:
+    """Resource limits for one sandbox; None means no limit of that kind."""
+
+    memory: int | None = 4 << 30
+    """Bytes of address space for each process (a memory bomb gets MemoryError)."""
+    cpu_time: int | None = 900
+    """CPU seconds for each process; the interpreter is killed when its budget runs out."""
+    max_procs: int | None = 256
+    """Processes and threads the sandbox may have at once (set inside the sandbox's user namespace)."""
+    disk: int | None = 1 << 30
+    """Bytes each writable place (the private /tmp, the default work directory) may hold."""
+
+    def as_dict(self) -> dict[str, int | None]:
+        """The limits by name, for transcripts."""
+        return {
+            "memory": self.memory,
+            "cpu_time": self.cpu_time,
+            "max_procs": self.max_procs,
+            "disk": self.disk,
+        }
+
+
+@dataclass(frozen=True)
 class SandboxOptions:
     """What the sandbox must look like; every backend honours what it can and records the rest."""
 
@@ -22,6 +45,11 @@ class SandboxOptions:
     """Interpreter to run inside; None means the backend's default."""
     workdir: Path | None = None
     """Host directory to work in; None means a fresh temporary one, removed at the end."""
+    files: Mapping[str, Path] = field(default_factory=dict)
+    """Files copied into the work directory before the run: name inside -> host path."""
+    network: bool = False
+    """Whether cells may reach the network (backends that cannot cut it off say so in their isolation)."""
+    limits: Limits = field(default_factory=Limits)
 
 
 class Channel(Protocol):
@@ -49,7 +77,19 @@ class Backend(Protocol):
 
     name: str
     isolation: str
-    """What it isolates, in a word or two (`none`, `namespaces+seccomp`, `gvisor`)."""
+    """What it isolates, in a few words (`none`, `bubblewrap: namespaces, seccomp, rlimits`, `gvisor`)."""
+
+    def unavailable_reason(self) -> str | None:
+        """Why this backend cannot run here (with what to do about it), or None if it can."""
+
+    def versions(self) -> dict[str, str]:
+        """Versions of what the backend relies on (bubblewrap, the modal client), for `sandrun backends`."""
+
+    def driver_limits(self, options: SandboxOptions) -> dict[str, int]:
+        """Resource limits the driver must set on itself first thing (`RLIMIT_*` name -> value).
+
+        Some limits only work when set from inside the sandbox (the process count is per user namespace).
+        """
 
     def default_python(self) -> str:
         """The interpreter used inside when the recipe and the command line name none."""

@@ -17,9 +17,9 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 from sandrun.backends.base import SandboxOptions
 from sandrun.errors import BackendError
@@ -42,38 +42,90 @@ class ProcessBackend:
     name = "process"
     isolation = "none"
 
+    def __init__(self, env: Mapping[str, str] | None = None) -> None:
+        """Takes no settings; `env` is accepted like every backend's."""
+
+    def unavailable_reason(self) -> str | None:
+        """Always available: it needs nothing but a Python interpreter."""
+        return None
+
+    def versions(self) -> dict[str, str]:
+        """The host's Python, which is the default interpreter."""
+        return {"python": sys.version.split()[0]}
+
+    def driver_limits(self, options: SandboxOptions) -> dict[str, int]:
+        """None: without namespaces, a process limit would count every process of the user."""
+        return {}
+
     def default_python(self) -> str:
         """The interpreter sandrun itself runs on."""
         return sys.executable
 
     def start(self, argv: Sequence[str], options: SandboxOptions) -> ProcessChannel:
-        """Start `argv` in a fresh working directory with a clean environment."""
+        """Start `argv` in a fresh working directory (or the given one) with a clean environment."""
         owned = options.workdir is None
         workdir = Path(tempfile.mkdtemp(prefix="sandrun-")) if owned else Path(options.workdir or ".")
+        cleanup = (lambda: shutil.rmtree(workdir, ignore_errors=True)) if owned else None
+        try:
+            copy_files(options.files, workdir)
+        except OSError as exc:
+            if cleanup:
+                cleanup()
+            raise BackendError(f"cannot copy {exc.filename} into the workdir: {exc.strerror}") from None
         token = uuid.uuid4().hex
         env = minimal_env(argv[0], str(workdir), options.env) | {MARKER: token}
-        return ProcessChannel.spawn(argv, env, workdir, owned, token)
+        return ProcessChannel.spawn(argv, env, workdir, token, cleanup=cleanup)
+
+
+def run_as_kwargs(uid: int | None) -> dict[str, Any]:
+    """`subprocess.Popen` arguments that start the child as `uid` with no supplementary groups."""
+    return {} if uid is None else {"user": uid, "group": uid, "extra_groups": []}
+
+
+def copy_files(files: Mapping[str, Path], workdir: Path) -> None:
+    """Copy each host file to its name inside `workdir`."""
+    for name, source in files.items():
+        target = workdir / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(source, target)
 
 
 class ProcessChannel:
-    """A child process's stdin/stdout as a `Channel`; its stderr goes to a temp file for diagnostics."""
+    """A child process's stdin/stdout as a `Channel`; its stderr goes to a temp file for diagnostics.
+
+    Shared by the backends that run a local process (`process`, and `local` which runs bubblewrap).
+    """
 
     def __init__(
-        self, proc: subprocess.Popen[bytes], stderr_file: IO[bytes], workdir: Path, owned: bool, token: str
+        self,
+        proc: subprocess.Popen[bytes],
+        stderr_file: IO[bytes],
+        token: str,
+        cleanup: Callable[[], None] | None,
     ) -> None:
         self.proc = proc
         self.stderr_file = stderr_file
-        self.workdir = workdir
-        self.owned_workdir = owned
         self.token = token
+        self.cleanup = cleanup
         self.closed = False
         self.last_words: str | None = None
 
     @classmethod
     def spawn(
-        cls, argv: Sequence[str], env: dict[str, str], workdir: Path, owned: bool, token: str
+        cls,
+        argv: Sequence[str],
+        env: dict[str, str],
+        cwd: Path,
+        token: str,
+        pass_fds: Sequence[int] = (),
+        cleanup: Callable[[], None] | None = None,
+        run_as: int | None = None,
     ) -> ProcessChannel:
-        """Start the child in its own session, so a Ctrl-C at the terminal reaches sandrun only."""
+        """Start the child in its own session, so a Ctrl-C at the terminal reaches sandrun only.
+
+        `cleanup` runs once the child and everything it started are gone (or if it cannot start);
+        `run_as` is a uid (and gid) to switch to, without supplementary groups, when sandrun is root.
+        """
         stderr_file = tempfile.TemporaryFile()  # noqa: SIM115 - owned by the channel, closed in close()
         try:
             proc = subprocess.Popen(
@@ -81,17 +133,19 @@ class ProcessChannel:
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 stderr=stderr_file,
-                cwd=workdir,
+                cwd=cwd,
                 env=env,
                 start_new_session=True,
                 bufsize=0,
+                pass_fds=tuple(pass_fds),
+                **run_as_kwargs(run_as),
             )
         except OSError as exc:
             stderr_file.close()
-            if owned:
-                shutil.rmtree(workdir, ignore_errors=True)
+            if cleanup:
+                cleanup()
             raise BackendError(f"cannot start {argv[0]}: {exc.strerror}", hint="check --python") from None
-        return cls(proc, stderr_file, workdir, owned, token)
+        return cls(proc, stderr_file, token, cleanup)
 
     def send(self, data: bytes) -> None:
         """Write to the child's stdin."""
@@ -135,8 +189,8 @@ class ProcessChannel:
         kill_tree(self.proc, self.token)
         self.last_words = self.diagnostics()
         self.stderr_file.close()
-        if self.owned_workdir:
-            shutil.rmtree(self.workdir, ignore_errors=True)
+        if self.cleanup:
+            self.cleanup()
 
 
 def kill_tree(proc: subprocess.Popen[bytes], token: str) -> None:

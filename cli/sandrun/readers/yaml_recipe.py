@@ -7,6 +7,9 @@ that every error and every cell knows its line in the file.
     description: ...           # optional
     timeout: 30                # default seconds per cell
     env: {GREETING: hello}     # variables inside the sandbox
+    network: false             # may cells use the network? (default: no)
+    python: /usr/bin/python3   # interpreter inside the sandbox (default: the one running sandrun)
+    files: [data.csv]          # copied into the work directory, relative to this file
     cells:
       - print("hi")            # a cell as a plain string
       - name: divide           # or as a mapping
@@ -19,13 +22,14 @@ that every error and every cell knows its line in the file.
 from __future__ import annotations
 
 import difflib
+from pathlib import Path, PurePosixPath
 
 import yaml
 
 from sandrun.errors import RecipeError
 from sandrun.model import Cell, Expectation, Recipe
 
-RECIPE_KEYS = ("name", "description", "timeout", "env", "cells")
+RECIPE_KEYS = ("name", "description", "timeout", "env", "network", "python", "files", "cells")
 CELL_KEYS = ("code", "name", "timeout", "skip", "expect")
 EXPECT_KEYS = ("error",)
 
@@ -85,6 +89,24 @@ class _Reader:
             value = self.scalar(value_node, f"env {key}", (str, int, float, bool), "a string or a number")
             env[key] = str(value)
         return env
+
+    def files(self, node: yaml.Node) -> tuple[str, ...]:
+        """Relative paths of existing files next to the recipe, that stay inside its directory."""
+        if not isinstance(node, yaml.SequenceNode):
+            raise self.fail(
+                node, f"files must be a list of paths, not {describe(node)}", "e.g. files: [data.csv]"
+            )
+        names = []
+        base = Path(self.path).parent
+        for item in node.value:
+            name = self.text(item, "a file name")
+            relative = PurePosixPath(name)
+            if relative.is_absolute() or ".." in relative.parts or not relative.parts:
+                raise self.fail(item, f"file {name!r} must be a relative path inside the recipe's directory")
+            if not (base / relative).is_file():
+                raise self.fail(item, f"file {name!r} does not exist next to the recipe (looked in {base})")
+            names.append(str(relative))
+        return tuple(names)
 
     def cell(self, node: yaml.Node, index: int) -> Cell:
         what = f"cell {index + 1}"
@@ -172,4 +194,9 @@ def parse(text: str, path: str, sha256: str) -> Recipe:
         description=reader.text(items["description"], "description") if "description" in items else None,
         timeout=reader.seconds(items["timeout"], "timeout") if "timeout" in items else None,
         env=reader.env(items["env"]) if "env" in items else {},
+        network=bool(reader.scalar(items["network"], "network", (bool,), "true or false"))
+        if "network" in items
+        else None,
+        python=reader.text(items["python"], "python") if "python" in items else None,
+        files=reader.files(items["files"]) if "files" in items else (),
     )

