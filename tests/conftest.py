@@ -18,10 +18,10 @@ ROOT = Path(__file__).resolve().parents[1]
 RECIPES = ROOT / "recipes"
 
 
-@pytest.fixture
-def session() -> Iterator[Session]:
-    """A fresh interpreter in the process backend, closed after the test."""
-    live = Session.start(get_backend("process"), SandboxOptions())
+@pytest.fixture(params=["local", "process"])
+def session(request: pytest.FixtureRequest) -> Iterator[Session]:
+    """A fresh interpreter in each backend that runs on this machine, closed after the test."""
+    live = Session.start(get_backend(request.param), SandboxOptions())
     yield live
     live.close()
 

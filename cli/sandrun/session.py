@@ -111,7 +111,7 @@ class Session:
                     raise BackendError(f"could not set the resource limits {errors}")
         except (BackendError, ProtocolViolation) as exc:
             session.close()
-            raise BackendError(f"the sandbox did not start: {exc}{session._diagnostics()}") from None
+            raise BackendError(f"{exc}{session._diagnostics()}") from None
         return session
 
     def _expect(self, kind: str, deadline: float) -> dict:

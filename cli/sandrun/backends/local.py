@@ -21,6 +21,7 @@ import os
 import re
 import secrets
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -54,10 +55,13 @@ check(libc.unshare(0x00020000), "unshare(CLONE_NEWNS)")
 check(libc.mount(b"none", b"/", None, 0x44000, None), "making mounts private")
 for source, target in spec["binds"]:
     check(libc.mount(source.encode(), target.encode(), None, 0x5000, None), "bind-mounting " + source)
-os.setgroups([])
-os.setgid(spec["uid"])
-os.setuid(spec["uid"])
-os.execv(spec["argv"][0], spec["argv"])
+try:
+    os.setgroups([])
+    os.setgid(spec["uid"])
+    os.setuid(spec["uid"])
+    os.execv(spec["argv"][0], spec["argv"])
+except OSError as exc:
+    sys.exit("sandrun launcher: cannot switch to uid %d and start bubblewrap: %s" % (spec["uid"], exc))
 """
 """Runs as root: private mount namespace, bind the unreachable directories, drop to the uid, exec bwrap."""
 
@@ -112,7 +116,7 @@ class LocalBackend:
             capture_output=True,
             text=True,
             timeout=30,
-            **run_as_kwargs(fresh_uid() if os.geteuid() == 0 else None),
+            **run_as_kwargs(fresh_uid() if is_host_root() else None),
         )
         if probe.returncode != 0:
             return f"bubblewrap cannot create a sandbox: {probe.stderr.strip()}\n  hint: {USERNS_HINT}"
@@ -143,7 +147,7 @@ class LocalBackend:
         """Start `argv` under bubblewrap; BackendError says why when that is impossible."""
         bwrap = self._bwrap()
         python = resolve_python(argv[0])
-        plan = SandboxPlan(options, as_root=os.geteuid() == 0)
+        plan = SandboxPlan(options, as_root=is_host_root())
         try:
             command, fds = plan.command(bwrap, [python, *argv[1:]])
             env = minimal_env(python, WORKDIR, options.env) | {MARKER: plan.token}
@@ -176,6 +180,14 @@ class LocalBackend:
 class LocalChannel(ProcessChannel):
     """A bubblewrap process; explains bubblewrap's own failures in words a user can act on."""
 
+    @property
+    def returncode(self) -> int | None:
+        """Like a plain process's: bubblewrap reports a child killed by signal N as status 128 + N."""
+        code = self.proc.poll()
+        if code is not None and 128 < code < 128 + signal.NSIG:
+            return -(code - 128)
+        return code
+
     def diagnostics(self) -> str:
         """bubblewrap's stderr, plus what to do when it is about user namespaces."""
         text = super().diagnostics()
@@ -204,6 +216,17 @@ def python_roots(python: str) -> list[Path]:
     usr = Path("/usr")
     roots = [p for p in candidates if p != Path("/") and p != usr and usr not in p.parents]
     return sorted(roots, key=lambda p: len(p.parts))
+
+
+def is_host_root() -> bool:
+    """True when sandrun is root of the host itself, not merely uid 0 inside a user namespace (rootless
+    containers), where the sandbox already maps to an unprivileged host uid and no other uid can be used."""
+    if os.geteuid() != 0:
+        return False
+    try:
+        return Path("/proc/self/uid_map").read_text().split() == ["0", "0", "4294967295"]
+    except OSError:
+        return True
 
 
 def fresh_uid() -> int:

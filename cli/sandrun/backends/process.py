@@ -171,6 +171,10 @@ class ProcessChannel:
 
     def diagnostics(self) -> str:
         """The last few KiB the child wrote to its original stderr."""
+        return self.stderr_tail()
+
+    def stderr_tail(self) -> str:
+        """The last 4 KiB of the child's stderr, kept after `close`."""
         if self.last_words is not None:
             return self.last_words
         self.stderr_file.seek(0, os.SEEK_END)
@@ -187,7 +191,7 @@ class ProcessChannel:
             if stream is not None:
                 stream.close()
         kill_tree(self.proc, self.token)
-        self.last_words = self.diagnostics()
+        self.last_words = self.stderr_tail()
         self.stderr_file.close()
         if self.cleanup:
             self.cleanup()
