@@ -7,6 +7,7 @@ Exit codes: 0 every cell did what was expected; 1 a cell failed; 2 the recipe or
 from __future__ import annotations
 
 import json
+import math
 import os
 import signal
 import sys
@@ -20,9 +21,18 @@ import typer
 
 from sandrun import __version__
 from sandrun.backends import BACKENDS, DEFAULT_BACKEND, get_backend
-from sandrun.backends.base import Limits
+from sandrun.backends.base import Backend, Limits
 from sandrun.errors import SandrunError, UsageError
-from sandrun.model import Cell, CellResult, CellStatus, OutputChunk, Recipe, RunStatus, Transcript
+from sandrun.model import (
+    MAX_TIMEOUT,
+    Cell,
+    CellResult,
+    CellStatus,
+    OutputChunk,
+    Recipe,
+    RunStatus,
+    Transcript,
+)
 from sandrun.readers import load_recipe
 from sandrun.reports import format_for_path, render, write_report
 from sandrun.reports.json_report import transcript_to_dict
@@ -231,6 +241,13 @@ def run(
         if output_format not in ("text", "json", "md"):
             raise UsageError(f"--format {output_format!r} is not one of: text, json, md")
         report_formats = [(path, format_report_path(path)) for path in report or []]
+        if not math.isfinite(cell_timeout) or cell_timeout > MAX_TIMEOUT:
+            raise UsageError(
+                f"--cell-timeout {cell_timeout:g} is not a number of seconds up to {MAX_TIMEOUT:g}"
+            )
+        for path, _ in report_formats:
+            if not path.parent.is_dir():
+                raise UsageError(f"--report {path}: the directory {path.parent} does not exist")
         if workdir is not None and not workdir.is_dir():
             raise UsageError(f"--workdir {workdir} is not a directory")
         chosen_backend = get_backend(backend, os.environ)
@@ -254,19 +271,30 @@ def run(
             console.say(
                 "sandrun: the process backend ISOLATES NOTHING: cells run with your permissions.", "yellow"
             )
-        signal.signal(signal.SIGTERM, raise_keyboard_interrupt)
-        transcripts: list[Transcript] = []
-        for recipe in loaded:
-            transcript = run_recipe(recipe, chosen_backend, options, console)
-            transcripts.append(transcript)
-            console.summary(transcript)
-            if transcript.status is RunStatus.INTERRUPTED:
-                break
+        transcripts = run_all(loaded, chosen_backend, options, console)
         for path, fmt in report_formats:
             write_report(path, render_many(transcripts, fmt))
         if output_format != "text":
             sys.stdout.write(render_many(transcripts, output_format))
         raise typer.Exit(max((EXIT_CODES[t.status] for t in transcripts), key=SEVERITY.index))
+
+
+def run_all(
+    recipes: list[Recipe], backend: Backend, options: RunOptions, console: Console
+) -> list[Transcript]:
+    """Run the recipes one after another, stopping after one is interrupted. SIGTERM counts as Ctrl-C."""
+    previous = signal.signal(signal.SIGTERM, raise_keyboard_interrupt)
+    transcripts: list[Transcript] = []
+    try:
+        for recipe in recipes:
+            transcript = run_recipe(recipe, backend, options, console)
+            transcripts.append(transcript)
+            console.summary(transcript)
+            if transcript.status is RunStatus.INTERRUPTED:
+                break
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    return transcripts
 
 
 def format_report_path(path: Path) -> str:

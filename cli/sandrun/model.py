@@ -13,6 +13,9 @@ from enum import Enum
 
 TRANSCRIPT_SCHEMA = "sandrun.transcript/1"
 
+MAX_TIMEOUT = 7 * 24 * 3600.0
+"""The longest timeout, in seconds, a recipe or the command line may ask for (one week)."""
+
 ANY_EXCEPTION = "*"
 """`Expectation.error` value that accepts any exception (the `raises-exception` tag)."""
 

@@ -147,6 +147,7 @@ class _Run:
         self.stop_status: RunStatus | None = None
         self.current: Cell | None = None
         self.current_outputs: list[OutputChunk] = []
+        self.current_started = 0.0
 
     def cells(self, session: Session) -> None:
         for cell in self.recipe.cells:
@@ -161,7 +162,7 @@ class _Run:
                 self.after(session, cell)
 
     def run_cell(self, session: Session, cell: Cell) -> CellResult:
-        self.current, self.current_outputs = cell, []
+        self.current, self.current_outputs, self.current_started = cell, [], time.monotonic()
         self.listener.cell_started(cell)
 
         def on_output(chunk: OutputChunk) -> None:
@@ -206,6 +207,7 @@ class _Run:
                     CellStatus.ERROR,
                     tuple(self.current_outputs),
                     error=error,
+                    duration=time.monotonic() - self.current_started,
                     reason="interrupted",
                 )
             )

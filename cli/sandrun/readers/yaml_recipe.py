@@ -27,7 +27,7 @@ from pathlib import Path, PurePosixPath
 import yaml
 
 from sandrun.errors import RecipeError
-from sandrun.model import Cell, Expectation, Recipe
+from sandrun.model import MAX_TIMEOUT, Cell, Expectation, Recipe
 
 RECIPE_KEYS = ("name", "description", "timeout", "env", "network", "python", "files", "cells")
 CELL_KEYS = ("code", "name", "timeout", "skip", "expect")
@@ -63,7 +63,11 @@ class _Reader:
 
     def scalar(self, node: yaml.Node, what: str, types: tuple[type, ...], expected: str) -> object:
         """The value of a scalar node, which must be one of `types` (booleans only if `bool` is listed)."""
-        value = construct(node) if isinstance(node, yaml.ScalarNode) else None
+        try:
+            value = construct(node) if isinstance(node, yaml.ScalarNode) else None
+        except (yaml.YAMLError, ValueError) as exc:
+            problem = getattr(exc, "problem", None) or str(exc)
+            raise self.fail(node, f"{what}: {problem}", f"write {expected} without a YAML tag") from None
         wrong_bool = isinstance(value, bool) and bool not in types
         if not isinstance(node, yaml.ScalarNode) or wrong_bool or not isinstance(value, types):
             raise self.fail(node, f"{what} must be {expected}, not {describe(node)}")
@@ -74,8 +78,10 @@ class _Reader:
 
     def seconds(self, node: yaml.Node, what: str) -> float:
         value = float(self.scalar(node, what, (int, float), "a number of seconds"))  # type: ignore[arg-type]
-        if value <= 0:
-            raise self.fail(node, f"{what} must be more than 0 seconds, not {value:g}")
+        if not 0 < value <= MAX_TIMEOUT:  # also refuses NaN
+            raise self.fail(
+                node, f"{what} must be more than 0 and at most {MAX_TIMEOUT:g} seconds, not {value:g}"
+            )
         return value
 
     def env(self, node: yaml.Node) -> dict[str, str]:
@@ -87,6 +93,10 @@ class _Reader:
             if not key or "=" in key or "\0" in key:
                 raise self.fail(key_node, f"{key!r} is not a valid environment variable name")
             value = self.scalar(value_node, f"env {key}", (str, int, float, bool), "a string or a number")
+            if "\0" in str(value):
+                raise self.fail(
+                    value_node, f"env {key} contains a NUL character, which no environment can hold"
+                )
             env[key] = str(value)
         return env
 
@@ -173,7 +183,10 @@ def parse(text: str, path: str, sha256: str) -> Recipe:
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark else None
-        raise RecipeError(path, line, f"invalid YAML: {exc.problem or exc.context}") from None
+        message = f"invalid YAML: {exc.problem or exc.context}"
+        if exc.context and exc.context_mark and exc.context_mark is not mark:
+            message += f" ({exc.context} that starts at line {exc.context_mark.line + 1})"
+        raise RecipeError(path, line, message) from None
     except yaml.YAMLError as exc:
         raise RecipeError(path, None, f"invalid YAML: {exc}") from None
     reader = _Reader(path)

@@ -137,7 +137,12 @@ def _summary(t: Transcript) -> list[str]:
         where = code_span(cell.location, in_table=True)
         lines.append(f"| {cell.index + 1} | {name} | {where} | {_STATUS_WORD[r.status]} | {duration} |")
     counts = [f"{t.count(s)} {_STATUS_WORD[s].lower()}" for s in CellStatus if t.count(s)]
-    lines += ["", f"{len(t.results)} cells: " + (", ".join(counts) if counts else "none") + "."]
+    lines += [
+        "",
+        f"{len(t.results)} cell{'s' if len(t.results) != 1 else ''}: "
+        + (", ".join(counts) if counts else "none")
+        + ".",
+    ]
     return lines
 
 
