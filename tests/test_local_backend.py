@@ -139,3 +139,14 @@ def test_a_given_workdir_gets_the_output_and_keeps_its_owner(tmp_path: Path) -> 
     written = workdir / "result.txt"
     assert written.read_text() == "42"
     assert written.stat().st_uid == workdir.stat().st_uid == tmp_path.stat().st_uid
+
+
+def test_an_interpreter_below_a_writable_place_is_still_found(tmp_path: Path) -> None:
+    venv = tmp_path / "venv"  # under /tmp, which the sandbox replaces with its own private /tmp
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=120)
+    session = Session.start(get_backend("local"), SandboxOptions(python=str(venv / "bin" / "python")))
+    try:
+        outcome = session.run("import sys\nsys.prefix", "r.py", 1, 10)
+    finally:
+        session.close()
+    assert outcome.value == repr(str(venv))

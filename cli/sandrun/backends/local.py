@@ -2,7 +2,7 @@
 
 What a sandbox gets: new user, PID, network, IPC, UTS, mount and cgroup namespaces; a root filesystem that
 holds only `/usr`, the interpreter's own prefix (read-only), a minimal generated `/etc`, `/proc`, `/dev`, a
-private size-limited `/tmp` and the work directory `/work` (a size-limited tmpfs, or `--workdir` bound in);
+private size-limited `/tmp` and the work directory (`/home/sandbox`: a size-limited tmpfs, or `--workdir`);
 no capabilities, `no_new_privs`, no nested user namespaces, a seccomp filter (`sandrun.backends.seccomp`);
 resource limits set by the driver on itself, inside the user namespace.
 
@@ -33,7 +33,8 @@ from sandrun.backends.process import MARKER, ProcessChannel, copy_files, minimal
 from sandrun.backends.seccomp import build_filter
 from sandrun.errors import BackendError
 
-WORKDIR = "/work"
+WORKDIR = "/home/sandbox"
+"""The work directory inside the sandbox, also its HOME: a path no interpreter is likely to live under."""
 SANDBOX_UID = 1000
 """The uid (and gid) cells see inside the sandbox, named `sandbox` in its /etc/passwd."""
 MIN_BWRAP = (0, 10)
@@ -278,7 +279,8 @@ class SandboxPlan:
         disk = self.options.limits.disk
         size = ["--size", str(disk)] if disk else []
         args = ["--ro-bind", "/usr", "/usr", "--proc", "/proc", "--dev", "/dev"]
-        args += [*size, "--perms", "1777", "--tmpfs", "/tmp"]  # first: an interpreter may live under /tmp
+        # The writable places first, so that an interpreter living below one of them is bound on top of it.
+        args += [*size, "--perms", "1777", "--tmpfs", "/tmp", *self.workdir(size)]
         for top in ("bin", "sbin", "lib", "lib32", "lib64", "libx32"):
             host = Path("/") / top
             if host.is_symlink():
@@ -288,7 +290,6 @@ class SandboxPlan:
         for root in python_roots(python):
             args += ["--ro-bind", self.reachable(root), str(root)]
         args += self.etc()
-        args += self.workdir(size)
         return [*args, "--chdir", WORKDIR]
 
     def etc(self) -> list[str]:
