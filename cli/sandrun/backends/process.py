@@ -201,15 +201,13 @@ def kill_tree(proc: subprocess.Popen[bytes], token: str) -> None:
     """SIGKILL the process group of `proc` and every process whose environment holds `token`, then reap."""
     with contextlib.suppress(ProcessLookupError):
         os.killpg(proc.pid, signal.SIGKILL)
-    for _ in range(50):  # marked processes may still be forking: repeat until none is left
-        strays = marked_processes(token)
-        if not strays:
-            break
-        for pid in strays:
+    proc.wait()
+    deadline = time.monotonic() + 5
+    while (strays := marked_processes(token)) and time.monotonic() < deadline:
+        for pid in strays:  # a stray may still be forking: repeat until none is left
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
-        time.sleep(0.01)
-    proc.wait()
+        time.sleep(0.002)
 
 
 def marked_processes(token: str) -> list[int]:
