@@ -28,6 +28,7 @@ import pytest
 
 from sandrun.errors import RecipeError
 from sandrun.model import ANY_EXCEPTION, CellKind, Expectation, Recipe
+from sandrun.readers import load_recipe
 from sandrun.readers.percent import parse
 
 CORPUS = sorted((Path(__file__).parent / "corpus" / "percent").glob("*.py"))
@@ -245,3 +246,10 @@ def test_reader_does_not_import_jupytext() -> None:
     code = "import sys, sandrun.readers.percent; print('jupytext' in sys.modules)"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "False"
+
+
+def test_skip_tag_marks_the_cell_skipped(tmp_path: Path) -> None:
+    path = tmp_path / "r.py"
+    path.write_text('# %% slow tags=["skip"]\nimport time\n\n# %% fast\nx = 1\n')
+    cells = load_recipe(path).cells
+    assert [(c.name, c.skip) for c in cells] == [("slow", True), ("fast", False)]

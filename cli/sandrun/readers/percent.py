@@ -3,7 +3,8 @@
 Cells, kinds, titles, tags and sources are what `jupytext.reads(text, fmt="py:percent")` reads, except
 that jupytext's magic escaping is left out: sandrun runs plain Python, so `# %time` or `# cd dir` stays a
 comment. A shebang, a coding line and a `# ---` YAML header are skipped (the header's non-`jupyter` keys
-become a raw cell, as in jupytext).
+become a raw cell, as in jupytext). Two tags mean something to sandrun: `raises-exception` (the cell must
+raise) and `skip` (the cell is not run).
 """
 
 from __future__ import annotations
@@ -81,7 +82,8 @@ def _read_cell(lines: list[str], quoted: list[bool], pos: int, index: int, path:
     source = "\n".join(body) if kind == "code" else _prose(body)
     expect = Expectation(error=ANY_EXCEPTION) if "raises-exception" in tags else Expectation()
     line = pos + marked + 1
-    cell = Cell(index, source, path, line, kind=_KINDS[kind], name=name, tags=tags, expect=expect)
+    skip = "skip" in tags
+    cell = Cell(index, source, path, line, kind=_KINDS[kind], name=name, tags=tags, skip=skip, expect=expect)
     return cell, nxt
 
 
