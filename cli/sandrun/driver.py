@@ -236,7 +236,7 @@ class Interpreter:
         if len(lines) < end:
             lines.extend("\n" for _ in range(end - len(lines)))
         lines[first_line - 1 : end] = new
-        linecache.cache[filename] = (sum(map(len, lines)), None, lines, filename)
+        linecache.cache[filename] = (0, None, lines, filename)  # mtime None: never re-read
 
     def on_alarm(self, signum: int, frame: object) -> None:
         if self.running:

@@ -1,0 +1,283 @@
+"""How fast sandrun is, next to a Jupyter kernel and `jupyter execute`, measured side by side in one run.
+
+Usage: `python benchmarks/run.py [--backends process,local]`. On first use it creates `benchmarks/.env` (a
+virtual environment with the Jupyter tools and this repository installed editable) and re-runs itself
+there, so that the Jupyter packages never land in the development environment. Later runs need no network.
+Prints environment information and one Markdown table on stdout; progress goes to stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ENV = HERE / ".env"
+ENV_BIN = ENV / "bin"
+ENV_STAMP = ENV / ".sandrun-bench-ready"
+JUPYTER_PACKAGES = ("nbclient", "nbformat", "ipykernel", "jupyter_client")
+TRIVIAL_CELLS = ("pass", "x = 1")
+CELL_TARGET = 0.2e-3
+"""Team target: a trivial cell's round trip in a warm session takes at most this many seconds."""
+SPEEDUP_TARGET = 5.0
+"""Team target: `sandrun run` on 20 cells is at least this many times faster than `jupyter execute`."""
+
+
+def ensure_env() -> None:
+    """Create `benchmarks/.env` if it is missing or half-built, then re-exec this script inside it."""
+    if Path(sys.prefix).resolve() == ENV.resolve() and "PYTHONPYCACHEPREFIX" in os.environ:
+        return
+    if not ENV_STAMP.exists():
+        print(f"creating {ENV} (first run only; needs the package index)", file=sys.stderr)
+        subprocess.run([sys.executable, "-m", "venv", "--clear", str(ENV)], check=True)
+        pip = [str(ENV_BIN / "python"), "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
+        subprocess.run([*pip, *JUPYTER_PACKAGES, "-e", str(HERE.parent)], check=True)
+        ENV_STAMP.touch()
+    # The steady state of a normal install has bytecode caches, also for the editable sandrun; keep them here.
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    env["PYTHONPYCACHEPREFIX"] = str(ENV / "pycache")
+    python = str(ENV_BIN / "python")
+    os.execve(python, [python, str(Path(__file__).resolve()), *sys.argv[1:]], env)
+
+
+@dataclass
+class Row:
+    """One line of the result table: samples in seconds, or a note instead."""
+
+    what: str
+    runner: str
+    samples: list[float] | None = None
+    note: str = ""
+    target: str = ""
+    verdict: str = ""
+
+
+def ms(seconds: float) -> str:
+    """A duration in milliseconds, with more decimals for the small ones."""
+    value = seconds * 1000
+    return f"{value:.3f} ms" if value < 10 else f"{value:.1f} ms"
+
+
+def verdict(ok: bool) -> str:
+    """The pass/miss column."""
+    return "pass" if ok else "**miss**"
+
+
+def timed(action: Callable[[], object], runs: int) -> list[float]:
+    """Wall time of `runs` calls of `action`, in seconds."""
+    samples = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        action()
+        samples.append(time.perf_counter() - started)
+    return samples
+
+
+def run_quiet(argv: Sequence[str]) -> None:
+    """Run a command to completion; a failure raises `RuntimeError` with the last line it printed."""
+    done = subprocess.run(list(argv), capture_output=True, text=True)
+    if done.returncode != 0:
+        last = (done.stderr.strip().splitlines() or ["(no output)"])[-1]
+        raise RuntimeError(f"exit {done.returncode}: {last}")
+
+
+def progress(text: str) -> None:
+    """A progress line on stderr."""
+    print(f"... {text}", file=sys.stderr, flush=True)
+
+
+def usable_backends(names: Sequence[str], python: str, rows: list[Row]) -> list[str]:
+    """The backends that `get_backend` accepts and that can start a session; a row explains each other one."""
+    from sandrun.backends import get_backend
+    from sandrun.backends.base import SandboxOptions
+    from sandrun.session import Session
+
+    usable = []
+    for name in names:
+        try:
+            Session.start(get_backend(name), SandboxOptions(python=python)).close()
+        except Exception as exc:  # a rejected name (UsageError), a failed start, or a backend mid-rewrite
+            reason = f"{type(exc).__name__}: {str(exc).splitlines()[0]}"
+            rows.append(Row("backend", f"sandrun/{name}", note=f"skipped: {reason}"))
+            continue
+        usable.append(name)
+    return usable
+
+
+def bench_session(name: str, python: str, rows: list[Row], cells: int, warmup: int) -> None:
+    """Session start + close, and the round trip of trivial cells in a warm session (60 s cell timeout)."""
+    from sandrun.backends import get_backend
+    from sandrun.backends.base import SandboxOptions
+    from sandrun.session import Session
+
+    backend, runner, options = get_backend(name), f"sandrun/{name}", SandboxOptions(python=python)
+    progress(f"{runner}: session start")
+    rows.append(
+        Row("session start + close", runner, timed(lambda: Session.start(backend, options).close(), 20))
+    )
+    session = Session.start(backend, options)
+    try:
+        for code in TRIVIAL_CELLS:
+            progress(f"{runner}: {cells} x {code!r}")
+            for _ in range(warmup):
+                session.run(code, "bench.py", 1, 60.0)
+            samples = timed(lambda c=code: session.run(c, "bench.py", 1, 60.0), cells)
+            ok, target = statistics.median(samples) <= CELL_TARGET, f"≤ {ms(CELL_TARGET)}"
+            rows.append(Row(f"cell `{code}`, warm", runner, samples, target=target, verdict=verdict(ok)))
+    finally:
+        session.close()
+
+
+def bench_kernel(rows: list[Row], cells: int, warmup: int) -> None:
+    """Kernel start, and the round trip of trivial cells: execute, then wait for idle and for the reply."""
+    from jupyter_client.manager import KernelManager
+
+    progress("jupyter kernel: start")
+    started = time.perf_counter()
+    manager = KernelManager(kernel_name="python3")
+    manager.start_kernel()
+    client = manager.client()
+    client.start_channels()
+    client.wait_for_ready(timeout=60)
+    rows.append(Row("kernel start (once)", "jupyter", [time.perf_counter() - started]))
+
+    def execute(code: str) -> None:
+        msg_id = client.execute(code, store_history=False)
+        while True:
+            msg = client.get_iopub_msg(timeout=30)
+            state = msg["content"].get("execution_state")
+            if msg["parent_header"].get("msg_id") == msg_id and state == "idle":
+                break
+        while client.get_shell_msg(timeout=30)["parent_header"].get("msg_id") != msg_id:
+            pass
+
+    try:
+        for code in TRIVIAL_CELLS:
+            progress(f"jupyter kernel: {cells} x {code!r}")
+            for _ in range(warmup):
+                execute(code)
+            rows.append(Row(f"cell `{code}`, warm", "jupyter", timed(lambda c=code: execute(c), cells)))
+    finally:
+        client.stop_channels()
+        manager.shutdown_kernel(now=True)
+
+
+def write_inputs(folder: Path, count: int) -> tuple[Path, Path]:
+    """The same trivial-but-real cells (chained assignments, a print every fifth) as recipe and notebook."""
+    import nbformat
+    import yaml
+
+    cells = [f"x{i} = {i} * 2" + (f" + x{i - 1}" if i else "") for i in range(count)]
+    cells = [code + (f"\nprint(x{i})" if i % 5 == 4 else "") for i, code in enumerate(cells)]
+    recipe, path = folder / f"cells{count}.yaml", folder / f"cells{count}.ipynb"
+    recipe.write_text(yaml.safe_dump({"name": f"{count} cells", "cells": cells}))
+    notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(code) for code in cells])
+    notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(notebook, path)
+    return recipe, path
+
+
+def bench_whole_runs(backends: Sequence[str], python: str, folder: Path, rows: list[Row], runs: int) -> None:
+    """`sandrun run recipe.yaml -q` per backend against `jupyter execute notebook.ipynb`, as processes."""
+    for size in (20, 200):
+        recipe, notebook = write_inputs(folder, size)
+        what = f"whole run, {size} cells"
+        progress(f"jupyter execute: {size} cells x {runs} (+1 warm-up)")
+        command = [str(ENV_BIN / "jupyter"), "execute", str(notebook)]
+        jupyter = timed(lambda c=command: run_quiet(c), runs + 1)[1:]
+        rows.append(Row(what, "jupyter execute", jupyter))
+        for name in backends:
+            progress(f"sandrun/{name} run: {size} cells x {runs} (+1 warm-up)")
+            argv = [str(ENV_BIN / "sandrun"), "run", str(recipe), "-q", "--backend", name, "--python", python]
+            try:
+                samples = timed(lambda a=argv: run_quiet(a), runs + 1)[1:]
+            except RuntimeError as exc:
+                rows.append(Row(what, f"sandrun/{name}", note=f"failed: {exc}"))
+                continue
+            rows.append(Row(what, f"sandrun/{name}", samples))
+            ratio = statistics.median(jupyter) / statistics.median(samples)
+            speedup = Row(
+                f"speedup, {size} cells", f"sandrun/{name} vs jupyter execute", note=f"{ratio:.1f}x"
+            )
+            if size == 20:
+                speedup.target, speedup.verdict = f"≥ {SPEEDUP_TARGET:g}x", verdict(ratio >= SPEEDUP_TARGET)
+            rows.append(speedup)
+
+
+def load_average() -> str:
+    """The 1, 5 and 15 minute load averages."""
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+def environment(python: str) -> list[str]:
+    """What the numbers were measured on."""
+    import sandrun
+
+    versions = ", ".join(f"{p} {metadata.version(p)}" for p in JUPYTER_PACKAGES)
+    return [
+        f"- python {platform.python_version()}; CPUs: {os.cpu_count()}; "
+        f"kernel: {platform.system()} {platform.release()} {platform.machine()}",
+        f"- sandrun {sandrun.__version__}; {versions}",
+        f"- cells run in {python}; the Jupyter kernel in {sys.executable}",
+        f"- load average before: {load_average()} (other work on the machine skews the numbers)",
+    ]
+
+
+def table(rows: Sequence[Row]) -> list[str]:
+    """The rows as a Markdown table."""
+    lines = [
+        "| measurement | runner | median | p95 | n | target | result |",
+        "|---|---|---:|---:|---:|---|---|",
+    ]
+    for row in rows:
+        if row.samples:
+            n = len(row.samples)  # p95: the 19th of 20-quantiles; for fewer than 20 samples the largest
+            top = statistics.quantiles(row.samples, n=20)[18] if n >= 20 else max(row.samples)
+            median, high = ms(statistics.median(row.samples)), ms(top) if n >= 5 else ""
+        else:
+            median, high, n = row.note.replace("|", "\\|"), "", ""
+        cells = (row.what, row.runner, median, high, n, row.target, row.verdict)
+        lines.append("| " + " | ".join(map(str, cells)) + " |")
+    return lines
+
+
+def main() -> None:
+    """Parse the options, make sure we run inside `benchmarks/.env`, measure, print."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--backends", default="local,process", help="comma-separated sandrun backends")
+    parser.add_argument("--cells", type=int, default=2000, help="trivial cells timed per sandrun session")
+    parser.add_argument("--kernel-cells", type=int, default=300, help="trivial cells timed on the kernel")
+    parser.add_argument("--runs", type=int, default=5, help="whole-process runs per tool and size")
+    args = parser.parse_args()
+    ensure_env()
+
+    started, rows = time.perf_counter(), list[Row]()
+    with tempfile.TemporaryDirectory(prefix="sandrun-bench-") as tmp:
+        python = sys.executable  # what sandrun uses by default: the interpreter it is installed in
+        header = environment(python)
+        progress("python -c pass")
+        rows.append(Row("`python -c pass`", "python", timed(lambda: run_quiet([python, "-c", "pass"]), 20)))
+        backends = usable_backends([b.strip() for b in args.backends.split(",") if b.strip()], python, rows)
+        for name in backends:
+            bench_session(name, python, rows, args.cells, warmup=200)
+        bench_kernel(rows, args.kernel_cells, warmup=30)
+        bench_whole_runs(backends, python, Path(tmp), rows, args.runs)
+
+    print("## sandrun benchmark\n")
+    print("\n".join(header))
+    print(f"- load average after: {load_average()}; took {time.perf_counter() - started:.0f} s\n")
+    print("\n".join(table(rows)))
+
+
+if __name__ == "__main__":
+    main()
