@@ -21,8 +21,7 @@ from typing import Any
 
 import jsonschema
 import pytest
-from click.testing import Result
-from typer.testing import CliRunner
+from typer.testing import CliRunner, Result
 
 from sandrun.app import app
 

@@ -226,6 +226,9 @@ def run(
     ] = "4G",
     cpu_time: Annotated[int, typer.Option(help="CPU seconds per process; 0 = no limit.", min=0)] = 900,
     max_procs: Annotated[int, typer.Option(help="Processes and threads at once; 0 = no limit.", min=0)] = 256,
+    output_limit: Annotated[
+        str, typer.Option(help="Output kept per stream per cell, e.g. 1M; the rest is dropped with a marker.")
+    ] = "1M",
     disk: Annotated[
         str, typer.Option(help="Size of /tmp and of the default work directory; 0 = no limit.")
     ] = "1G",
@@ -259,6 +262,7 @@ def run(
             python=python,
             workdir=workdir,
             network=network,
+            output_limit=max(1, parse_size(output_limit, "--output-limit")),
             limits=Limits(
                 memory=parse_size(memory, "--memory") or None,
                 cpu_time=cpu_time or None,
