@@ -164,7 +164,7 @@ def test_json_fields() -> None:
     mixed = data["cells"][2]
     assert [o["stream"] for o in mixed["outputs"]] == ["stdout", "stderr", "stdout"]
     assert (mixed["stdout"], mixed["stderr"]) == ("a\nb\n", "warn\n")
-    assert data["cells"][4]["expect"] == {"error": "ZeroDivisionError"}
+    assert data["cells"][4]["expect"] == {"error": "ZeroDivisionError", "error_message": None}
     assert data["cells"][5]["error"]["line"] == 12
     assert data["cells"][9]["status"] == "not_run"
 

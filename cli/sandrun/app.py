@@ -108,6 +108,9 @@ class Console:
         if self.quiet:
             verdict = f"{result.cell.label} ({result.cell.location}) {verdict}"
         self.say(verdict, STATUS_COLOURS[result.status])
+        if result.diff:
+            for line in result.diff.rstrip("\n").splitlines():
+                self.say(line, "green" if line.startswith("+") else "red" if line.startswith("-") else None)
 
     def summary(self, transcript: Transcript) -> None:
         counts = [

@@ -56,11 +56,49 @@ class RunStatus(str, Enum):
 
 @dataclass(frozen=True)
 class Expectation:
-    """What a cell is expected to do. Designed to grow (stdout, value, match modes come later)."""
+    """What a cell is expected to do: raise (or not), and print or evaluate to what the recipe says."""
 
     error: str | None = None
     """Name of the exception the cell must raise (`ZeroDivisionError`, or a dotted name), `ANY_EXCEPTION`
     for any exception, or None when the cell must not raise."""
+    error_message: str | None = None
+    """A regular expression the raised exception's message must contain (`re.search`)."""
+    stdout: ExpectedText | None = None
+    stderr: ExpectedText | None = None
+    value: ExpectedText | None = None
+    """The `repr` of the cell's trailing expression."""
+    repl: ExpectedText | None = None
+    """What a Python REPL would show: stdout, then the trailing expression's `repr` on its own line
+    (used for `>>>` examples copied from a console)."""
+
+    def texts(self) -> dict[str, ExpectedText]:
+        """The expected texts that are set, by what they are about (`stdout`, `stderr`, `value`, `repl`)."""
+        named = {"stdout": self.stdout, "stderr": self.stderr, "value": self.value, "repl": self.repl}
+        return {name: text for name, text in named.items() if text is not None}
+
+
+class MatchMode(str, Enum):
+    """How expected text is compared with actual text (trailing newlines never matter)."""
+
+    ELLIPSIS = "ellipsis"
+    """The default, like doctest: `...` in the expected text matches anything, even several lines."""
+    EXACT = "exact"
+    REGEX = "regex"
+    """The expected text is a regular expression that must match the whole actual text."""
+    WHITESPACE = "whitespace"
+    """Runs of whitespace (newlines too) count as one space; leading and trailing whitespace is ignored."""
+
+
+@dataclass(frozen=True)
+class ExpectedText:
+    """Text a cell must produce, where it is written in the recipe file, and how to compare it."""
+
+    text: str
+    mode: MatchMode = MatchMode.ELLIPSIS
+    line: int | None = None
+    """1-based line in the recipe where the expected text starts (for messages and annotations)."""
+    span: tuple[int, int] | None = None
+    """Character offsets [start, end) of the expected text in the recipe file, for `--update`."""
 
 
 @dataclass(frozen=True)
@@ -161,6 +199,8 @@ class CellResult:
     """Seconds, measured on the host, from sending the cell to its result."""
     reason: str | None = None
     """Why the cell has its status, in words, when the status alone does not say (failed, not run, ...)."""
+    diff: str | None = None
+    """Unified diff, expected against actual, when the cell failed because its output did not match."""
     peak_memory: int | None = None
     """Peak resident memory of the interpreter so far, in bytes, as reported inside the sandbox."""
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Protocol
@@ -231,22 +231,20 @@ class _Run:
 
 def result_of(cell: Cell, outcome: CellOutcome) -> CellResult:
     """Turn what the driver reported into a judged `CellResult`."""
-    if outcome.status == "timeout":
-        status, reason = CellStatus.TIMEOUT, outcome.error.message if outcome.error else "timed out"
-    elif outcome.status == "crashed":
-        status, reason = (
-            CellStatus.ERROR,
-            f"the sandbox died: {outcome.error.message if outcome.error else ''}",
-        )
-    else:
-        status, reason = judge(cell.expect, outcome.error, outcome.error_types)
-    return CellResult(
+    result = CellResult(
         cell=cell,
-        status=status,
+        status=CellStatus.ERROR,
         outputs=tuple(outcome.outputs),
         value=outcome.value,
         error=outcome.error,
         duration=outcome.duration,
-        reason=reason,
         peak_memory=outcome.peak_memory,
     )
+    message = outcome.error.message if outcome.error else ""
+    if outcome.status == "timeout":
+        return replace(result, status=CellStatus.TIMEOUT, reason=message or "timed out")
+    if outcome.status == "crashed":
+        return replace(result, reason=f"the sandbox died: {message}")
+    actual = {"stdout": result.stdout, "stderr": result.stderr, "value": outcome.value}
+    verdict = judge(cell.expect, outcome.error, outcome.error_types, actual)
+    return replace(result, status=verdict.status, reason=verdict.reason, diff=verdict.diff)

@@ -10,12 +10,14 @@ raise) and `skip` (the cell is not run).
 from __future__ import annotations
 
 import ast
+import itertools
 import json
 import re
 from typing import Any
 
 from sandrun.errors import RecipeError
 from sandrun.model import ANY_EXCEPTION, Cell, CellKind, Expectation, Recipe
+from sandrun.readers.expect_comments import with_expectations
 
 _MARKER = re.compile(r"^\s*#\s*%%(%*)\s(.*)$")  # a marker that may carry a title and options
 _BARE_MARKER = re.compile(r"^\s*#\s*(%%|<codecell>|In\[[0-9 ]*\]:?)\s*$")
@@ -43,6 +45,8 @@ def parse(text: str, path: str, sha256: str) -> Recipe:
         cells.append(cell)
     if not any(c.kind is CellKind.CODE and c.source.strip() for c in cells):
         raise RecipeError(path, 1, "no code cells in this file", hint="start a code cell with a `# %%` line")
+    line_starts = list(itertools.accumulate((len(line) for line in text.splitlines(True)), initial=0))
+    cells = [with_expectations(c, line_starts) if c.kind is CellKind.CODE else c for c in cells]
     return Recipe(path=path, sha256=sha256, format="percent", cells=tuple(cells))
 
 

@@ -17,21 +17,27 @@ that every error and every cell knows its line in the file.
         timeout: 5
         skip: false
         expect: {error: ZeroDivisionError}
+      - code: print(6 * 7)
+        expect:
+          stdout: "42"         # also stderr, value (the repr of a trailing expression)
+          match: exact         # ellipsis (default: `...` matches anything), exact, regex, whitespace
 """
 
 from __future__ import annotations
 
 import difflib
+import re
 from pathlib import Path, PurePosixPath
 
 import yaml
 
 from sandrun.errors import RecipeError
-from sandrun.model import MAX_TIMEOUT, Cell, Expectation, Recipe
+from sandrun.model import MAX_TIMEOUT, Cell, Expectation, ExpectedText, MatchMode, Recipe
 
 RECIPE_KEYS = ("name", "description", "timeout", "env", "network", "python", "files", "cells")
 CELL_KEYS = ("code", "name", "timeout", "skip", "expect")
-EXPECT_KEYS = ("error",)
+EXPECT_KEYS = ("error", "error_message", "stdout", "stderr", "value", "match")
+MATCH_MODES = tuple(mode.value for mode in MatchMode)
 
 
 class _Reader:
@@ -152,7 +158,47 @@ class _Reader:
             raise self.fail(
                 items["error"], f"{error!r} is not an exception name", "e.g. error: ZeroDivisionError"
             )
-        return Expectation(error=error)
+        message = (
+            self.pattern(items["error_message"], f"{what} error_message")
+            if "error_message" in items
+            else None
+        )
+        if message is not None and error is None:
+            raise self.fail(
+                items["error_message"], "error_message needs an error", "add e.g. error: ValueError"
+            )
+        mode = MatchMode.ELLIPSIS
+        if "match" in items:
+            name = self.text(items["match"], f"{what} match")
+            if name not in MATCH_MODES:
+                raise self.fail(
+                    items["match"], f"unknown match mode {name!r}", f"use one of: {', '.join(MATCH_MODES)}"
+                )
+            mode = MatchMode(name)
+        texts = {
+            key: self.expected_text(items[key], f"{what} expected {key}", mode)
+            for key in ("stdout", "stderr", "value")
+            if key in items
+        }
+        return Expectation(error=error, error_message=message, **texts)
+
+    def expected_text(self, node: yaml.Node, what: str, mode: MatchMode) -> ExpectedText:
+        """An expected output with where it stands in the file (its whole scalar, for `--update`)."""
+        text = str(self.scalar(node, what, (str, int, float, bool), "a string"))
+        if mode is MatchMode.REGEX:
+            self.pattern(node, what)
+        return ExpectedText(
+            text, mode, line=code_line(node), span=(node.start_mark.index, node.end_mark.index)
+        )
+
+    def pattern(self, node: yaml.Node, what: str) -> str:
+        """A string that must compile as a regular expression."""
+        text = self.text(node, what)
+        try:
+            re.compile(text)
+        except re.error as exc:
+            raise self.fail(node, f"{what} is not a valid regular expression: {exc}") from None
+        return text
 
 
 def construct(node: yaml.Node) -> object:

@@ -26,6 +26,8 @@ from sandrun.model import (
     CellResult,
     CellStatus,
     Expectation,
+    ExpectedText,
+    MatchMode,
     OutputChunk,
     Recipe,
     RunStatus,
@@ -67,9 +69,27 @@ def _result_to_dict(result: CellResult) -> dict[str, Any]:
         "error": _error_to_dict(result.error),
         "duration": result.duration,
         "reason": result.reason,
+        "diff": result.diff,
         "peak_memory": result.peak_memory,
-        "expect": {"error": cell.expect.error},
+        "expect": _expect_to_dict(cell.expect),
     }
+
+
+def _expect_to_dict(expect: Expectation) -> dict[str, Any]:
+    texts = {
+        what: {"text": text.text, "mode": text.mode.value, "line": text.line}
+        for what, text in expect.texts().items()
+    }
+    return {"error": expect.error, "error_message": expect.error_message, **texts}
+
+
+def _expect_from_dict(d: Mapping[str, Any]) -> Expectation:
+    texts = {
+        what: ExpectedText(text=d[what]["text"], mode=MatchMode(d[what]["mode"]), line=d[what].get("line"))
+        for what in ("stdout", "stderr", "value", "repl")
+        if d.get(what)
+    }
+    return Expectation(error=d.get("error"), error_message=d.get("error_message"), **texts)
 
 
 def transcript_to_dict(t: Transcript) -> dict[str, Any]:
@@ -129,7 +149,7 @@ def _result_from_dict(d: Mapping[str, Any], path: str) -> CellResult:
         tags=tuple(d.get("tags", ())),
         timeout=d.get("timeout"),
         skip=d.get("skip", False),
-        expect=Expectation(error=expect.get("error")),
+        expect=_expect_from_dict(expect),
     )
     return CellResult(
         cell=cell,
@@ -139,6 +159,7 @@ def _result_from_dict(d: Mapping[str, Any], path: str) -> CellResult:
         error=_error_from_dict(d.get("error")),
         duration=d.get("duration", 0.0),
         reason=d.get("reason"),
+        diff=d.get("diff"),
         peak_memory=d.get("peak_memory"),
     )
 

@@ -175,7 +175,9 @@ def _code_cell(r: CellResult) -> list[str]:
         lines += [fence(r.error.traceback or f"{r.error.type}: {r.error.message}", "text"), ""]
     if r.reason:
         lines += [f"**Reason:** {escape(r.reason)}", ""]
-    elif r.status is CellStatus.SKIPPED:
+    if r.diff:
+        lines += [fence(r.diff, "diff"), ""]
+    if not r.reason and r.status is CellStatus.SKIPPED:
         lines += ["**Reason:** the recipe marks it to be skipped", ""]
     return lines
 
