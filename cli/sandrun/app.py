@@ -22,13 +22,11 @@ import typer
 from sandrun import __version__
 from sandrun.backends import BACKENDS, DEFAULT_BACKEND, get_backend
 from sandrun.backends.base import Backend, Limits
+from sandrun.console import Console
+from sandrun.discover import find_recipes
 from sandrun.errors import SandrunError, UsageError
 from sandrun.model import (
     MAX_TIMEOUT,
-    Cell,
-    CellResult,
-    CellStatus,
-    OutputChunk,
     Recipe,
     RunStatus,
     Transcript,
@@ -42,15 +40,6 @@ EXIT_CODES = {RunStatus.PASSED: 0, RunStatus.FAILED: 1, RunStatus.ERROR: 3, RunS
 SEVERITY = (0, 1, 2, 3, 130)
 """Exit codes from least to most severe: several recipes exit with the most severe one."""
 
-STATUS_COLOURS = {
-    CellStatus.PASSED: "green",
-    CellStatus.FAILED: "red",
-    CellStatus.ERROR: "red",
-    CellStatus.TIMEOUT: "red",
-    CellStatus.SKIPPED: "yellow",
-    CellStatus.NOT_RUN: "yellow",
-}
-
 app = typer.Typer(
     name="sandrun",
     help="Run Python recipes cell by cell in a sandbox and get back a transcript you can trust.",
@@ -58,79 +47,6 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-
-
-class Console:
-    """Human output on stderr: live per-cell progress and a summary; colours only on a terminal."""
-
-    def __init__(self, quiet: bool) -> None:
-        self.quiet = quiet
-        self.colour = sys.stderr.isatty() and "NO_COLOR" not in os.environ
-        self.line_open = False
-
-    def say(self, text: str = "", colour: str | None = None, bold: bool = False) -> None:
-        """Print a line on stderr."""
-        if self.colour and (colour or bold):
-            text = typer.style(text, fg=colour, bold=bold)
-        typer.echo(text, err=True)
-
-    def cell_started(self, cell: Cell) -> None:
-        if not self.quiet:
-            self.say(f"--- {cell.label} ({cell.location})", bold=True)
-
-    def cell_output(self, cell: Cell, chunk: OutputChunk) -> None:
-        if self.quiet:
-            return
-        text = chunk.text
-        if self.colour and chunk.stream == "stderr":
-            text = typer.style(text, fg="red")
-        sys.stderr.write(text)
-        sys.stderr.flush()
-        self.line_open = not chunk.text.endswith("\n")
-
-    def cell_finished(self, result: CellResult) -> None:
-        if self.line_open:
-            sys.stderr.write("\n")
-            self.line_open = False
-        if result.status is CellStatus.NOT_RUN or (self.quiet and result.status is CellStatus.PASSED):
-            return
-        if result.status is CellStatus.SKIPPED:
-            if not self.quiet and result.cell.kind.value == "code":
-                self.say(f"--- {result.cell.label} ({result.cell.location}): skipped", "yellow")
-            return
-        if result.value is not None and not self.quiet:
-            self.say(f"=> {result.value}")
-        if result.error is not None and result.status is not CellStatus.PASSED:
-            self.say(result.error.traceback.rstrip() or f"{result.error.type}: {result.error.message}", "red")
-        verdict = f"{result.status.value} in {format_seconds(result.duration)}"
-        if result.status is not CellStatus.PASSED and result.reason:
-            verdict += f": {result.reason}"
-        if self.quiet:
-            verdict = f"{result.cell.label} ({result.cell.location}) {verdict}"
-        self.say(verdict, STATUS_COLOURS[result.status])
-        if result.diff:
-            for line in result.diff.rstrip("\n").splitlines():
-                self.say(line, "green" if line.startswith("+") else "red" if line.startswith("-") else None)
-
-    def summary(self, transcript: Transcript) -> None:
-        counts = [
-            f"{transcript.count(s)} {s.value.replace('_', ' ')}" for s in CellStatus if transcript.count(s)
-        ]
-        colour = "green" if transcript.status is RunStatus.PASSED else "red"
-        self.say(
-            f"{transcript.recipe.path}: {transcript.status.value} ({', '.join(counts)}) "
-            f"in {format_seconds(transcript.duration)} [{transcript.backend}"
-            f"{', NO ISOLATION' if transcript.isolation == 'none' else ''}]",
-            colour,
-            bold=True,
-        )
-        if transcript.reason and transcript.status is not RunStatus.PASSED:
-            self.say(f"  {transcript.reason}", colour)
-
-
-def format_seconds(seconds: float) -> str:
-    """`0.4 ms`, `12.3 ms` or `1.52 s`."""
-    return f"{seconds * 1000:.1f} ms" if seconds < 1 else f"{seconds:.2f} s"
 
 
 SIZE_UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
@@ -197,7 +113,12 @@ def raise_keyboard_interrupt(signum: int, frame: object) -> None:
 
 @app.command()
 def run(
-    recipes: Annotated[list[Path], typer.Argument(help="Recipe files (.yaml, .yml, percent-format .py).")],
+    recipes: Annotated[
+        list[str],
+        typer.Argument(
+            help="Recipe files (.yaml, .yml, percent-format .py, .md), directories to search, or globs."
+        ),
+    ],
     backend: Annotated[
         str, typer.Option(help=f"Where cells run: {', '.join(BACKENDS)}.", envvar="SANDRUN_BACKEND")
     ] = DEFAULT_BACKEND,
@@ -257,7 +178,7 @@ def run(
         if workdir is not None and not workdir.is_dir():
             raise UsageError(f"--workdir {workdir} is not a directory")
         chosen_backend = get_backend(backend, os.environ)
-        loaded = load_all(recipes)
+        loaded = load_all(find_recipes(recipes))
         options = RunOptions(
             cell_timeout=cell_timeout,
             keep_going=keep_going,
