@@ -22,6 +22,7 @@ import re
 import secrets
 import shutil
 import signal
+import stat
 import subprocess
 import sys
 import tempfile
@@ -29,12 +30,21 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
 from sandrun.backends.base import SandboxOptions
-from sandrun.backends.process import MARKER, ProcessChannel, copy_files, minimal_env, run_as_kwargs
+from sandrun.backends.process import (
+    MARKER,
+    ProcessChannel,
+    copy_files,
+    minimal_env,
+    open_input_file,
+    run_as_kwargs,
+)
 from sandrun.backends.seccomp import build_filter
 from sandrun.errors import BackendError
 
 WORKDIR = "/home/sandbox"
 """The work directory inside the sandbox, also its HOME: a path no interpreter is likely to live under."""
+HOST_ENV = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"}
+"""The whole environment of the processes that build the sandbox (launcher, bubblewrap)."""
 SANDBOX_UID = 1000
 """The uid (and gid) cells see inside the sandbox, named `sandbox` in its /etc/passwd."""
 MIN_BWRAP = (0, 10)
@@ -153,10 +163,12 @@ class LocalBackend:
         python = resolve_python(argv[0])
         plan = SandboxPlan(options, as_root=is_host_root())
         try:
-            command, fds = plan.command(bwrap, [python, *argv[1:]])
-            env = minimal_env(python, WORKDIR, options.env) | {MARKER: plan.token}
+            inside = minimal_env(python, WORKDIR, options.env) | {MARKER: plan.token}
+            command, fds = plan.command(bwrap, [python, *argv[1:]], inside)
+            # The recipe's variables exist only inside: the launcher and bubblewrap run as root before the
+            # sandbox exists, and must not see LD_PRELOAD and the like.
             channel = LocalChannel.spawn(
-                command, env, plan.staging, plan.token, fds, cleanup=plan.cleanup, run_as=plan.direct_uid
+                command, HOST_ENV, plan.staging, plan.token, fds, cleanup=plan.cleanup, run_as=plan.direct_uid
             )
         except BaseException:
             plan.cleanup()
@@ -218,8 +230,26 @@ def python_roots(python: str) -> list[Path]:
             if key.strip() == "home":
                 candidates.add(Path(value.strip()).parent)
     usr = Path("/usr")
-    roots = [p for p in candidates if p != Path("/") and p != usr and usr not in p.parents]
+    roots = [p for p in candidates if p != usr and usr not in p.parents]
+    for root in roots:
+        if not looks_like_python_root(root):
+            raise BackendError(
+                f"{root} does not look like a Python installation or virtual environment, so it is not "
+                f"made visible in the sandbox (needed by the interpreter {python})",
+                hint="point --python or the recipe's `python:` at a real interpreter",
+            )
     return sorted(roots, key=lambda p: len(p.parts))
+
+
+def looks_like_python_root(path: Path) -> bool:
+    """A prefix (`lib/pythonX.Y/os.py`) or a venv (`pyvenv.cfg` and `lib/pythonX.Y/site-packages`), and not
+    `/` or a home directory: a recipe must not be able to bind any directory by naming a fake interpreter."""
+    if path in (Path("/"), Path("/root"), Path("/home")) or path.parent == Path("/home"):
+        return False
+    libs = list(path.glob("lib/python3*"))
+    if (path / "pyvenv.cfg").is_file():
+        return any((lib / "site-packages").is_dir() for lib in libs)
+    return any((lib / "os.py").is_file() for lib in libs)
 
 
 def is_host_root() -> bool:
@@ -265,9 +295,11 @@ class SandboxPlan:
         """The uid to start bwrap as, when no launcher does the switch (root, all binds reachable)."""
         return None if self.launcher_binds else self.uid
 
-    def command(self, bwrap: Path, argv: list[str]) -> tuple[list[str], list[int]]:
-        """The full command line and the fds it must inherit."""
-        args = [str(bwrap), *self.namespaces(), *self.filesystem(argv[0]), *self.security(), "--", *argv]
+    def command(self, bwrap: Path, argv: list[str], env: Mapping[str, str]) -> tuple[list[str], list[int]]:
+        """The full command line (running `argv` with exactly `env` inside) and the fds it must inherit."""
+        variables = [arg for name, value in env.items() for arg in ("--setenv", name, value)]
+        args = [str(bwrap), *self.namespaces(), *self.filesystem(argv[0]), *self.security(), "--clearenv"]
+        args += [*variables, "--", *argv]
         if self.launcher_binds and self.uid is not None:
             return launcher(self.launcher_binds, self.uid, args), self.fds
         return args, self.fds
@@ -281,6 +313,7 @@ class SandboxPlan:
         disk = self.options.limits.disk
         size = ["--size", str(disk)] if disk else []
         args = ["--ro-bind", "/usr", "/usr", "--proc", "/proc", "--dev", "/dev"]
+        args += [*size, "--perms", "1777", "--tmpfs", "/dev/shm", "--remount-ro", "/dev"]
         # The writable places first, so that an interpreter living below one of them is bound on top of it.
         args += [*size, "--perms", "1777", "--tmpfs", "/tmp", *self.workdir(size)]
         for top in ("bin", "sbin", "lib", "lib32", "lib64", "libx32"):
@@ -292,7 +325,8 @@ class SandboxPlan:
         for root in python_roots(python):
             args += ["--ro-bind", self.reachable(root), str(root)]
         args += self.etc()
-        return [*args, "--chdir", WORKDIR]
+        # bubblewrap's own root and /dev are tmpfs without a size limit: nothing may be written there.
+        return [*args, "--remount-ro", "/", "--chdir", WORKDIR]
 
     def etc(self) -> list[str]:
         etc = self.staging / "etc"
@@ -317,7 +351,7 @@ class SandboxPlan:
         if given is None:
             args = [*size, "--perms", "0755", "--tmpfs", WORKDIR]
             for name, source in self.options.files.items():
-                fd = os.open(source, os.O_RDONLY | os.O_CLOEXEC)
+                fd = open_input_file(source)
                 self.fds.append(fd)
                 parent = str(Path(WORKDIR, name).parent)
                 args += (["--dir", parent] if parent != WORKDIR else []) + [
@@ -362,8 +396,11 @@ class SandboxPlan:
         if self.workdir_owner and self.options.workdir is not None:
             for path in walk(self.options.workdir):
                 with contextlib.suppress(OSError):
-                    if path.lstat().st_uid == self.uid:
+                    info = path.lstat()
+                    if info.st_uid == self.uid:
                         os.lchown(path, *self.workdir_owner)
+                        if not stat.S_ISLNK(info.st_mode) and info.st_mode & (stat.S_ISUID | stat.S_ISGID):
+                            os.chmod(path, stat.S_IMODE(info.st_mode) & ~(stat.S_ISUID | stat.S_ISGID))
             self.workdir_owner = None
 
 

@@ -12,6 +12,7 @@ import os
 import select
 import shutil
 import signal
+import stat
 import subprocess
 import sys
 import tempfile
@@ -87,7 +88,30 @@ def copy_files(files: Mapping[str, Path], workdir: Path) -> None:
     for name, source in files.items():
         target = workdir / name
         target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(source, target)
+        with os.fdopen(open_input_file(source), "rb") as reader, open(target, "wb") as writer:
+            shutil.copyfileobj(reader, writer)
+
+
+def open_input_file(path: Path) -> int:
+    """Open a recipe's input file for reading: a regular file, not through a final symbolic link.
+
+    When sandrun is root, only files any user could read: root must not carry a private file into a sandbox
+    because a recipe asked for it.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK)
+    except OSError as exc:
+        raise BackendError(f"cannot open {path} for the sandbox: {exc.strerror}") from None
+    info = os.fstat(fd)
+    problem = None
+    if not stat.S_ISREG(info.st_mode):
+        problem = "is not a regular file"
+    elif os.geteuid() == 0 and not info.st_mode & stat.S_IROTH:
+        problem = "is not readable by other users, and sandrun runs as root"
+    if problem:
+        os.close(fd)
+        raise BackendError(f"{path} {problem}: it is not copied into the sandbox")
+    return fd
 
 
 class ProcessChannel:

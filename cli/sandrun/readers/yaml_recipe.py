@@ -121,6 +121,13 @@ class _Reader:
                 raise self.fail(item, f"file {name!r} must be a relative path inside the recipe's directory")
             if not (base / relative).is_file():
                 raise self.fail(item, f"file {name!r} does not exist next to the recipe (looked in {base})")
+            if (
+                not (base / relative).resolve().is_relative_to(base.resolve())
+                or (base / relative).is_symlink()
+            ):
+                raise self.fail(
+                    item, f"file {name!r} is a symbolic link, or lies behind one, out of the directory"
+                )
             names.append(str(relative))
         return tuple(names)
 
