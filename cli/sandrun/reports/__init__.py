@@ -1,41 +1,75 @@
 """Reports: a `Transcript` rendered as text, and written to a file.
 
-Every renderer is a pure function of the transcript. The format of a `--report` file follows its suffix
+Every renderer is a pure function of the transcript(s): JSON, Markdown and JUnit XML (`render` for one
+transcript, `render_all` for several in one document). The format of a `--report` file follows its suffix
 (`format_for_path`), and files are written atomically (`write_report`), so a reader never sees half a
 report and an interrupted write leaves any previous report in place.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import uuid
+from collections.abc import Sequence
 from pathlib import Path
 
 from sandrun.model import Transcript
-from sandrun.reports.json_report import render_json
+from sandrun.reports.json_report import render_json, transcript_to_dict
+from sandrun.reports.junit import render_junit
 from sandrun.reports.markdown import render_markdown
 
-FORMATS: dict[str, str] = {"json": "json", "md": "md", "markdown": "md"}
+FORMATS: dict[str, str] = {"json": "json", "md": "md", "markdown": "md", "junit": "junit", "xml": "junit"}
 """Accepted format names, mapped to the canonical one."""
 
-SUFFIXES: dict[str, str] = {".json": "json", ".md": "md", ".markdown": "md"}
+SUFFIXES: dict[str, str] = {".json": "json", ".md": "md", ".markdown": "md", ".xml": "junit"}
 """Report file suffixes (compared case-insensitively), mapped to their format."""
 
-__all__ = ["FORMATS", "SUFFIXES", "format_for_path", "render", "write_report"]
+MARKDOWN_SEPARATOR = "\n---\n\n"
+"""What `render_all` puts between Markdown documents: a horizontal rule."""
+
+__all__ = ["FORMATS", "SUFFIXES", "format_for_path", "render", "render_all", "write_report"]
+
+
+def _canonical(fmt: str) -> str:
+    canonical = FORMATS.get(fmt.lower())
+    if canonical is None:
+        raise ValueError(f"unknown report format {fmt!r}; use one of: {', '.join(FORMATS)}")
+    return canonical
 
 
 def render(t: Transcript, fmt: str) -> str:
-    """The transcript as text in format `fmt`: `json`, or `md`/`markdown`. ValueError for anything else."""
-    canonical = FORMATS.get(fmt.lower())
+    """The transcript as text in format `fmt`: `json`, `md`/`markdown` or `junit`/`xml`.
+
+    ValueError for anything else.
+    """
+    canonical = _canonical(fmt)
     if canonical == "json":
         return render_json(t)
     if canonical == "md":
         return render_markdown(t)
-    raise ValueError(f"unknown report format {fmt!r}; use one of: {', '.join(FORMATS)}")
+    return render_junit([t])
+
+
+def render_all(transcripts: Sequence[Transcript], fmt: str) -> str:
+    """Several transcripts as one document in format `fmt` (names as for `render`).
+
+    JSON: the transcript object when there is exactly one, else an array of them. Markdown: the pages one
+    after another, separated by a `---` rule. JUnit: one XML document with a test suite per transcript.
+    ValueError for an unknown format.
+    """
+    canonical = _canonical(fmt)
+    if canonical == "junit":
+        return render_junit(transcripts)
+    if len(transcripts) == 1:
+        return render(transcripts[0], canonical)
+    if canonical == "json":
+        return json.dumps([transcript_to_dict(t) for t in transcripts], indent=2, ensure_ascii=False) + "\n"
+    return MARKDOWN_SEPARATOR.join(render_markdown(t) for t in transcripts)
 
 
 def format_for_path(path: str | os.PathLike[str]) -> str:
-    """The report format (`json` or `md`) a file name asks for, by its suffix.
+    """The report format (`json`, `md` or `junit`) a file name asks for, by its suffix.
 
     Raises ValueError, naming the valid suffixes, when the suffix is missing or unknown.
     """
