@@ -32,8 +32,9 @@ from sandrun.model import (
     Transcript,
 )
 from sandrun.readers import load_recipe
-from sandrun.reports import format_for_path, render, write_report
-from sandrun.reports.json_report import transcript_to_dict
+from sandrun.reports import FORMATS, format_for_path, render_all, write_report
+from sandrun.reports.annotations import github_annotations
+from sandrun.reports.json_report import transcript_from_dict
 from sandrun.runner import DEFAULT_CELL_TIMEOUT, RunOptions, run_recipe
 
 EXIT_CODES = {RunStatus.PASSED: 0, RunStatus.FAILED: 1, RunStatus.ERROR: 3, RunStatus.INTERRUPTED: 130}
@@ -76,15 +77,6 @@ def parse_env(pairs: list[str]) -> dict[str, str]:
     return env
 
 
-def render_many(transcripts: list[Transcript], fmt: str) -> str:
-    """One transcript as itself; several as a JSON array, or Markdown documents one after another."""
-    if len(transcripts) == 1:
-        return render(transcripts[0], fmt)
-    if fmt == "json":
-        return json.dumps([transcript_to_dict(t) for t in transcripts], indent=2, ensure_ascii=False) + "\n"
-    return "\n---\n\n".join(render(t, fmt) for t in transcripts)
-
-
 @contextmanager
 def reported_errors() -> Iterator[None]:
     """Turn sandrun errors into one clear message and their exit code; no traceback unless SANDRUN_DEBUG=1."""
@@ -125,11 +117,12 @@ def run(
     output_format: Annotated[
         str,
         typer.Option(
-            "--format", help="What to print on stdout: text (nothing; progress on stderr), json, md."
+            "--format", help="What to print on stdout: text (nothing; progress on stderr), json, md, junit."
         ),
     ] = "text",
     report: Annotated[
-        list[Path] | None, typer.Option(help="Write the transcript to this file (.json or .md); repeatable.")
+        list[Path] | None,
+        typer.Option(help="Write the transcript to this file (.json, .md, or .xml for JUnit); repeatable."),
     ] = None,
     cell_timeout: Annotated[
         float, typer.Option(help="Seconds per cell, unless the cell or the recipe sets its own.", min=0.001)
@@ -156,6 +149,12 @@ def run(
     disk: Annotated[
         str, typer.Option(help="Size of /tmp and of the default work directory; 0 = no limit.")
     ] = "1G",
+    annotations: Annotated[
+        str | None,
+        typer.Option(
+            help="Print CI annotations for failed cells: github (default when GITHUB_ACTIONS=true), none."
+        ),
+    ] = None,
     quiet: Annotated[
         bool, typer.Option("--quiet", "-q", help="Only failures and the summary on stderr.")
     ] = False,
@@ -165,8 +164,8 @@ def run(
     Exit code: 0 passed, 1 a cell failed, 2 bad recipe or options, 3 sandbox error, 130 interrupted.
     """
     with reported_errors():
-        if output_format not in ("text", "json", "md"):
-            raise UsageError(f"--format {output_format!r} is not one of: text, json, md")
+        if output_format != "text" and output_format not in FORMATS:
+            raise UsageError(f"--format {output_format!r} is not one of: text, {', '.join(FORMATS)}")
         report_formats = [(path, format_report_path(path)) for path in report or []]
         if not math.isfinite(cell_timeout) or cell_timeout > MAX_TIMEOUT:
             raise UsageError(
@@ -199,12 +198,25 @@ def run(
             console.say(
                 "sandrun: the process backend ISOLATES NOTHING: cells run with your permissions.", "yellow"
             )
+        annotate = choose_annotations(annotations)
         transcripts = run_all(loaded, chosen_backend, options, console)
+        if annotate:  # on stdout, unless stdout carries a transcript
+            for command in github_annotations(transcripts):
+                typer.echo(command, err=output_format != "text")
         for path, fmt in report_formats:
-            write_report(path, render_many(transcripts, fmt))
+            write_report(path, render_all(transcripts, fmt))
         if output_format != "text":
-            sys.stdout.write(render_many(transcripts, output_format))
+            sys.stdout.write(render_all(transcripts, output_format))
         raise typer.Exit(max((EXIT_CODES[t.status] for t in transcripts), key=SEVERITY.index))
+
+
+def choose_annotations(option: str | None) -> bool:
+    """Whether to print GitHub annotations: as asked, or by default inside GitHub Actions."""
+    if option is None:
+        return os.environ.get("GITHUB_ACTIONS") == "true"
+    if option not in ("github", "none"):
+        raise UsageError(f"--annotations {option!r} is not one of: github, none")
+    return option == "github"
 
 
 def run_all(
@@ -250,6 +262,38 @@ class RecipeProblems(SandrunError):
     """One or more recipes could not be read; the message lists them all."""
 
     exit_code = 2
+
+
+@app.command()
+def report(
+    transcript: Annotated[
+        Path, typer.Argument(help="A transcript saved with --report x.json or --format json.")
+    ],
+    output_format: Annotated[str, typer.Option("--format", help="json, md or junit.")] = "md",
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Write to this file.")] = None,
+) -> None:
+    """Re-render a saved JSON transcript (one, or a list of them) without running anything."""
+    with reported_errors():
+        if output_format not in FORMATS:
+            raise UsageError(f"--format {output_format!r} is not one of: {', '.join(FORMATS)}")
+        transcripts = load_transcripts(transcript)
+        text = render_all(transcripts, output_format)
+        if output is None:
+            sys.stdout.write(text)
+        else:
+            write_report(output, text)
+
+
+def load_transcripts(path: Path) -> list[Transcript]:
+    """The transcripts in a JSON file written by sandrun; anything else is a usage error."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        items = data if isinstance(data, list) else [data]
+        return [transcript_from_dict(item) for item in items]
+    except OSError as exc:
+        raise UsageError(f"{path}: cannot read it: {exc.strerror}") from None
+    except (ValueError, KeyError, TypeError) as exc:
+        raise UsageError(f"{path}: not a sandrun JSON transcript ({type(exc).__name__}: {exc})") from None
 
 
 @app.command()
