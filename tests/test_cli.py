@@ -127,9 +127,9 @@ def test_several_recipes_json_is_a_list(
 
 
 def test_unknown_format() -> None:
-    result = invoke("run", RECIPES / "quickstart.yaml", "--format", "xml")
+    result = invoke("run", RECIPES / "quickstart.yaml", "--format", "yaml")
     assert result.exit_code == 2
-    assert "--format 'xml' is not one of: text, json, md" in result.stderr
+    assert "--format 'yaml' is not one of: text, json, md" in result.stderr
 
 
 def test_reports_json_and_md(

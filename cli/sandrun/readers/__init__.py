@@ -18,12 +18,17 @@ Parser = Callable[[str, str, str], Recipe]
 
 
 def _parsers() -> dict[str, Parser]:
-    from sandrun.readers import percent, yaml_recipe
+    from sandrun.readers import markdown_doc, percent, yaml_recipe
 
-    return {".yaml": yaml_recipe.parse, ".yml": yaml_recipe.parse, ".py": percent.parse}
+    return {
+        ".yaml": yaml_recipe.parse,
+        ".yml": yaml_recipe.parse,
+        ".py": percent.parse,
+        ".md": markdown_doc.parse,
+    }
 
 
-SUPPORTED_SUFFIXES = (".yaml", ".yml", ".py")
+SUPPORTED_SUFFIXES = (".yaml", ".yml", ".py", ".md")
 
 
 def load_recipe(path: str | Path) -> Recipe:
