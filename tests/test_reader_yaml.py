@@ -589,7 +589,8 @@ def test_unknown_suffix(tmp_path: Path, name: str, shown: str) -> None:
         load_recipe(path)
     assert info.value.line is None
     assert str(info.value) == (
-        f"{path}: cannot tell the recipe format from the suffix {shown}\n  hint: use one of .yaml, .yml, .py, .md"
+        f"{path}: cannot tell the recipe format from the suffix {shown}\n"
+        "  hint: use one of .yaml, .yml, .py, .md"
     )
 
 
