@@ -94,3 +94,36 @@ def test_report_refuses_what_is_not_a_transcript(tmp_path: Path) -> None:
     assert result.exit_code == 2
     assert "not a sandrun JSON transcript" in result.stderr
     assert invoke("report", tmp_path / "missing.json").exit_code == 2
+
+
+DRIFTED = """\
+cells:
+  - code: print("hi")   # greet
+    expect:
+      stdout: "ho"
+  - code: 6 * 7
+    expect: {value: 41}
+"""
+
+
+def test_update_rewrites_drifted_outputs_and_then_passes(tmp_path: Path) -> None:
+    recipe = tmp_path / "drift.yaml"
+    recipe.write_text(DRIFTED)
+    first = invoke("run", recipe, "--update")
+    assert first.exit_code == 0, first.output
+    assert recipe.read_text() == DRIFTED.replace('"ho"', '"hi"').replace("41", "42")
+    assert f"{recipe}:4: cell 1: updated the expected stdout" in first.stderr
+    second = invoke("run", recipe, "--update")
+    assert second.exit_code == 0
+    assert "nothing to update" in second.stderr
+    assert invoke("run", recipe).exit_code == 0
+
+
+def test_update_never_writes_after_the_sandbox_died(tmp_path: Path) -> None:
+    recipe = tmp_path / "dies.yaml"
+    text = DRIFTED + "  - import os; os._exit(0)\n"
+    recipe.write_text(text)
+    result = invoke("run", recipe, "--update")
+    assert result.exit_code == 3
+    assert "not updated" in result.stderr
+    assert recipe.read_text() == text

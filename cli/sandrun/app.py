@@ -25,8 +25,10 @@ from sandrun.backends.base import Backend, Limits
 from sandrun.console import Console
 from sandrun.discover import find_recipes
 from sandrun.errors import SandrunError, UsageError
+from sandrun.expect import diff
 from sandrun.model import (
     MAX_TIMEOUT,
+    CellStatus,
     Recipe,
     RunStatus,
     Transcript,
@@ -36,6 +38,7 @@ from sandrun.reports import FORMATS, format_for_path, render_all, write_report
 from sandrun.reports.annotations import github_annotations
 from sandrun.reports.json_report import transcript_from_dict
 from sandrun.runner import DEFAULT_CELL_TIMEOUT, RunOptions, run_recipe
+from sandrun.update import update_recipe
 
 EXIT_CODES = {RunStatus.PASSED: 0, RunStatus.FAILED: 1, RunStatus.ERROR: 3, RunStatus.INTERRUPTED: 130}
 SEVERITY = (0, 1, 2, 3, 130)
@@ -149,6 +152,13 @@ def run(
     disk: Annotated[
         str, typer.Option(help="Size of /tmp and of the default work directory; 0 = no limit.")
     ] = "1G",
+    update: Annotated[
+        bool,
+        typer.Option(
+            "--update",
+            help="Rewrite the expected outputs in the recipes from what ran (implies --keep-going).",
+        ),
+    ] = False,
     annotations: Annotated[
         str | None,
         typer.Option(
@@ -180,7 +190,7 @@ def run(
         loaded = load_all(find_recipes(recipes))
         options = RunOptions(
             cell_timeout=cell_timeout,
-            keep_going=keep_going,
+            keep_going=keep_going or update,
             env=parse_env(env or []),
             python=python,
             workdir=workdir,
@@ -205,9 +215,41 @@ def run(
                 typer.echo(command, err=output_format != "text")
         for path, fmt in report_formats:
             write_report(path, render_all(transcripts, fmt))
+        if update:
+            raise typer.Exit(update_all(transcripts, console))
         if output_format != "text":
             sys.stdout.write(render_all(transcripts, output_format))
         raise typer.Exit(max((EXIT_CODES[t.status] for t in transcripts), key=SEVERITY.index))
+
+
+def update_all(transcripts: list[Transcript], console: Console) -> int:
+    """Rewrite each recipe's expected outputs from its run; print what changed; return the exit code.
+
+    Exit 0 when every failure was an output mismatch now written into the recipe, else as the runs say.
+    """
+    fixed: set[tuple[str, int]] = set()
+    for transcript in transcripts:
+        try:
+            result = update_recipe(transcript.recipe.path, transcript)
+        except SandrunError as exc:
+            console.say(f"{transcript.recipe.path}: not updated: {exc}", "red")
+            continue
+        for edit in result.edits:
+            console.say(f"{edit.location}: {edit.label}: updated the expected {edit.what}", "green")
+            for line in diff(edit.old, edit.new, edit.what).rstrip("\n").splitlines():
+                console.say(f"    {line}")
+            fixed.add((transcript.recipe.path, edit.cell))
+        for note in result.notes:
+            console.say(f"{transcript.recipe.path}: {note}", "yellow")
+        if not result.edits:
+            console.say(f"{transcript.recipe.path}: nothing to update")
+    codes = [
+        0 if r.status in (CellStatus.PASSED, CellStatus.SKIPPED) or (t.recipe.path, r.cell.index) in fixed
+        else EXIT_CODES[t.status]
+        for t in transcripts
+        for r in t.results
+    ]  # fmt: skip
+    return max(codes or [0], key=SEVERITY.index)
 
 
 def choose_annotations(option: str | None) -> bool:

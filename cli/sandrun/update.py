@@ -1,0 +1,297 @@
+"""`--update`: rewrite the expected output in a recipe with what its cells actually produced.
+
+Only expectations already written that do not match (one with `...` that matches stays byte for byte), of
+cells that ran to their end, get the actual output without its trailing newlines; nothing else changes.
+YAML: a literal block where a block was or for several lines, else the old plain or quoted style, else
+double quotes. Percent: `# ` lines. Markdown: the output block's content (with longer fences if a line could
+close them), or console lines. The updated text must read back as the same cells, or nothing is written.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import os
+import re
+from dataclasses import dataclass
+from importlib import import_module
+from pathlib import Path
+
+import yaml
+
+from sandrun.errors import RecipeError, SandrunError
+from sandrun.expect import repl_view, text_matches
+from sandrun.model import Cell, CellResult, CellStatus, ExpectedText, MatchMode, Recipe, RunStatus, Transcript
+from sandrun.readers.yaml_recipe import construct
+from sandrun.reports import write_report
+
+_READERS = {"yaml": "yaml_recipe", "percent": "percent", "markdown": "markdown_doc"}
+_TRUNCATED = re.compile(r"\[sandrun: \d+ more bytes of \w+ not shown; the limit is \d+ bytes\]")
+_DIRECTIVE = re.compile(r"^# expect \w+:", re.MULTILINE)
+_FENCE = re.compile(r"([ \t]*)(`{3,}|~{3,})(.*)")
+_Spot = tuple[int, int, str]  # replace text[start:end] with this
+
+
+class UpdateRefused(SandrunError):
+    """The run cannot be trusted to update the recipe (interrupted, sandbox died, file changed...)."""
+
+    exit_code = 2
+
+
+@dataclass(frozen=True)
+class Edit:
+    """Replace `text[start:end]` with `replacement`: in the cell numbered `cell` (index) and named `label`,
+    the expected `what` (stdout, stderr, value or repl) at `location` (path:line) goes from `old` to `new`
+    (the new expected text as the reader reads it back, without trailing newlines)."""
+
+    start: int
+    end: int
+    replacement: str
+    cell: int
+    label: str
+    what: str
+    location: str
+    old: str
+    new: str
+
+
+@dataclass(frozen=True)
+class UpdateResult:
+    """What `update_recipe` did to a file; `notes` say which mismatching expectations it left alone, why."""
+
+    path: str
+    edits: tuple[Edit, ...]
+    written: bool
+    notes: tuple[str, ...] = ()
+
+
+def refuse_untrusted(transcript: Transcript, path: str) -> None:
+    """Raise `UpdateRefused` if this run must not update its recipe: interrupted, or the sandbox failed."""
+    dead = next((r for r in transcript.results if r.status is CellStatus.ERROR), None)
+    if transcript.status is RunStatus.INTERRUPTED:
+        reason = "the run was interrupted, so its output is incomplete"
+    elif dead or transcript.status is RunStatus.ERROR:
+        where = f" during {dead.cell.label} ({dead.cell.location})" if dead else ""
+        reason = f"the sandbox failed{where}: {(dead and dead.reason) or transcript.reason or 'error'}"
+    else:
+        return
+    raise UpdateRefused(f"not updating {path}: {reason}", hint="run the recipe again, then update")
+
+
+def plan_updates(recipe: Recipe, transcript: Transcript, original_text: str) -> list[Edit]:
+    """The edits that make `original_text` (the text `recipe` was read from) expect what ran in
+    `transcript`. Raises `UpdateRefused` for an untrustworthy run, `RecipeError` for output that cannot be
+    written in this recipe's format."""
+    return _plan(recipe, transcript, original_text)[0]
+
+
+def apply_edits(text: str, edits: list[Edit] | tuple[Edit, ...]) -> str:
+    """`text` with every edit applied (last offset first, so earlier offsets stay valid)."""
+    ordered = sorted(edits, key=lambda e: (e.start, e.end))
+    for before, after in itertools.pairwise(ordered):
+        if after.start < before.end or after.start == before.start:
+            raise SandrunError(f"overlapping edits at offsets {before.start} and {after.start}")
+    if ordered and (ordered[0].start < 0 or ordered[-1].end > len(text)):
+        raise SandrunError("an edit lies outside the text")
+    for edit in reversed(ordered):
+        text = text[: edit.start] + edit.replacement + text[edit.end :]
+    return text
+
+
+def update_recipe(path: str | os.PathLike[str], transcript: Transcript) -> UpdateResult:
+    """Rewrite the recipe at `path` (atomically, and only if something changes) so that it expects what
+    ran in `transcript`. Refuses if the file changed since the run, or the run cannot be trusted."""
+    name = os.fspath(path)
+    refuse_untrusted(transcript, name)
+    try:
+        data = Path(name).read_bytes()
+    except OSError as exc:
+        raise RecipeError(name, None, f"cannot read the file: {exc.strerror}") from None
+    if hashlib.sha256(data).hexdigest() != transcript.recipe.sha256:
+        raise UpdateRefused(f"not updating {name}: it changed since it was run", hint="run it again first")
+    text = data.decode("utf-8")
+    bom = "\ufeff" if text.startswith("\ufeff") else ""
+    edits, notes = _plan(transcript.recipe, transcript, text[len(bom) :])
+    new_text = bom + apply_edits(text[len(bom) :], edits)
+    if new_text != text:
+        write_report(os.path.realpath(name), new_text)  # the real file, so a symlink stays a symlink
+    return UpdateResult(name, tuple(edits), new_text != text, tuple(notes))
+
+
+def _plan(recipe: Recipe, transcript: Transcript, text: str) -> tuple[list[Edit], list[str]]:
+    """The edits, and notes on mismatching expectations left alone."""
+    refuse_untrusted(transcript, recipe.path)
+    nl = "\r\n" if "\r\n" in text else "\n"
+    edits: list[Edit] = []
+    notes: list[str] = []
+    for result in transcript.results:
+        cell = result.cell
+        for what, expected in cell.expect.texts().items():
+            outputs = {"stdout": result.stdout, "stderr": result.stderr, "value": result.value}
+            actual = repl_view(result.stdout, result.value) if what == "repl" else outputs[what]
+            if result.status is CellStatus.SKIPPED or text_matches(expected, actual or ""):
+                continue
+            location = f"{recipe.path}:{expected.line or cell.line}"
+            why = _left_alone(result, expected, actual)
+            if why:
+                notes.append(f"{cell.label}: {what} ({location}) left as it is: {why}")
+                continue
+            if actual is None:
+                message = f"{cell.label} has no value to write as its expected {what}"
+                hint = "its last line is not an expression: print() it and expect stdout instead"
+                raise RecipeError(recipe.path, expected.line or cell.line, message, hint)
+            new = actual.rstrip("\n")
+            start, end, put = _replacement(recipe, text, expected, what, new, nl)
+            edits.append(Edit(start, end, put, cell.index, cell.label, what, location, expected.text, new))
+    if edits:
+        _verify(recipe, apply_edits(text, edits), edits)
+    return edits, notes
+
+
+def _left_alone(result: CellResult, expected: ExpectedText, actual: str | None) -> str | None:
+    """Why a mismatching expectation must not be rewritten from this result, if it must not."""
+    raised = result.error.type if result.error and result.cell.expect.error is None else None
+    reasons = {
+        "the cell timed out": result.status is CellStatus.TIMEOUT,
+        "the cell was not run": result.status is CellStatus.NOT_RUN,
+        f"the cell raised {raised}, which the recipe does not expect": raised is not None,
+        "where it is written in the file is not known": expected.span is None,
+        "it is a regular expression; fix it by hand": expected.mode is MatchMode.REGEX,
+        "the output was cut (raise --output-limit)": bool(_TRUNCATED.search(actual or "")),
+    }
+    return next((why for why, applies in reasons.items() if applies), None)
+
+
+def _replacement(recipe: Recipe, text: str, exp: ExpectedText, what: str, new: str, nl: str) -> _Spot:
+    """Where to write `new` (the new `exp`) in `text`, and what to write there, in the recipe's format."""
+    start, end = exp.span  # type: ignore[misc]
+    if recipe.format == "yaml":
+        return start, end, _yaml_scalar(recipe.path, text, start, end, new, nl)
+    if recipe.format == "percent" and what == "value":
+        if "\n" in new:
+            raise RecipeError(
+                recipe.path, exp.line, "the new value's repr spans several lines, "
+                "but `# expect value:` holds one", hint="print() it and use `# expect stdout:` instead",
+            )  # fmt: skip
+        return start, end, new
+    if recipe.format == "percent":
+        lines = [f"# {line}" if line else "#" for line in new.split("\n")] if new else []
+        return start, end, _lines(text, start, end, lines, nl)
+    if what == "repl":
+        prompt = next((x for x in reversed(text[:start].splitlines()) if x.lstrip().startswith(">>>")), "")
+        indent = prompt[: len(prompt) - len(prompt.lstrip())]
+        lines = [indent + (x if x.strip() else "<BLANKLINE>") for x in new.split("\n")] if new else []
+        return start, end, _lines(text, start, end, lines, nl)
+    return _fenced(text, start, end, new, nl)
+
+
+def _lines(text: str, start: int, end: int, lines: list[str], nl: str) -> str:
+    """`lines` as a block that replaces whole lines, keeping a missing newline at the end of the file."""
+    block = "".join(line + nl for line in lines)
+    if end == len(text) and not text.endswith("\n") and block:
+        block = (nl if start == end else "") + block[: -len(nl)]
+    return block
+
+
+def _fenced(text: str, start: int, end: int, new: str, nl: str) -> _Spot:
+    """The content of a fenced block; the fence is lengthened if a new line could close it."""
+    open_start = text.rfind("\n", 0, max(start - 1, 0)) + 1
+    opening = _FENCE.fullmatch(text[open_start:start].rstrip("\r\n"))
+    assert opening is not None, "an output block's content starts after its opening fence"
+    indent, fence, info = opening.groups()
+    lines = new.split("\n") if new else []
+    content = "".join((indent + line if line else "") + nl for line in lines)
+    runs = [len(line) - len(line.lstrip(fence[0])) for line in (line.lstrip() for line in lines)]
+    if max(runs, default=0) < len(fence):
+        return start, end, content
+    closing_line = text[end:].partition("\n")[0].rstrip("\r")
+    close_end, closing = end + len(closing_line), _FENCE.fullmatch(closing_line)
+    longer = fence[0] * (max(runs) + 1)
+    tail = closing.group(1) + longer + closing.group(3) if closing else ""
+    return open_start, close_end if closing else end, indent + longer + info + nl + content + tail
+
+
+def _yaml_scalar(path: str, text: str, start: int, end: int, new: str, nl: str) -> str:
+    """A scalar for `new` in place of the one at `text[start:end]`: the first fit that PyYAML reads back."""
+    found = _yaml_node(text, start)
+    assert found is not None, f"no YAML scalar starts at offset {start}"
+    node, key_column, in_flow = found
+    was_block = node.style in ("|", ">")
+    chomp, comment, indent, rest = _block_parts(text[start:end], key_column) if was_block else ("", "", 0, "")
+    if new.lstrip("\n").startswith(" ") or not was_block:  # an indentation indicator is needed, or no block
+        indent = indent if 0 < indent - key_column < 10 else key_column + 2
+    digit = str(indent - key_column) if new.lstrip("\n").startswith(" ") else ""
+    lines = nl.join(" " * indent + line if line else "" for line in new.split("\n"))
+    candidates = ["''" if node.style == "'" else '""'] if not new else []
+    if new and not in_flow and (was_block or "\n" in new):
+        candidates.append(f"|{digit}{chomp}{comment}{nl}{lines}{rest}")
+    if "\n" not in new and node.style in (None, "|", ">"):
+        candidates.append(new + comment + rest)
+    if "\n" not in new and node.style == "'":
+        candidates.append("'" + new.replace("'", "''") + "'")
+    quoted = yaml.dump(new, default_style='"', allow_unicode=True, width=float("inf")).strip()
+    for candidate in [*candidates, quoted + comment + rest]:
+        try:
+            found = _yaml_node(text[:start] + candidate + text[end:], start)
+            value = construct(found[0]) if found else None
+        except (yaml.YAMLError, ValueError):
+            continue
+        if isinstance(value, (str, int, float)) and str(value).rstrip("\n") == new:
+            return candidate
+    raise RecipeError(path, node.start_mark.line + 1, f"cannot write {new!r} as a YAML scalar")
+
+
+def _yaml_node(text: str, start: int) -> tuple[yaml.ScalarNode, int, bool] | None:
+    """The scalar value starting at offset `start`, its key's column, and whether it is in flow style."""
+    stack: list[tuple[yaml.Node, int, bool]] = [(yaml.compose(text, Loader=yaml.SafeLoader), 0, False)]
+    while stack:
+        node, column, in_flow = stack.pop()
+        if isinstance(node, yaml.ScalarNode) and node.start_mark.index == start:
+            return node, column, in_flow
+        in_flow = in_flow or bool(getattr(node, "flow_style", False))
+        if isinstance(node, yaml.MappingNode):
+            stack.extend((value, key.start_mark.column, in_flow) for key, value in node.value)
+        elif isinstance(node, yaml.SequenceNode):
+            stack.extend((item, column, in_flow) for item in node.value)
+    return None
+
+
+def _block_parts(old: str, key_column: int) -> tuple[str, str, int, str]:
+    """An old block scalar's chomping indicator, header comment and content indentation, and what follows
+    its content: the line break and the blank lines before the next key (all kept in its place)."""
+    header = re.match(r"[|>]([0-9+-]*)([^\r\n]*)", old)
+    assert header is not None
+    body = [line for line in old[header.end() :].splitlines() if line.strip()]
+    digits = re.sub("[^0-9]", "", header.group(1))
+    indent = key_column + int(digits) if digits else key_column + 2
+    indent = len(body[0]) - len(body[0].lstrip(" ")) if body and not digits else indent
+    content_end = len(old.rstrip(" \t\r\n")) if body else header.end()
+    after = re.search(r"\r?\n", old[content_end:])
+    rest = old[content_end + after.start() :] if after else ""
+    return re.sub("[0-9]", "", header.group(1)), header.group(2), indent, rest
+
+
+def _verify(recipe: Recipe, new_text: str, edits: list[Edit]) -> None:
+    """The updated text must read back as the same cells, with exactly the new texts where edits are."""
+    try:
+        reader = import_module(f"sandrun.readers.{_READERS[recipe.format]}")
+        again = reader.parse(new_text, recipe.path, recipe.sha256)
+    except RecipeError as exc:  # its line is in the updated text, which was not written: leave it out
+        message = f"the updated recipe would not read back ({exc.message}), so it was not written"
+        raise RecipeError(recipe.path, None, message, hint="update these expectations by hand") from None
+    if list(map(_shape, recipe.cells)) != list(map(_shape, again.cells)):
+        raise RecipeError(recipe.path, None, "the updated recipe would not have the same cells")
+    wanted = {(e.cell, e.what): e.new for e in edits}
+    for old, cell in zip(recipe.cells, again.cells, strict=True):
+        for what, expected in old.expect.texts().items():
+            got = cell.expect.texts()[what].text
+            want = wanted.get((old.index, what))
+            if got != expected.text if want is None else got.rstrip("\n") != want:
+                message = f"cannot write the new {what} of {old.label} so that it reads back as it is"
+                raise RecipeError(recipe.path, expected.line or old.line, message, "edit it by hand")
+
+
+def _shape(cell: Cell) -> tuple[object, ...]:
+    """What an update must not change in a cell (its code: in a percent cell, up to the `# expect` lines)."""
+    code, expect = _DIRECTIVE.split(cell.source, maxsplit=1)[0], cell.expect
+    return cell.kind, cell.name, code, expect.error, expect.error_message, tuple(expect.texts())
