@@ -150,3 +150,17 @@ def test_an_interpreter_below_a_writable_place_is_still_found(tmp_path: Path) ->
     finally:
         session.close()
     assert outcome.value == repr(str(venv))
+
+
+def test_the_readme_and_the_example_recipes_run_and_print_what_they_say(tmp_path: Path) -> None:
+    root = RECIPES.parent
+    report = tmp_path / "docs.json"
+    result = sandrun("run", str(root / "README.md"), str(RECIPES), "--report", str(report))
+    assert result.returncode == 0, result.stderr
+    transcripts = json.loads(report.read_text())
+    assert {Path(t["recipe"]["path"]).name for t in transcripts} >= {
+        "README.md",
+        "quickstart.yaml",
+        "tutorial.md",
+    }
+    assert all(t["status"] == "passed" for t in transcripts)
