@@ -11,6 +11,7 @@ import math
 import os
 import signal
 import sys
+import time
 import traceback
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -22,7 +23,7 @@ import typer
 from sandrun import __version__
 from sandrun.backends import BACKENDS, DEFAULT_BACKEND, get_backend
 from sandrun.backends.base import Backend, Limits
-from sandrun.console import Console
+from sandrun.console import Board, Console, RecipeProgress, overall
 from sandrun.discover import find_recipes
 from sandrun.errors import SandrunError, UsageError
 from sandrun.expect import diff
@@ -37,7 +38,7 @@ from sandrun.readers import load_recipe
 from sandrun.reports import FORMATS, format_for_path, render_all, write_report
 from sandrun.reports.annotations import github_annotations
 from sandrun.reports.json_report import transcript_from_dict
-from sandrun.runner import DEFAULT_CELL_TIMEOUT, RunOptions, run_recipe
+from sandrun.runner import DEFAULT_CELL_TIMEOUT, RunControl, RunOptions, run_many, run_recipe
 from sandrun.update import update_recipe
 
 EXIT_CODES = {RunStatus.PASSED: 0, RunStatus.FAILED: 1, RunStatus.ERROR: 3, RunStatus.INTERRUPTED: 130}
@@ -152,6 +153,12 @@ def run(
     disk: Annotated[
         str, typer.Option(help="Size of /tmp and of the default work directory; 0 = no limit.")
     ] = "1G",
+    jobs: Annotated[
+        int | None,
+        typer.Option(
+            "--jobs", "-j", help="Recipes run at once, each in its own sandbox (default: CPUs).", min=1
+        ),
+    ] = None,
     update: Annotated[
         bool,
         typer.Option(
@@ -209,7 +216,10 @@ def run(
                 "sandrun: the process backend ISOLATES NOTHING: cells run with your permissions.", "yellow"
             )
         annotate = choose_annotations(annotations)
-        transcripts = run_all(loaded, chosen_backend, options, console)
+        started = time.monotonic()
+        transcripts = run_all(loaded, chosen_backend, options, console, jobs or os.cpu_count() or 1)
+        if len(transcripts) > 1:
+            overall(console, transcripts, time.monotonic() - started)
         if annotate:  # on stdout, unless stdout carries a transcript
             for command in github_annotations(transcripts):
                 typer.echo(command, err=output_format != "text")
@@ -262,18 +272,27 @@ def choose_annotations(option: str | None) -> bool:
 
 
 def run_all(
-    recipes: list[Recipe], backend: Backend, options: RunOptions, console: Console
+    recipes: list[Recipe], backend: Backend, options: RunOptions, console: Console, jobs: int
 ) -> list[Transcript]:
-    """Run the recipes one after another, stopping after one is interrupted. SIGTERM counts as Ctrl-C."""
+    """Run the recipes, `jobs` at a time; every recipe gets a transcript, also after Ctrl-C (or SIGTERM),
+    which stops them all. One at a time, cell output streams live; several at once, a board shows progress."""
     previous = signal.signal(signal.SIGTERM, raise_keyboard_interrupt)
-    transcripts: list[Transcript] = []
+    control = RunControl()
     try:
-        for recipe in recipes:
-            transcript = run_recipe(recipe, backend, options, console)
-            transcripts.append(transcript)
-            console.summary(transcript)
-            if transcript.status is RunStatus.INTERRUPTED:
-                break
+        if jobs > 1 and len(recipes) > 1:
+            board = Board(console, len(recipes))
+
+            def listener_for(recipe: Recipe) -> RecipeProgress:
+                return board.listener_for(recipe)
+
+            transcripts = run_many(recipes, backend, options, jobs, listener_for, control, board.finish)
+        else:
+            transcripts = []
+            for recipe in recipes:
+                transcripts.append(run_recipe(recipe, backend, options, console, control))
+                console.summary(transcripts[-1])
+                if transcripts[-1].status is RunStatus.INTERRUPTED:
+                    control.cancel()  # the recipes after it are recorded as interrupted, not run
     finally:
         signal.signal(signal.SIGTERM, previous)
     return transcripts

@@ -6,11 +6,13 @@ Part of the command line: only `sandrun.app` uses it. Colours only on a terminal
 from __future__ import annotations
 
 import os
+import shutil
 import sys
+import threading
 
 import typer
 
-from sandrun.model import Cell, CellResult, CellStatus, OutputChunk, RunStatus, Transcript
+from sandrun.model import Cell, CellResult, CellStatus, OutputChunk, Recipe, RunStatus, Transcript
 
 STATUS_COLOURS = {
     CellStatus.PASSED: "green",
@@ -90,6 +92,94 @@ class Console:
             self.say(f"  {transcript.reason}", colour)
 
 
+def overall(console: Console, transcripts: list[Transcript], seconds: float) -> None:
+    """One line for a run of several recipes: how many ended how, and the wall time."""
+    counts: dict[str, int] = {}
+    for transcript in transcripts:
+        counts[transcript.status.value] = counts.get(transcript.status.value, 0) + 1
+    ok = set(counts) == {RunStatus.PASSED.value}
+    parts = ", ".join(f"{n} {status}" for status, n in counts.items())
+    console.say(
+        f"{len(transcripts)} recipes: {parts} in {format_seconds(seconds)}", "green" if ok else "red", True
+    )
+
+
 def format_seconds(seconds: float) -> str:
     """`0.4 ms`, `12.3 ms` or `1.52 s`."""
     return f"{seconds * 1000:.1f} ms" if seconds < 1 else f"{seconds:.2f} s"
+
+
+class Board:
+    """Progress of several recipes running at once: one live line per running recipe on a terminal, and a
+    line per finished recipe (with its failures) everywhere. Safe to call from the runners' threads."""
+
+    def __init__(self, console: Console, total: int) -> None:
+        self.console = console
+        self.total = total
+        self.lock = threading.Lock()
+        self.live: dict[str, str] = {}
+        self.drawn = 0
+        self.finished = 0
+        self.redraw = sys.stderr.isatty() and not console.quiet
+
+    def listener_for(self, recipe: Recipe) -> RecipeProgress:
+        """The listener that reports one recipe's cells to this board."""
+        return RecipeProgress(self, recipe)
+
+    def update(self, path: str, text: str | None) -> None:
+        """Set (or with None, remove) the live line of a recipe."""
+        with self.lock:
+            if text is None:
+                self.live.pop(path, None)
+            else:
+                self.live[path] = text
+            self._draw()
+
+    def finish(self, transcript: Transcript) -> None:
+        """Print a finished recipe's failures and summary above the live lines."""
+        with self.lock:
+            self.live.pop(transcript.recipe.path, None)
+            self._erase()
+            self.finished += 1
+            for result in transcript.results:
+                if result.status in (CellStatus.FAILED, CellStatus.TIMEOUT, CellStatus.ERROR):
+                    if not self.console.quiet:
+                        self.console.say(f"--- {result.cell.label} ({result.cell.location})", bold=True)
+                    self.console.cell_finished(result)
+            self.console.summary(transcript)
+            self._draw()
+
+    def _erase(self) -> None:
+        if self.redraw and self.drawn:
+            sys.stderr.write(f"\x1b[{self.drawn}F\x1b[J")
+            self.drawn = 0
+
+    def _draw(self) -> None:
+        if not self.redraw:
+            return
+        self._erase()
+        lines = [f"[{self.finished}/{self.total} done] {path}: {text}" for path, text in self.live.items()]
+        for line in lines:
+            sys.stderr.write(line[: shutil.get_terminal_size().columns - 1] + "\n")
+        sys.stderr.flush()
+        self.drawn = len(lines)
+
+
+class RecipeProgress:
+    """A `RunListener` that turns one recipe's cell events into its live line on a `Board`."""
+
+    def __init__(self, board: Board, recipe: Recipe) -> None:
+        self.board = board
+        self.path = recipe.path
+        self.count = len(recipe.code_cells)
+        self.done = 0
+
+    def cell_started(self, cell: Cell) -> None:
+        self.board.update(self.path, f"cell {self.done + 1}/{self.count} {cell.label} ({cell.location})")
+
+    def cell_output(self, cell: Cell, chunk: OutputChunk) -> None:
+        pass
+
+    def cell_finished(self, result: CellResult) -> None:
+        if result.cell.kind.value == "code":
+            self.done += 1

@@ -5,8 +5,10 @@ The runner never prints. Whoever wants to show progress passes a `RunListener`.
 
 from __future__ import annotations
 
+import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
@@ -79,26 +81,65 @@ class _Silent:
         pass
 
 
+class RunControl:
+    """Stops runs going on in other threads (Ctrl-C while several recipes run at once)."""
+
+    def __init__(self) -> None:
+        self.cancelled = threading.Event()
+        self._lock = threading.Lock()
+        self._sessions: set[Session] = set()
+
+    def attach(self, session: Session) -> None:
+        """Follow a live session, so that `cancel` can stop it."""
+        with self._lock:
+            self._sessions.add(session)
+            if self.cancelled.is_set():
+                session.interrupt()
+
+    def detach(self, session: Session) -> None:
+        """Stop following a session that is closed."""
+        with self._lock:
+            self._sessions.discard(session)
+
+    def cancel(self) -> None:
+        """Mark every run interrupted and kill every live sandbox."""
+        with self._lock:
+            self.cancelled.set()
+            for session in self._sessions:
+                session.interrupt()
+
+
 def run_recipe(
-    recipe: Recipe, backend: Backend, options: RunOptions, listener: RunListener | None = None
+    recipe: Recipe,
+    backend: Backend,
+    options: RunOptions,
+    listener: RunListener | None = None,
+    control: RunControl | None = None,
 ) -> Transcript:
     """Run every cell of `recipe` in one sandbox and return the transcript. Never raises for cell failures,
-    sandbox failures or Ctrl-C: they are recorded in the transcript instead."""
-    run = _Run(recipe, options, listener or _Silent())
+    sandbox failures or Ctrl-C (or `control.cancel()`): they are recorded in the transcript instead."""
+    control = control or RunControl()
+    run = _Run(recipe, options, listener or _Silent(), control)
     started_at = datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
     started = time.monotonic()
     session: Session | None = None
     sandbox = sandbox_options(recipe, options)
     try:
-        sandbox = sandbox_options(recipe, options)
+        if control.cancelled.is_set():
+            raise KeyboardInterrupt
         session = Session.start(backend, sandbox, options.output_limit)
+        control.attach(session)
         run.cells(session)
     except BackendError as exc:
-        run.stop(RunStatus.ERROR, f"the sandbox could not start: {exc}")
+        if control.cancelled.is_set():
+            run.interrupt()
+        else:
+            run.stop(RunStatus.ERROR, f"the sandbox could not start: {exc}")
     except KeyboardInterrupt:
         run.interrupt()
     finally:
         if session is not None:
+            control.detach(session)
             session.close()
     run.finish_remaining()
     return Transcript(
@@ -138,10 +179,13 @@ def sandbox_options(recipe: Recipe, options: RunOptions) -> SandboxOptions:
 class _Run:
     """The state of one recipe run: results so far, and why it stopped early if it did."""
 
-    def __init__(self, recipe: Recipe, options: RunOptions, listener: RunListener) -> None:
+    def __init__(
+        self, recipe: Recipe, options: RunOptions, listener: RunListener, control: RunControl
+    ) -> None:
         self.recipe = recipe
         self.options = options
         self.listener = listener
+        self.control = control
         self.results: list[CellResult] = []
         self.stop_reason: str | None = None
         self.stop_status: RunStatus | None = None
@@ -153,12 +197,18 @@ class _Run:
         for cell in self.recipe.cells:
             if self.stop_reason:
                 break
+            if self.control.cancelled.is_set():
+                raise KeyboardInterrupt
             if cell.kind is not CellKind.CODE:
                 self.record(CellResult(cell, CellStatus.SKIPPED, reason=f"{cell.kind.value} cell, not code"))
             elif cell.skip:
                 self.record(CellResult(cell, CellStatus.SKIPPED, reason="skip: true in the recipe"))
             else:
-                self.record(self.run_cell(session, cell))
+                result = self.run_cell(session, cell)
+                if self.control.cancelled.is_set():
+                    raise KeyboardInterrupt  # stopped from another thread: `interrupt` records this cell
+                self.current = None
+                self.record(result)
                 self.after(session, cell)
 
     def run_cell(self, session: Session, cell: Cell) -> CellResult:
@@ -171,7 +221,6 @@ class _Run:
 
         timeout = cell.timeout or self.recipe.timeout or self.options.cell_timeout
         outcome = session.run(cell.source, cell.path, cell.line, timeout, self.options.grace, on_output)
-        self.current = None
         return result_of(cell, outcome)
 
     def after(self, session: Session, cell: Cell) -> None:
@@ -248,3 +297,34 @@ def result_of(cell: Cell, outcome: CellOutcome) -> CellResult:
     actual = {"stdout": result.stdout, "stderr": result.stderr, "value": outcome.value}
     verdict = judge(cell.expect, outcome.error, outcome.error_types, actual)
     return replace(result, status=verdict.status, reason=verdict.reason, diff=verdict.diff)
+
+
+def run_many(
+    recipes: Sequence[Recipe],
+    backend: Backend,
+    options: RunOptions,
+    jobs: int,
+    listener_for: Callable[[Recipe], RunListener],
+    control: RunControl,
+    finished: Callable[[Transcript], None] | None = None,
+) -> list[Transcript]:
+    """Run recipes `jobs` at a time, each in its own sandbox; transcripts come back in the recipes' order.
+
+    One recipe's failure or crash does not stop the others; `control.cancel()` stops them all, and each
+    still returns its (interrupted) transcript. `finished` is called (from a worker thread) as each ends.
+    """
+
+    def one(recipe: Recipe) -> Transcript:
+        transcript = run_recipe(recipe, backend, options, listener_for(recipe), control)
+        if finished is not None:
+            finished(transcript)
+        return transcript
+
+    with ThreadPoolExecutor(max_workers=max(1, jobs), thread_name_prefix="sandrun-run") as pool:
+        futures = [pool.submit(one, recipe) for recipe in recipes]
+        try:
+            while not all(future.done() for future in futures):
+                wait(futures, timeout=0.2)  # short waits keep the main thread responsive to Ctrl-C
+        except KeyboardInterrupt:
+            control.cancel()
+        return [future.result() for future in futures]

@@ -174,6 +174,10 @@ class Session:
         """Stop the sandbox and everything in it."""
         self.channel.close()
 
+    def interrupt(self) -> None:
+        """Kill the sandbox from another thread; the thread running a cell sees it die and returns."""
+        self.channel.kill()
+
     def describe_death(self) -> str:
         """Why the interpreter is gone, from its exit status."""
         code = self.channel.returncode

@@ -64,6 +64,9 @@ class Channel(Protocol):
     def close(self) -> None:
         """End the process and everything it started, and release the sandbox. Safe to call twice."""
 
+    def kill(self) -> None:
+        """Kill the sandbox's processes now, from any thread; the owner still calls `close` afterwards."""
+
     @property
     def returncode(self) -> int | None:
         """Exit status once the process ended (negative: killed by that signal), else None."""

@@ -206,6 +206,11 @@ class ProcessChannel:
         self.stderr_file.seek(max(0, size - 4096))
         return self.stderr_file.read().decode("utf-8", "replace")
 
+    def kill(self) -> None:
+        """Kill the child's process group (the reader then sees the end of its output); any thread."""
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.proc.pid, signal.SIGKILL)
+
     def close(self) -> None:
         """Kill the child, its process group and any process carrying this run's marker."""
         if self.closed:
