@@ -25,6 +25,7 @@ from sandrun.backends import BACKENDS, DEFAULT_BACKEND, get_backend
 from sandrun.backends.base import Backend, Limits
 from sandrun.console import Board, Console, RecipeProgress, overall
 from sandrun.discover import find_recipes
+from sandrun.environments import default_cache_dir
 from sandrun.errors import SandrunError, UsageError
 from sandrun.expect import diff
 from sandrun.model import (
@@ -198,6 +199,7 @@ def run(
         options = RunOptions(
             cell_timeout=cell_timeout,
             keep_going=keep_going or update,
+            cache_dir=default_cache_dir(os.environ),
             env=parse_env(env or []),
             python=python,
             workdir=workdir,

@@ -16,6 +16,7 @@ from typing import Protocol
 
 from sandrun import __version__
 from sandrun.backends.base import Backend, Limits, SandboxOptions
+from sandrun.environments import EnvironmentSpec, ensure_environment
 from sandrun.errors import BackendError
 from sandrun.expect import judge
 from sandrun.model import (
@@ -51,6 +52,8 @@ class RunOptions:
     """Variables added to (and overriding) the recipe's `env`."""
     python: str | None = None
     """Interpreter inside the sandbox; overrides the recipe's `python`."""
+    cache_dir: Path | None = None
+    """Where environments for recipe `packages` are kept (None: nowhere, so such recipes cannot run)."""
     workdir: Path | None = None
     network: bool | None = None
     """Overrides the recipe's `network`; None keeps it (off unless the recipe turns it on)."""
@@ -127,6 +130,7 @@ def run_recipe(
     try:
         if control.cancelled.is_set():
             raise KeyboardInterrupt
+        sandbox = prepare_packages(recipe, backend, sandbox, options.cache_dir)
         session = Session.start(backend, sandbox, options.output_limit)
         control.attach(session)
         run.cells(session)
@@ -174,6 +178,26 @@ def sandbox_options(recipe: Recipe, options: RunOptions) -> SandboxOptions:
         network=options.network if options.network is not None else bool(recipe.network),
         limits=options.limits,
     )
+
+
+def prepare_packages(
+    recipe: Recipe, backend: Backend, sandbox: SandboxOptions, cache_dir: Path | None
+) -> SandboxOptions:
+    """The sandbox options once the recipe's `packages` are taken care of: a backend that builds images gets
+    the list; for the others a cached virtual environment is built here, with network, and used inside."""
+    if not recipe.packages:
+        return sandbox
+    base = Path(recipe.path).parent
+    packages = tuple(str((base / p).resolve()) if (base / p).exists() else p for p in recipe.packages)
+    if backend.installs_packages:
+        return replace(sandbox, packages=packages)
+    if cache_dir is None:
+        raise BackendError("this recipe needs packages, but no cache directory was given to build them in")
+    spec = EnvironmentSpec(packages=packages, python=sandbox.python or backend.default_python())
+    try:
+        return replace(sandbox, python=ensure_environment(spec, cache_dir))
+    except BackendError as exc:
+        raise BackendError(f"setting up the recipe's packages failed: {exc}") from None
 
 
 class _Run:

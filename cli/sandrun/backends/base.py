@@ -47,6 +47,8 @@ class SandboxOptions:
     """Host directory to work in; None means a fresh temporary one, removed at the end."""
     files: Mapping[str, Path] = field(default_factory=dict)
     """Files copied into the work directory before the run: name inside -> host path."""
+    packages: tuple[str, ...] = ()
+    """pip requirements for backends that build their own image (`Backend.installs_packages`)."""
     network: bool = False
     """Whether cells may reach the network (backends that cannot cut it off say so in their isolation)."""
     limits: Limits = field(default_factory=Limits)
@@ -81,6 +83,8 @@ class Backend(Protocol):
     name: str
     isolation: str
     """What it isolates, in a few words (`none`, `bubblewrap: namespaces, seccomp, rlimits`, `gvisor`)."""
+    installs_packages: bool
+    """True if it installs a recipe's `packages` itself (in an image); else sandrun builds a local venv."""
 
     def unavailable_reason(self) -> str | None:
         """Why this backend cannot run here (with what to do about it), or None if it can."""

@@ -114,6 +114,7 @@ class LocalBackend:
     """Runs the driver under bubblewrap on this machine."""
 
     name = "local"
+    installs_packages = False
     isolation = "bubblewrap: namespaces (user, pid, net, ipc, uts, mount), seccomp, no capabilities, rlimits"
 
     def __init__(self, env: Mapping[str, str] | None = None) -> None:

@@ -42,6 +42,7 @@ class ProcessBackend:
 
     name = "process"
     isolation = "none"
+    installs_packages = False
 
     def __init__(self, env: Mapping[str, str] | None = None) -> None:
         """Takes no settings; `env` is accepted like every backend's."""

@@ -10,6 +10,7 @@ that every error and every cell knows its line in the file.
     network: false             # may cells use the network? (default: no)
     python: /usr/bin/python3   # interpreter inside the sandbox (default: the one running sandrun)
     files: [data.csv]          # copied into the work directory, relative to this file
+    packages: [numpy>=2]       # installed once into a cached environment, with network, before the run
     cells:
       - print("hi")            # a cell as a plain string
       - name: divide           # or as a mapping
@@ -34,7 +35,7 @@ import yaml
 from sandrun.errors import RecipeError
 from sandrun.model import MAX_TIMEOUT, Cell, Expectation, ExpectedText, MatchMode, Recipe
 
-RECIPE_KEYS = ("name", "description", "timeout", "env", "network", "python", "files", "cells")
+RECIPE_KEYS = ("name", "description", "timeout", "env", "network", "python", "packages", "files", "cells")
 CELL_KEYS = ("code", "name", "timeout", "skip", "expect")
 EXPECT_KEYS = ("error", "error_message", "stdout", "stderr", "value", "match")
 MATCH_MODES = tuple(mode.value for mode in MatchMode)
@@ -105,6 +106,20 @@ class _Reader:
                 )
             env[key] = str(value)
         return env
+
+    def packages(self, node: yaml.Node) -> tuple[str, ...]:
+        """pip requirement strings, e.g. `numpy>=2`, `rich==13.7.1`."""
+        if not isinstance(node, yaml.SequenceNode):
+            raise self.fail(
+                node, f"packages must be a list, not {describe(node)}", "e.g. packages: [numpy>=2]"
+            )
+        names = [self.text(item, "a package requirement").strip() for item in node.value]
+        for item, name in zip(node.value, names, strict=True):
+            if not name or name.startswith("-"):
+                raise self.fail(
+                    item, f"{name!r} is not a requirement", "write e.g. numpy>=2 (pip options are not taken)"
+                )
+        return tuple(names)
 
     def files(self, node: yaml.Node) -> tuple[str, ...]:
         """Relative paths of existing files next to the recipe, that stay inside its directory."""
@@ -265,4 +280,5 @@ def parse(text: str, path: str, sha256: str) -> Recipe:
         else None,
         python=reader.text(items["python"], "python") if "python" in items else None,
         files=reader.files(items["files"]) if "files" in items else (),
+        packages=reader.packages(items["packages"]) if "packages" in items else (),
     )
