@@ -30,6 +30,7 @@ TRIVIAL_CELLS = ("pass", "x = 1")
 CELL_TARGET = 0.2e-3
 """Team target: a trivial cell's round trip in a warm session takes at most this many seconds."""
 SPEEDUP_TARGET = 5.0
+PARALLEL_TARGET = 1.7
 """Team target: `sandrun run` on 20 cells is at least this many times faster than `jupyter execute`."""
 
 
@@ -214,6 +215,27 @@ def bench_whole_runs(backends: Sequence[str], python: str, folder: Path, rows: l
             rows.append(speedup)
 
 
+def bench_parallel(backends: Sequence[str], python: str, folder: Path, rows: list[Row], runs: int) -> None:
+    """40 recipes of 20 cells, one at a time (-j 1) against two at a time (-j 2)."""
+    recipe, _ = write_inputs(folder, 20)
+    many = folder / "many"
+    many.mkdir()
+    for i in range(40):
+        (many / f"r{i:02d}.yaml").write_text(recipe.read_text())
+    for name in backends:
+        medians = {}
+        for jobs in (1, 2):
+            progress(f"sandrun/{name}: 40 recipes -j {jobs} x {runs}")
+            argv = [str(ENV_BIN / "sandrun"), "run", str(many), "-q", "-j", str(jobs), "--backend", name]
+            samples = timed(lambda a=[*argv, "--python", python]: run_quiet(a), runs)
+            rows.append(Row(f"40 recipes x 20 cells, -j {jobs}", f"sandrun/{name}", samples))
+            medians[jobs] = statistics.median(samples)
+        ratio = medians[1] / medians[2]
+        target = f"≥ {PARALLEL_TARGET:g}x"
+        rows.append(Row("speedup, -j 2 vs -j 1", f"sandrun/{name}", note=f"{ratio:.2f}x", target=target,
+                        verdict=verdict(ratio >= PARALLEL_TARGET)))  # fmt: skip
+
+
 def load_average() -> str:
     """The 1, 5 and 15 minute load averages."""
     return " ".join(f"{x:.2f}" for x in os.getloadavg())
@@ -272,6 +294,7 @@ def main() -> None:
             bench_session(name, python, rows, args.cells, warmup=200)
         bench_kernel(rows, args.kernel_cells, warmup=30)
         bench_whole_runs(backends, python, Path(tmp), rows, args.runs)
+        bench_parallel(backends, python, Path(tmp), rows, max(2, args.runs // 2))
 
     print("## sandrun benchmark\n")
     print("\n".join(header))

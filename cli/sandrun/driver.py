@@ -42,19 +42,23 @@ class Emitter:
     def __init__(self, fd: int) -> None:
         self.fd = fd
         self.lock = threading.RLock()
+        self.alarm_armed = False
+        """True while a cell's timer runs: then a line is written with SIGALRM held, never cut in half."""
 
     def send(self, event: dict) -> None:
         data = (json.dumps(event, ensure_ascii=False) + "\n").encode("utf-8", "replace")
         with self.lock:
-            # A cell's timeout must not cut a line in half: hold SIGALRM until the line is out.
-            signal.pthread_sigmask(signal.SIG_BLOCK, ALARM)
+            guard = self.alarm_armed
+            if guard:
+                signal.pthread_sigmask(signal.SIG_BLOCK, ALARM)
             try:
                 while data:
                     data = data[os.write(self.fd, data) :]
             except OSError:
                 os._exit(0)  # the host is gone: nobody is left to report to
             finally:
-                signal.pthread_sigmask(signal.SIG_UNBLOCK, ALARM)
+                if guard:
+                    signal.pthread_sigmask(signal.SIG_UNBLOCK, ALARM)
 
 
 class Capture:
@@ -74,7 +78,8 @@ class Capture:
         self.sent = dict.fromkeys(STREAMS, 0)
         self.dropped = dict.fromkeys(STREAMS, 0)
         self.pending: list[tuple[str, str]] = []
-        for fd in fds.values():
+        self.readers = list(fds.values())
+        for fd in self.readers:
             os.set_blocking(fd, False)
         threading.Thread(target=self._pump, name="sandrun-capture", daemon=True).start()
 
@@ -120,7 +125,10 @@ class Capture:
         self.emitter.send({"ev": "stream", "id": self.cell_id, "name": name, "text": text})
 
     def _drain(self) -> None:
+        ready, _, _ = select.select(self.readers, [], [], 0)
         for name, fd in self.fds.items():
+            if fd not in ready:
+                continue
             while True:
                 try:
                     chunk = os.read(fd, 65536)
@@ -250,21 +258,21 @@ class Interpreter:
             os.dup2(pipe, fd)  # a previous cell may have closed or redirected fd 1 or 2
         self.remember_source(filename, first_line, code)
         self.capture.begin(request["id"], int(request.get("output_limit") or (1 << 20)))
-        result: dict = {"status": "ok", "value": None, "error": None}
+        result: dict = {"status": "ok"}
         started = time.perf_counter()
         try:
             tree = ast.parse("\n" * (first_line - 1) + code, filename, "exec")
             last = tree.body.pop() if tree.body and isinstance(tree.body[-1], ast.Expr) else None
             body = compile(tree, filename, "exec")
             tail = compile(ast.Expression(last.value), filename, "eval") if last is not None else None
-            self.running = True
+            self.running = self.capture.emitter.alarm_armed = True
             if timeout:
                 signal.setitimer(signal.ITIMER_REAL, float(timeout))
             try:
                 exec(body, self.namespace)
                 value = eval(tail, self.namespace) if tail is not None else None
             finally:
-                self.running = False
+                self.running = self.capture.emitter.alarm_armed = False
                 if timeout:
                     signal.setitimer(signal.ITIMER_REAL, 0)
             if value is not None:
@@ -277,7 +285,9 @@ class Interpreter:
         result["duration"] = time.perf_counter() - started
         sys.stdout.flush()
         sys.stderr.flush()
-        result["truncated"] = self.capture.end()
+        truncated = self.capture.end()
+        if truncated:
+            result["truncated"] = truncated
         result["peak_memory"] = peak_memory()
         return result
 
