@@ -117,8 +117,12 @@ def run(
         ),
     ],
     backend: Annotated[
-        str, typer.Option(help=f"Where cells run: {', '.join(BACKENDS)}.", envvar="SANDRUN_BACKEND")
-    ] = DEFAULT_BACKEND,
+        str | None,
+        typer.Option(
+            help=f"Where cells run: {', '.join(BACKENDS)} (default: the recipe's, else {DEFAULT_BACKEND}).",
+            envvar="SANDRUN_BACKEND",
+        ),
+    ] = None,
     output_format: Annotated[
         str,
         typer.Option(
@@ -143,6 +147,7 @@ def run(
     network: Annotated[
         bool | None, typer.Option("--network/--no-network", help="Let cells use the network (default: off).")
     ] = None,
+    cpu: Annotated[float | None, typer.Option(help="CPU cores to reserve (Modal).", min=0.125)] = None,
     memory: Annotated[
         str, typer.Option(help="Address space per process, e.g. 512M, 4G; 0 = no limit.")
     ] = "4G",
@@ -194,7 +199,6 @@ def run(
                 raise UsageError(f"--report {path}: the directory {path.parent} does not exist")
         if workdir is not None and not workdir.is_dir():
             raise UsageError(f"--workdir {workdir} is not a directory")
-        chosen_backend = get_backend(backend, os.environ)
         loaded = load_all(find_recipes(recipes))
         options = RunOptions(
             cell_timeout=cell_timeout,
@@ -210,16 +214,23 @@ def run(
                 cpu_time=cpu_time or None,
                 max_procs=max_procs or None,
                 disk=parse_size(disk, "--disk") or None,
+                cpu=cpu,
             ),
         )
         console = Console(quiet)
-        if chosen_backend.isolation == "none":
+        backends = {
+            name: get_backend(name, os.environ)
+            for name in {backend or recipe.backend or DEFAULT_BACKEND for recipe in loaded}
+        }
+        chosen = [backends[backend or recipe.backend or DEFAULT_BACKEND] for recipe in loaded]
+        if any(b.isolation == "none" for b in chosen):
             console.say(
                 "sandrun: the process backend ISOLATES NOTHING: cells run with your permissions.", "yellow"
             )
         annotate = choose_annotations(annotations)
         started = time.monotonic()
-        transcripts = run_all(loaded, chosen_backend, options, console, jobs or os.cpu_count() or 1)
+        default_jobs = 16 if any(b.name == "modal" for b in chosen) else os.cpu_count() or 1
+        transcripts = run_all(list(zip(loaded, chosen, strict=True)), options, console, jobs or default_jobs)
         if len(transcripts) > 1:
             overall(console, transcripts, time.monotonic() - started)
         if annotate:  # on stdout, unless stdout carries a transcript
@@ -274,23 +285,23 @@ def choose_annotations(option: str | None) -> bool:
 
 
 def run_all(
-    recipes: list[Recipe], backend: Backend, options: RunOptions, console: Console, jobs: int
+    runs: list[tuple[Recipe, Backend]], options: RunOptions, console: Console, jobs: int
 ) -> list[Transcript]:
     """Run the recipes, `jobs` at a time; every recipe gets a transcript, also after Ctrl-C (or SIGTERM),
     which stops them all. One at a time, cell output streams live; several at once, a board shows progress."""
     previous = signal.signal(signal.SIGTERM, raise_keyboard_interrupt)
     control = RunControl()
     try:
-        if jobs > 1 and len(recipes) > 1:
-            board = Board(console, len(recipes))
+        if jobs > 1 and len(runs) > 1:
+            board = Board(console, len(runs))
 
             def listener_for(recipe: Recipe) -> RecipeProgress:
                 return board.listener_for(recipe)
 
-            transcripts = run_many(recipes, backend, options, jobs, listener_for, control, board.finish)
+            transcripts = run_many(runs, options, jobs, listener_for, control, board.finish)
         else:
             transcripts = []
-            for recipe in recipes:
+            for recipe, backend in runs:
                 transcripts.append(run_recipe(recipe, backend, options, console, control))
                 console.summary(transcripts[-1])
                 if transcripts[-1].status is RunStatus.INTERRUPTED:
@@ -357,6 +368,25 @@ def load_transcripts(path: Path) -> list[Transcript]:
         raise UsageError(f"{path}: cannot read it: {exc.strerror}") from None
     except (ValueError, KeyError, TypeError) as exc:
         raise UsageError(f"{path}: not a sandrun JSON transcript ({type(exc).__name__}: {exc})") from None
+
+
+modal_app = typer.Typer(help="Manage the Modal sandboxes sandrun creates.", no_args_is_help=True)
+app.add_typer(modal_app, name="modal")
+
+
+@modal_app.command("cleanup")
+def modal_cleanup(
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Only list them.")] = False,
+) -> None:
+    """Terminate the sandboxes sandrun left running on Modal (e.g. after a kill -9)."""
+    with reported_errors():
+        from sandrun.backends.modal_backend import cleanup
+
+        found = cleanup(os.environ, terminate=not dry_run)
+        verb = "found" if dry_run else "terminated"
+        for sandbox_id in found:
+            typer.echo(f"{verb} {sandbox_id}")
+        typer.echo(f"{len(found)} sandbox{'es' if len(found) != 1 else ''} {verb}", err=True)
 
 
 @app.command()

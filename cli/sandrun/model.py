@@ -156,6 +156,8 @@ class Recipe:
     """Interpreter to run inside the sandbox; None means the backend's default."""
     files: tuple[str, ...] = ()
     """Files (relative to the recipe's directory) copied into the work directory before the run."""
+    backend: str | None = None
+    """Where the recipe wants to run (`local`, `modal`, ...); the command line's --backend wins."""
     packages: tuple[str, ...] = ()
     """pip requirement strings the interpreter inside must have (installed before the run, with network)."""
 

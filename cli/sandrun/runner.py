@@ -324,28 +324,28 @@ def result_of(cell: Cell, outcome: CellOutcome) -> CellResult:
 
 
 def run_many(
-    recipes: Sequence[Recipe],
-    backend: Backend,
+    runs: Sequence[tuple[Recipe, Backend]],
     options: RunOptions,
     jobs: int,
     listener_for: Callable[[Recipe], RunListener],
     control: RunControl,
     finished: Callable[[Transcript], None] | None = None,
 ) -> list[Transcript]:
-    """Run recipes `jobs` at a time, each in its own sandbox; transcripts come back in the recipes' order.
+    """Run recipes (each on its backend) `jobs` at a time, each in its own sandbox; transcripts come back in
+    the order of `runs`.
 
     One recipe's failure or crash does not stop the others; `control.cancel()` stops them all, and each
     still returns its (interrupted) transcript. `finished` is called (from a worker thread) as each ends.
     """
 
-    def one(recipe: Recipe) -> Transcript:
+    def one(recipe: Recipe, backend: Backend) -> Transcript:
         transcript = run_recipe(recipe, backend, options, listener_for(recipe), control)
         if finished is not None:
             finished(transcript)
         return transcript
 
     with ThreadPoolExecutor(max_workers=max(1, jobs), thread_name_prefix="sandrun-run") as pool:
-        futures = [pool.submit(one, recipe) for recipe in recipes]
+        futures = [pool.submit(one, recipe, backend) for recipe, backend in runs]
         try:
             while not all(future.done() for future in futures):
                 wait(futures, timeout=0.2)  # short waits keep the main thread responsive to Ctrl-C

@@ -11,6 +11,7 @@ from sandrun.errors import UsageError
 BACKENDS: dict[str, str] = {
     "local": "sandrun.backends.local:LocalBackend",
     "process": "sandrun.backends.process:ProcessBackend",
+    "modal": "sandrun.backends.modal_backend:ModalBackend",
 }
 """Backend name -> `module:Class`. Built-in backends register here the same way a plugin would."""
 

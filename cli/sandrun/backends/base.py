@@ -25,14 +25,12 @@ class Limits:
     disk: int | None = 1 << 30
     """Bytes each writable place (the private /tmp, the default work directory) may hold."""
 
-    def as_dict(self) -> dict[str, int | None]:
+    cpu: float | None = None
+    """CPU cores to reserve, for backends that reserve them (Modal)."""
+
+    def as_dict(self) -> dict[str, float | None]:
         """The limits by name, for transcripts."""
-        return {
-            "memory": self.memory,
-            "cpu_time": self.cpu_time,
-            "max_procs": self.max_procs,
-            "disk": self.disk,
-        }
+        return {name: getattr(self, name) for name in ("memory", "cpu_time", "max_procs", "disk", "cpu")}
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ that every error and every cell knows its line in the file.
     python: /usr/bin/python3   # interpreter inside the sandbox (default: the one running sandrun)
     files: [data.csv]          # copied into the work directory, relative to this file
     packages: [numpy>=2]       # installed once into a cached environment, with network, before the run
+    backend: modal             # where it runs, unless the command line says --backend
     cells:
       - print("hi")            # a cell as a plain string
       - name: divide           # or as a mapping
@@ -35,7 +36,9 @@ import yaml
 from sandrun.errors import RecipeError
 from sandrun.model import MAX_TIMEOUT, Cell, Expectation, ExpectedText, MatchMode, Recipe
 
-RECIPE_KEYS = ("name", "description", "timeout", "env", "network", "python", "packages", "files", "cells")
+RECIPE_KEYS = (
+    "name", "description", "timeout", "env", "network", "python", "packages", "files", "backend", "cells"
+)  # fmt: skip
 CELL_KEYS = ("code", "name", "timeout", "skip", "expect")
 EXPECT_KEYS = ("error", "error_message", "stdout", "stderr", "value", "match")
 MATCH_MODES = tuple(mode.value for mode in MatchMode)
@@ -281,4 +284,5 @@ def parse(text: str, path: str, sha256: str) -> Recipe:
         python=reader.text(items["python"], "python") if "python" in items else None,
         files=reader.files(items["files"]) if "files" in items else (),
         packages=reader.packages(items["packages"]) if "packages" in items else (),
+        backend=reader.text(items["backend"], "backend") if "backend" in items else None,
     )

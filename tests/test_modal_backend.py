@@ -1,0 +1,249 @@
+"""The Modal backend.
+
+1. Unit tests at sandrun's own boundary: the channel over a stand-in for the client's process object.
+2. Integration tests: the full `sandrun run --backend modal` through the REAL modal client against the fake
+   Modal server in tests/modal_fake, which runs each exec as a local process. The fake speaks the private
+   protocol of one modal release (tests.modal_fake.MODAL_VERSION); under any other version they skip.
+3. A live test against Modal itself, skipped unless MODAL_TOKEN_ID is set.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
+
+from sandrun.backends.modal_backend import ModalBackend, ModalChannel, has_credentials
+from tests.conftest import RECIPES
+from tests.modal_fake import SKIP_REASON
+
+if TYPE_CHECKING:
+    from tests.modal_fake.server import FakeModal
+
+needs_fake = pytest.mark.skipif(SKIP_REASON is not None, reason=SKIP_REASON or "")
+
+
+class Stream:
+    """What the client gives for a process's stdin/stdout: chunks in, chunks out."""
+
+    def __init__(self, chunks: list[bytes] | None = None) -> None:
+        self.chunks = chunks or []
+        self.written: list[bytes] = []
+        self.drained: list[bytes] = []
+
+    def __iter__(self) -> Iterator[bytes]:
+        return iter(self.chunks)
+
+    def write(self, data: bytes) -> None:
+        self.written.append(data)
+
+    def drain(self) -> None:
+        self.drained, self.written = self.drained + self.written, []
+
+
+class Process:
+    def __init__(self, out: list[bytes]) -> None:
+        self.stdin, self.stdout, self.stderr = Stream(), Stream(out), Stream([b"warning\n"])
+
+    def wait(self) -> int:
+        return 0
+
+
+class Sandbox:
+    def __init__(self) -> None:
+        self.terminated = 0
+
+    def terminate(self) -> None:
+        self.terminated += 1
+
+    def detach(self) -> None:
+        pass
+
+
+def test_channel_drains_every_write_and_ends_with_eof() -> None:
+    process, sandbox = Process([b'{"ev": "re', b'ady"}\n']), Sandbox()
+    channel = ModalChannel(sandbox, process)
+    channel.send(b"hello")
+    assert process.stdin.drained == [b"hello"]  # the client sends nothing until drained
+    received = b"".join(iter(lambda: channel.receive(5), b""))  # chunks until the end-of-output b""
+    assert received == b'{"ev": "ready"}\n'
+    assert channel.returncode == 0
+    deadline = time.monotonic() + 5
+    while "warning" not in channel.diagnostics() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert channel.diagnostics() == "warning\n"
+    channel.close()
+    channel.close()
+    assert sandbox.terminated == 1
+
+
+def test_credentials_come_from_the_environment_or_the_config_file(tmp_path: Path) -> None:
+    assert has_credentials({"MODAL_TOKEN_ID": "ak-1", "MODAL_TOKEN_SECRET": "as-1"})
+    assert not has_credentials({"MODAL_TOKEN_ID": "ak-1", "HOME": str(tmp_path)})
+    (tmp_path / ".modal.toml").write_text('[default]\ntoken_id = "ak-1"\ntoken_secret = "as-1"\n')
+    assert has_credentials({"HOME": str(tmp_path)})
+
+
+def sandrun(
+    *args: str, env: dict[str, str] | None = None, timeout: float = 120
+) -> subprocess.CompletedProcess:
+    """The real CLI in a child process; `python3` there is the interpreter running the tests."""
+    environment = {**os.environ, **(env or {})}
+    environment["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{environment.get('PATH', '')}"
+    command = [sys.executable, "-m", "sandrun", *args]
+    return subprocess.run(command, capture_output=True, text=True, timeout=timeout, env=environment)
+
+
+def test_no_credentials_fails_at_once_without_the_network(tmp_path: Path) -> None:
+    env = {
+        "MODAL_TOKEN_ID": "",
+        "MODAL_TOKEN_SECRET": "",
+        "HOME": str(tmp_path),
+        "MODAL_SERVER_URL": "http://10.255.255.1:1",
+    }
+    started = time.monotonic()
+    result = sandrun("run", "--backend", "modal", str(RECIPES / "quickstart.yaml"), env=env)
+    assert result.returncode == 3
+    assert "no Modal credentials" in result.stderr and "modal token new" in result.stderr
+    assert time.monotonic() - started < 20
+
+
+def test_an_unreachable_server_is_a_bounded_wait(tmp_path: Path) -> None:
+    env = {
+        "MODAL_TOKEN_ID": "ak-test",
+        "MODAL_TOKEN_SECRET": "as-test",
+        "MODAL_SERVER_URL": "http://127.0.0.1:9",  # nothing listens on the discard port here
+        "MODAL_CONFIG_PATH": str(tmp_path / "none.toml"),
+        "SANDRUN_MODAL_CONNECT_TIMEOUT": "2",
+    }
+    started = time.monotonic()
+    result = sandrun("run", "--backend", "modal", str(RECIPES / "quickstart.yaml"), env=env)
+    assert result.returncode == 3
+    assert "did not answer within 2 s" in result.stderr
+    assert time.monotonic() - started < 30  # the client alone would wait about a minute
+
+
+@pytest.fixture
+def fake(tmp_path: Path) -> Iterator[FakeModal]:
+    """The fake Modal server, with this process's environment pointing at it (children inherit it)."""
+    from tests.modal_fake.server import fake_modal
+
+    with fake_modal(tmp_path / "modal") as server:
+        yield server
+
+
+@needs_fake
+def test_quickstart_runs_on_modal_and_the_sandbox_is_terminated(fake: FakeModal) -> None:
+    result = sandrun("run", "--backend", "modal", str(RECIPES / "quickstart.yaml"), "--format", "json")
+    assert result.returncode == 0, result.stderr
+    transcript = json.loads(result.stdout)
+    assert transcript["backend"]["name"] == "modal"
+    assert (
+        transcript["cells"][5]["stdout"] == "" and transcript["cells"][4]["stdout"] == "The result is: 15\n"
+    )
+    (create,) = fake.requests("SandboxCreateV2")
+    definition = create.definition
+    assert definition.network_access.network_access_type == 2  # BLOCKED: the network is off by default
+    assert definition.workdir == "/work"
+    assert {t.tag_name: t.tag_value for t in create.tags}[
+        "sandrun"
+    ] == "1"  # found by `sandrun modal cleanup`
+    assert create.definition.timeout_secs == 3600 and create.definition.idle_timeout_secs == 300
+    assert len(fake.requests("SandboxTerminateV2")) == 1
+    assert all(sb.result is not None for sb in fake.sandboxes.values())
+
+
+@needs_fake
+def test_packages_go_into_the_image_and_files_into_the_workdir(fake: FakeModal, tmp_path: Path) -> None:
+    (tmp_path / "data.txt").write_text("21\n")
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text(
+        'python: "3.12"\npackages: [pyyaml==6.0.2]\nfiles: [data.txt]\nnetwork: true\n'
+        "cells:\n  - code: print(int(open('data.txt').read()) * 2)\n    expect: {stdout: '42'}\n"
+    )
+    result = sandrun("run", "--backend", "modal", str(recipe))
+    assert result.returncode == 0, result.stderr
+    layers = " ".join(str(r.image.dockerfile_commands) for r in fake.requests("ImageGetOrCreate"))
+    assert "pyyaml==6.0.2" in layers
+    assert "FROM python:3.12" in layers
+    (create,) = fake.requests("SandboxCreateV2")
+    assert create.definition.network_access.network_access_type != 2
+
+
+@needs_fake
+def test_a_dead_driver_still_terminates_the_sandbox(fake: FakeModal, tmp_path: Path) -> None:
+    recipe = tmp_path / "dies.yaml"
+    recipe.write_text("cells:\n  - import os; os._exit(3)\n  - print('never')\n")
+    result = sandrun("run", "--backend", "modal", str(recipe), "--format", "json")
+    assert result.returncode == 3, result.stderr
+    assert json.loads(result.stdout)["cells"][1]["status"] == "not_run"
+    assert len(fake.requests("SandboxTerminateV2")) == 1
+
+
+@needs_fake
+def test_ctrl_c_terminates_the_sandbox_and_keeps_the_transcript(fake: FakeModal, tmp_path: Path) -> None:
+    recipe = tmp_path / "slow.yaml"
+    recipe.write_text("cells:\n  - print('started', flush=True)\n  - import time; time.sleep(60)\n")
+    report = tmp_path / "out.json"
+    environment = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    command = [
+        sys.executable,
+        "-m",
+        "sandrun",
+        "run",
+        "--backend",
+        "modal",
+        str(recipe),
+        "--report",
+        str(report),
+    ]
+    proc = subprocess.Popen(command, stderr=subprocess.PIPE, text=True, env=environment)
+    assert proc.stderr is not None
+    for line in proc.stderr:
+        if line.startswith("--- cell 2"):
+            break
+    proc.send_signal(signal.SIGINT)
+    proc.communicate(timeout=60)
+    assert proc.returncode == 130
+    assert json.loads(report.read_text())["status"] == "interrupted"
+    assert len(fake.requests("SandboxTerminateV2")) == 1
+
+
+@needs_fake
+def test_cleanup_terminates_sandboxes_left_running(fake: FakeModal) -> None:
+    import modal
+
+    app = modal.App.lookup("sandrun", create_if_missing=True)
+    left = modal.Sandbox.create(app=app, image=modal.Image.debian_slim(), tags={"sandrun": "1"})
+    other = modal.Sandbox.create(app=app, image=modal.Image.debian_slim(), tags={"someone": "else"})
+    listed = sandrun("modal", "cleanup", "--dry-run")
+    assert listed.returncode == 0, listed.stderr
+    assert listed.stdout.split() == ["found", left.object_id]
+    result = sandrun("modal", "cleanup")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["terminated", left.object_id]
+    assert fake.sandboxes[left.object_id].result is not None
+    assert fake.sandboxes[other.object_id].result is None
+    other.terminate()
+
+
+@pytest.mark.skipif(
+    not os.environ.get("MODAL_TOKEN_ID"), reason="live Modal test: set MODAL_TOKEN_ID to run it"
+)
+def test_live_quickstart_on_modal() -> None:
+    result = sandrun("run", "--backend", "modal", str(RECIPES / "quickstart.yaml"), timeout=900)
+    assert result.returncode == 0, result.stderr
+
+
+def test_backend_lists_itself_without_network() -> None:
+    backend = ModalBackend({"HOME": "/nonexistent"})
+    assert backend.unavailable_reason() is not None
+    assert "modal" in backend.versions()
