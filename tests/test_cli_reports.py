@@ -127,3 +127,28 @@ def test_update_never_writes_after_the_sandbox_died(tmp_path: Path) -> None:
     assert result.exit_code == 3
     assert "not updated" in result.stderr
     assert recipe.read_text() == text
+
+
+def test_update_still_prints_the_transcript_asked_for(tmp_path: Path) -> None:
+    recipe = tmp_path / "drift.yaml"
+    recipe.write_text(DRIFTED)
+    result = invoke("run", recipe, "--update", "--format", "json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["status"] == "failed"  # what ran, before the recipe was updated
+
+
+def test_an_internal_failure_still_leaves_every_transcript(tmp_path: Path) -> None:
+    not_a_directory = tmp_path / "cache"
+    not_a_directory.write_text("")
+    needs_packages = tmp_path / "a.yaml"
+    needs_packages.write_text("packages: [something]\ncells:\n  - print(1)\n")
+    fine = tmp_path / "b.yaml"
+    fine.write_text("cells:\n  - print(2)\n")
+    report = tmp_path / "all.json"
+    result = invoke(
+        "run", needs_packages, fine, "--report", report, env={"SANDRUN_CACHE_DIR": str(not_a_directory)}
+    )
+    assert result.exit_code == 3, result.output
+    first, second = json.loads(report.read_text())
+    assert first["status"] == "error" and "cache" in first["reason"]
+    assert second["status"] == "passed"

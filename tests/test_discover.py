@@ -72,3 +72,8 @@ def test_a_name_that_matches_nothing_is_a_usage_error(tree: Path) -> None:
         find_recipes([str(tree / "nope.yaml")])
     with pytest.raises(UsageError, match=r"\*\.toml"):
         find_recipes([str(tree / "*.toml")])
+
+
+def test_linked_directories_are_not_followed(tree: Path) -> None:
+    (tree / "docs" / "loop").symlink_to(tree)
+    assert len(find_recipes([str(tree)])) == 5

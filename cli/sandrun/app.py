@@ -40,7 +40,6 @@ from sandrun.reports import FORMATS, format_for_path, render_all, write_report
 from sandrun.reports.annotations import github_annotations
 from sandrun.reports.json_report import transcript_from_dict
 from sandrun.runner import DEFAULT_CELL_TIMEOUT, RunControl, RunOptions, run_many, run_recipe
-from sandrun.update import update_recipe
 
 EXIT_CODES = {RunStatus.PASSED: 0, RunStatus.FAILED: 1, RunStatus.ERROR: 3, RunStatus.INTERRUPTED: 130}
 SEVERITY = (0, 1, 2, 3, 130)
@@ -66,8 +65,8 @@ def parse_size(text: str, option: str) -> int:
         number = float(value[: len(value) - len(unit)])
     except ValueError:
         raise UsageError(f"{option} {text!r} is not a size", hint="e.g. 512M or 4G") from None
-    if number < 0:
-        raise UsageError(f"{option} {text!r} must not be negative")
+    if not 0 <= number * SIZE_UNITS[unit] < 1 << 62:  # also refuses nan and inf
+        raise UsageError(f"{option} {text!r} is not a size from 0 to 4E", hint="e.g. 512M or 4G")
     return int(number * SIZE_UNITS[unit])
 
 
@@ -230,6 +229,8 @@ def run(
         annotate = choose_annotations(annotations)
         started = time.monotonic()
         default_jobs = 16 if any(b.name == "modal" for b in chosen) else os.cpu_count() or 1
+        if workdir is not None and len(loaded) > 1:
+            jobs = 1  # one work directory, shared: the recipes take turns in it
         transcripts = run_all(list(zip(loaded, chosen, strict=True)), options, console, jobs or default_jobs)
         if len(transcripts) > 1:
             overall(console, transcripts, time.monotonic() - started)
@@ -238,10 +239,10 @@ def run(
                 typer.echo(command, err=output_format != "text")
         for path, fmt in report_formats:
             write_report(path, render_all(transcripts, fmt))
-        if update:
-            raise typer.Exit(update_all(transcripts, console))
         if output_format != "text":
             sys.stdout.write(render_all(transcripts, output_format))
+        if update:
+            raise typer.Exit(update_all(transcripts, console))
         raise typer.Exit(max((EXIT_CODES[t.status] for t in transcripts), key=SEVERITY.index))
 
 
@@ -250,6 +251,8 @@ def update_all(transcripts: list[Transcript], console: Console) -> int:
 
     Exit 0 when every failure was an output mismatch now written into the recipe, else as the runs say.
     """
+    from sandrun.update import update_recipe  # only --update pays for the updater's imports
+
     fixed: set[tuple[str, int]] = set()
     for transcript in transcripts:
         try:
@@ -366,7 +369,7 @@ def load_transcripts(path: Path) -> list[Transcript]:
         return [transcript_from_dict(item) for item in items]
     except OSError as exc:
         raise UsageError(f"{path}: cannot read it: {exc.strerror}") from None
-    except (ValueError, KeyError, TypeError) as exc:
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
         raise UsageError(f"{path}: not a sandrun JSON transcript ({type(exc).__name__}: {exc})") from None
 
 

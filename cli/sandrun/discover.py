@@ -1,6 +1,6 @@
 """Finding recipes: the command line may name files, directories and glob patterns.
 
-A directory is searched recursively (hidden directories, virtual environments and caches are skipped) for
+A directory is searched recursively (hidden and linked directories, environments and caches are skipped) for
 `*.yaml` and `*.yml` files with a top-level `cells:` key, `*.py` files in the percent format (a `# %%`
 line), and `*.md` documents with a fenced Python block. A file named explicitly is always taken, whatever
 it holds: the reader will say if it is not a recipe.
@@ -51,7 +51,11 @@ def recipes_below(directory: Path) -> Iterator[Path]:
     """Recipe files anywhere below `directory`."""
     for entry in sorted(directory.iterdir()):
         if entry.is_dir():
-            if not entry.name.startswith(".") and entry.name not in SKIPPED_DIRECTORIES:
+            if (
+                not entry.is_symlink()
+                and not entry.name.startswith(".")
+                and entry.name not in SKIPPED_DIRECTORIES
+            ):
                 yield from recipes_below(entry)
         elif looks_like_recipe(entry):
             yield entry

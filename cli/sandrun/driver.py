@@ -25,11 +25,12 @@ import sys
 import threading
 import time
 import traceback
+import types
 
 PROTOCOL_VERSION = 1
 STREAMS = ("stdout", "stderr")
 DRIVER_FILENAME = "<sandrun-driver>"
-ALARM = {signal.SIGALRM}
+MAIN_THREAD = threading.get_ident()
 
 
 class CellTimeout(BaseException):
@@ -37,28 +38,33 @@ class CellTimeout(BaseException):
 
 
 class Emitter:
-    """Writes protocol events, one JSON line each, to the private channel; safe to call from any thread."""
+    """Writes protocol events, one JSON line each, to the private channel; safe to call from any thread.
+
+    A cell's timeout (SIGALRM, handled in the main thread) must never cut a line in half: while the main
+    thread writes, `busy` is set and the timeout waits (`deferred`) until the line is out.
+    """
 
     def __init__(self, fd: int) -> None:
         self.fd = fd
         self.lock = threading.RLock()
-        self.alarm_armed = False
-        """True while a cell's timer runs: then a line is written with SIGALRM held, never cut in half."""
+        self.busy = False
+        self.deferred: BaseException | None = None
 
     def send(self, event: dict) -> None:
         data = (json.dumps(event, ensure_ascii=False) + "\n").encode("utf-8", "replace")
+        main = threading.get_ident() == MAIN_THREAD
         with self.lock:
-            guard = self.alarm_armed
-            if guard:
-                signal.pthread_sigmask(signal.SIG_BLOCK, ALARM)
+            self.busy = main
             try:
                 while data:
                     data = data[os.write(self.fd, data) :]
             except OSError:
                 os._exit(0)  # the host is gone: nobody is left to report to
             finally:
-                if guard:
-                    signal.pthread_sigmask(signal.SIG_UNBLOCK, ALARM)
+                self.busy = False
+        if main and self.deferred is not None:
+            deferred, self.deferred = self.deferred, None
+            raise deferred
 
 
 class Capture:
@@ -206,7 +212,14 @@ def exception_type_name(cls: type) -> str:
     return cls.__qualname__ if module in ("builtins", "__main__") else module + "." + cls.__qualname__
 
 
-def describe_error(exc: BaseException, filename: str) -> dict:
+def clip(text: str, limit: int) -> str:
+    """`text`, cut to `limit` characters with a note saying how much was left out."""
+    if len(text) <= limit:
+        return text
+    return text[:limit] + f"\n[sandrun: {len(text) - limit} more characters not shown]"
+
+
+def describe_error(exc: BaseException, filename: str, limit: int) -> dict:
     """Type, message, traceback without the driver's frames, and the failing line in the recipe file."""
     report = traceback.TracebackException(type(exc), exc, exc.__traceback__)
     report.stack = traceback.StackSummary.from_list(
@@ -219,8 +232,8 @@ def describe_error(exc: BaseException, filename: str) -> dict:
     return {
         "type": exception_type_name(type(exc)),
         "types": [exception_type_name(c) for c in type(exc).__mro__ if issubclass(c, BaseException)],
-        "message": safe_str(exc),
-        "traceback": "".join(report.format()),
+        "message": clip(safe_str(exc), limit),
+        "traceback": clip("".join(report.format()), limit),
         "line": line,
     }
 
@@ -231,10 +244,14 @@ class Interpreter:
     def __init__(self, capture: Capture, fd_pipes: dict[int, int]) -> None:
         self.capture = capture
         self.fd_pipes = fd_pipes
-        self.namespace: dict = {"__name__": "__main__", "__builtins__": builtins}
+        main = types.ModuleType("__main__")  # a real module, so pickle and multiprocessing find cell code
+        main.__builtins__ = builtins  # type: ignore[attr-defined]
+        sys.modules["__main__"] = main
+        self.namespace: dict = main.__dict__
         self.sources: dict[str, list[str]] = {}
         self.running = False
         self.timeout = 0.0
+        signal.signal(signal.SIGALRM, self.on_alarm)
 
     def remember_source(self, filename: str, first_line: int, code: str) -> None:
         """Let linecache show recipe lines in tracebacks although the file is not inside the sandbox."""
@@ -247,8 +264,15 @@ class Interpreter:
         linecache.cache[filename] = (0, None, lines, filename)  # mtime None: never re-read
 
     def on_alarm(self, signum: int, frame: object) -> None:
-        if self.running:
-            raise CellTimeout(f"the cell ran past its {self.timeout:g} s timeout")
+        """SIGALRM: the running cell's time is up (raised at once, or as soon as a protocol line is out)."""
+        if not self.running:
+            return
+        timeout = CellTimeout(f"the cell ran past its {self.timeout:g} s timeout")
+        emitter = self.capture.emitter
+        if emitter.busy:
+            emitter.deferred = timeout
+            return
+        raise timeout
 
     def run(self, request: dict) -> dict:
         """Run one cell and describe how it ended (the `done` event without its id)."""
@@ -257,7 +281,8 @@ class Interpreter:
         for fd, pipe in self.fd_pipes.items():
             os.dup2(pipe, fd)  # a previous cell may have closed or redirected fd 1 or 2
         self.remember_source(filename, first_line, code)
-        self.capture.begin(request["id"], int(request.get("output_limit") or (1 << 20)))
+        limit = int(request.get("output_limit") or (1 << 20))
+        self.capture.begin(request["id"], limit)
         result: dict = {"status": "ok"}
         started = time.perf_counter()
         try:
@@ -265,23 +290,26 @@ class Interpreter:
             last = tree.body.pop() if tree.body and isinstance(tree.body[-1], ast.Expr) else None
             body = compile(tree, filename, "exec")
             tail = compile(ast.Expression(last.value), filename, "eval") if last is not None else None
-            self.running = self.capture.emitter.alarm_armed = True
+            self.running = True
             if timeout:
+                if signal.getsignal(signal.SIGALRM) != self.on_alarm:  # a cell installed its own
+                    signal.signal(signal.SIGALRM, self.on_alarm)
                 signal.setitimer(signal.ITIMER_REAL, float(timeout))
             try:
                 exec(body, self.namespace)
                 value = eval(tail, self.namespace) if tail is not None else None
             finally:
-                self.running = self.capture.emitter.alarm_armed = False
+                self.running = False
+                self.capture.emitter.deferred = None
                 if timeout:
                     signal.setitimer(signal.ITIMER_REAL, 0)
             if value is not None:
                 self.namespace["_"] = value
-                result["value"] = safe_repr(value)
+                result["value"] = clip(safe_repr(value), limit)
         except CellTimeout as exc:
-            result.update(status="timeout", error=describe_error(exc, filename))
+            result.update(status="timeout", error=describe_error(exc, filename, limit))
         except BaseException as exc:
-            result.update(status="error", error=describe_error(exc, filename))
+            result.update(status="error", error=describe_error(exc, filename, limit))
         result["duration"] = time.perf_counter() - started
         sys.stdout.flush()
         sys.stderr.flush()
@@ -365,7 +393,6 @@ def main() -> None:
     sys.argv = [""]
     sys.path.insert(0, "")
     interpreter = Interpreter(capture, writers)
-    signal.signal(signal.SIGALRM, interpreter.on_alarm)
     driver_pid = os.getpid()
     requests = os.fdopen(proto_in, "rb")
     emitter.send(

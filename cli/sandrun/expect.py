@@ -29,11 +29,19 @@ def error_matches(expected: str, raised: Sequence[str]) -> bool:
     """True if an exception whose class and bases are `raised` satisfies `expected`.
 
     `expected` names the class or any base (`OSError` accepts `FileNotFoundError`), with or without its
-    module (`json.JSONDecodeError` and `JSONDecodeError` both match), or is `ANY_EXCEPTION`.
+    module or a package above it (`json.JSONDecodeError` and `JSONDecodeError` both match
+    `json.decoder.JSONDecodeError`), or is `ANY_EXCEPTION`.
     """
     if expected == ANY_EXCEPTION:
         return True
-    return any(name == expected or name.endswith("." + expected) for name in raised)
+    module, _, name = expected.rpartition(".")
+    for raised_name in raised:
+        raised_module, _, raised_class = raised_name.rpartition(".")
+        if raised_class == name and (
+            not module or raised_module == module or raised_module.startswith(module + ".")
+        ):
+            return True
+    return False
 
 
 def text_matches(expected: ExpectedText, actual: str) -> bool:

@@ -141,6 +141,8 @@ def run_recipe(
             run.stop(RunStatus.ERROR, f"the sandbox could not start: {exc}")
     except KeyboardInterrupt:
         run.interrupt()
+    except Exception as exc:  # a bug or an unforeseen OSError: still a transcript, and the others go on
+        run.stop(RunStatus.ERROR, f"sandrun failed while running this recipe: {type(exc).__name__}: {exc}")
     finally:
         if session is not None:
             control.detach(session)

@@ -112,6 +112,9 @@ class Session:
         except (BackendError, ProtocolViolation) as exc:
             session.close()
             raise BackendError(f"{exc}{session._diagnostics()}") from None
+        except BaseException:  # Ctrl-C during the start: the sandbox must not outlive it
+            session.close()
+            raise
         return session
 
     def _expect(self, kind: str, deadline: float) -> dict:

@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import importlib.util
+import os
 import queue
 import re
 import secrets
@@ -31,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from sandrun.backends.base import SandboxOptions
+from sandrun.backends.process import open_input_file
 from sandrun.errors import BackendError
 
 WORKDIR = "/work"
@@ -56,7 +58,12 @@ class ModalBackend:
     def __init__(self, env: Mapping[str, str] | None = None) -> None:
         self.env = dict(env or {})
         self.app_name = self.env.get("SANDRUN_MODAL_APP", DEFAULT_APP)
-        self.connect_timeout = float(self.env.get("SANDRUN_MODAL_CONNECT_TIMEOUT", DEFAULT_CONNECT_TIMEOUT))
+        try:
+            self.connect_timeout = float(
+                self.env.get("SANDRUN_MODAL_CONNECT_TIMEOUT", DEFAULT_CONNECT_TIMEOUT)
+            )
+        except ValueError:
+            self.connect_timeout = DEFAULT_CONNECT_TIMEOUT
 
     def unavailable_reason(self) -> str | None:
         """Missing credentials or client, found without any network call (and without importing modal)."""
@@ -108,7 +115,8 @@ class ModalBackend:
                 tags={TAG: "1", "sandrun-run": secrets.token_hex(8)},
             )
             for name, source in options.files.items():
-                sandbox.filesystem.write_bytes(Path(source).read_bytes(), f"{WORKDIR}/{name}")
+                with os.fdopen(open_input_file(Path(source)), "rb") as reader:
+                    sandbox.filesystem.write_bytes(reader.read(), f"{WORKDIR}/{name}")
             process = sandbox.exec("python3", *argv[1:], text=False)
             return ModalChannel(sandbox, process)
         except BaseException as exc:

@@ -66,14 +66,14 @@ class ProcessBackend:
     def start(self, argv: Sequence[str], options: SandboxOptions) -> ProcessChannel:
         """Start `argv` in a fresh working directory (or the given one) with a clean environment."""
         owned = options.workdir is None
-        workdir = Path(tempfile.mkdtemp(prefix="sandrun-")) if owned else Path(options.workdir or ".")
+        workdir = Path(tempfile.mkdtemp(prefix="sandrun-")) if options.workdir is None else options.workdir
         cleanup = (lambda: shutil.rmtree(workdir, ignore_errors=True)) if owned else None
         try:
             copy_files(options.files, workdir)
-        except OSError as exc:
+        except BaseException:
             if cleanup:
                 cleanup()
-            raise BackendError(f"cannot copy {exc.filename} into the workdir: {exc.strerror}") from None
+            raise
         token = uuid.uuid4().hex
         env = minimal_env(argv[0], str(workdir), options.env) | {MARKER: token}
         return ProcessChannel.spawn(argv, env, workdir, token, cleanup=cleanup)
@@ -85,12 +85,15 @@ def run_as_kwargs(uid: int | None) -> dict[str, Any]:
 
 
 def copy_files(files: Mapping[str, Path], workdir: Path) -> None:
-    """Copy each host file to its name inside `workdir`."""
+    """Copy each host file to its name inside `workdir`; BackendError says which one could not be."""
     for name, source in files.items():
         target = workdir / name
-        target.parent.mkdir(parents=True, exist_ok=True)
-        with os.fdopen(open_input_file(source), "rb") as reader, open(target, "wb") as writer:
-            shutil.copyfileobj(reader, writer)
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            with os.fdopen(open_input_file(source), "rb") as reader, open(target, "wb") as writer:
+                shutil.copyfileobj(reader, writer)
+        except OSError as exc:
+            raise BackendError(f"cannot copy {source} into the work directory: {exc.strerror}") from None
 
 
 def open_input_file(path: Path) -> int:
@@ -209,6 +212,8 @@ class ProcessChannel:
 
     def kill(self) -> None:
         """Kill the child's process group (the reader then sees the end of its output); any thread."""
+        if self.closed or self.proc.poll() is not None:
+            return  # reaped already: its pid may belong to someone else by now
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(self.proc.pid, signal.SIGKILL)
 

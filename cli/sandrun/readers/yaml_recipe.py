@@ -237,7 +237,10 @@ def describe(node: yaml.Node) -> str:
         return "a mapping"
     if isinstance(node, yaml.SequenceNode):
         return "a list"
-    value = construct(node)
+    try:
+        value = construct(node)
+    except (yaml.YAMLError, ValueError):
+        return f"{node.tag} {node.value!r}"
     return "nothing (null)" if value is None else f"{type(value).__name__} {node.value!r}"
 
 

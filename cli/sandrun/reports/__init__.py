@@ -16,7 +16,6 @@ from pathlib import Path
 
 from sandrun.model import Transcript
 from sandrun.reports.json_report import render_json, transcript_to_dict
-from sandrun.reports.junit import render_junit
 from sandrun.reports.markdown import render_markdown
 
 FORMATS: dict[str, str] = {"json": "json", "md": "md", "markdown": "md", "junit": "junit", "xml": "junit"}
@@ -48,7 +47,7 @@ def render(t: Transcript, fmt: str) -> str:
         return render_json(t)
     if canonical == "md":
         return render_markdown(t)
-    return render_junit([t])
+    return render_all([t], canonical)
 
 
 def render_all(transcripts: Sequence[Transcript], fmt: str) -> str:
@@ -60,6 +59,8 @@ def render_all(transcripts: Sequence[Transcript], fmt: str) -> str:
     """
     canonical = _canonical(fmt)
     if canonical == "junit":
+        from sandrun.reports.junit import render_junit  # XML machinery only when JUnit is asked for
+
         return render_junit(transcripts)
     if len(transcripts) == 1:
         return render(transcripts[0], canonical)

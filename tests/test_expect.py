@@ -1,0 +1,47 @@
+"""Matching what a cell did against what the recipe expects."""
+
+from __future__ import annotations
+
+import pytest
+
+from sandrun.expect import error_matches, text_matches
+from sandrun.model import ANY_EXCEPTION, ExpectedText, MatchMode
+
+DECODE_ERROR = ("json.decoder.JSONDecodeError", "ValueError", "Exception", "BaseException")
+
+
+@pytest.mark.parametrize(
+    ("expected", "matches"),
+    [
+        ("json.decoder.JSONDecodeError", True),
+        ("json.JSONDecodeError", True),  # the name users know: the package above the defining module
+        ("JSONDecodeError", True),
+        ("ValueError", True),  # a base class
+        (ANY_EXCEPTION, True),
+        ("yaml.JSONDecodeError", False),
+        ("decoder.JSONDecodeError", False),  # not a package prefix
+        ("TypeError", False),
+        ("DecodeError", False),
+    ],
+)
+def test_error_names_match_by_class_and_module(expected: str, matches: bool) -> None:
+    assert error_matches(expected, DECODE_ERROR) is matches
+
+
+@pytest.mark.parametrize(
+    ("mode", "expected", "actual", "matches"),
+    [
+        (MatchMode.ELLIPSIS, "took ... s", "took 0.25 s\n", True),
+        (MatchMode.ELLIPSIS, "a\n...\nz", "a\nb\nc\nz", True),
+        (MatchMode.ELLIPSIS, "ab...ba", "aba", False),  # the pieces may not overlap
+        (MatchMode.ELLIPSIS, "x", "y", False),
+        (MatchMode.EXACT, "42", "42\n", True),  # trailing newlines never matter
+        (MatchMode.EXACT, "4...", "42", False),
+        (MatchMode.REGEX, r"id=[0-9a-f]{4}", "id=beef", True),
+        (MatchMode.REGEX, r"id=[0-9a-f]{4}", "id=beef!", False),  # the whole output
+        (MatchMode.WHITESPACE, "a b c", "a   b\n c ", True),
+        (MatchMode.WHITESPACE, "a b c", "abc", False),
+    ],
+)
+def test_match_modes(mode: MatchMode, expected: str, actual: str, matches: bool) -> None:
+    assert text_matches(ExpectedText(expected, mode), actual) is matches
