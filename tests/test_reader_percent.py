@@ -253,3 +253,10 @@ def test_skip_tag_marks_the_cell_skipped(tmp_path: Path) -> None:
     path.write_text('# %% slow tags=["skip"]\nimport time\n\n# %% fast\nx = 1\n')
     cells = load_recipe(path).cells
     assert [(c.name, c.skip) for c in cells] == [("slow", True), ("fast", False)]
+
+
+def test_expect_comment_with_a_bad_exception_name_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "r.py"
+    path.write_text('# %%\nint("x")\n# expect error: Value Error\n')
+    with pytest.raises(RecipeError, match="r.py:3: 'Value Error' is not an exception name"):
+        load_recipe(path)

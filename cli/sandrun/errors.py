@@ -4,7 +4,6 @@
     ├── UsageError               the command line is wrong (2)
     ├── RecipeError              a recipe file is wrong, at path:line (2)
     └── BackendError             the sandbox could not start, or stopped working (3)
-        └── SandboxDied          the interpreter in the sandbox ended while it was in use (3)
 
 Cells that fail are not errors in this sense: they are results, recorded in the transcript.
 """
@@ -55,7 +54,3 @@ class BackendError(SandrunError):
     """The sandbox could not be started or stopped answering; the message says why and what to do."""
 
     exit_code = 3
-
-
-class SandboxDied(BackendError):
-    """The interpreter inside the sandbox ended (crash, `os._exit`, killed) while sandrun needed it."""

@@ -89,6 +89,15 @@ class MatchMode(str, Enum):
     """Runs of whitespace (newlines too) count as one space; leading and trailing whitespace is ignored."""
 
 
+MATCH_MODES = tuple(mode.value for mode in MatchMode)
+"""The names recipes use for match modes."""
+
+
+def is_exception_name(name: str) -> bool:
+    """Whether `name` can name an exception class: `ValueError`, `json.JSONDecodeError`, `ANY_EXCEPTION`."""
+    return name == ANY_EXCEPTION or all(part.isidentifier() for part in name.split("."))
+
+
 @dataclass(frozen=True)
 class ExpectedText:
     """Text a cell must produce, where it is written in the recipe file, and how to compare it."""
@@ -142,7 +151,7 @@ class Recipe:
     sha256: str
     """Hex digest of the file's bytes, so a transcript says exactly what ran."""
     format: str
-    """Which reader produced it: `yaml` or `percent`."""
+    """Which reader produced it: `yaml`, `percent` or `markdown`."""
     cells: tuple[Cell, ...]
     name: str | None = None
     description: str | None = None

@@ -8,6 +8,7 @@ same logic; the backend only moves bytes.
 
 from __future__ import annotations
 
+import itertools
 import json
 import signal
 import time
@@ -281,14 +282,17 @@ class OutputCollector:
         self._append(OutputChunk(stream, text))
 
     def finish(self) -> None:
-        """Append one marker per stream that lost output."""
+        """Append one marker per stream that lost output, and merge neighbouring chunks of one stream (a
+        `print` arrives as two writes): the transcript keeps one chunk per change of stream."""
         for stream, count in self.dropped.items():
             if count:
                 note = (
-                    f"\n[sandrun: {count} more bytes of {stream} not shown; the limit is {self.limit} bytes]"
+                    f"\n[sandrun: {count} more bytes of {stream} not shown; the limit is {self.limit} bytes"
                 )
-                note += "\n"
+                note += "]\n"
                 self._append(OutputChunk(stream, note))
+        runs = itertools.groupby(self.outputs, key=lambda chunk: chunk.stream)
+        self.outputs[:] = [OutputChunk(stream, "".join(c.text for c in chunks)) for stream, chunks in runs]
 
     def _append(self, chunk: OutputChunk) -> None:
         self.outputs.append(chunk)

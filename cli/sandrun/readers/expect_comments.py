@@ -22,12 +22,11 @@ import re
 from dataclasses import replace
 
 from sandrun.errors import RecipeError
-from sandrun.model import Cell, Expectation, ExpectedText, MatchMode
+from sandrun.model import MATCH_MODES, Cell, Expectation, ExpectedText, MatchMode, is_exception_name
 
 DIRECTIVE = re.compile(r"^# expect (\w+):(?: (.*))?$")
 BLOCK_KINDS = ("stdout", "stderr")
 INLINE_KINDS = ("value", "error", "error_message", "match")
-MODES = tuple(mode.value for mode in MatchMode)
 
 
 def with_expectations(cell: Cell, line_starts: list[int]) -> Cell:
@@ -100,9 +99,9 @@ def _directive(match: re.Match[str], cell: Cell, file_line: int, values: dict[st
 
 def _expectation(cell: Cell, values: dict[str, str], spans: dict[str, tuple[int, int, int]]) -> Expectation:
     mode_name = values.get("match", MatchMode.ELLIPSIS.value)
-    if mode_name not in MODES:
+    if mode_name not in MATCH_MODES:
         raise RecipeError(
-            cell.path, spans["match"][0], f"unknown match mode {mode_name!r}", f"use one of: {MODES}"
+            cell.path, spans["match"][0], f"unknown match mode {mode_name!r}", f"use one of: {MATCH_MODES}"
         )
     for kind in ("error_message",) + (("stdout", "stderr", "value") if mode_name == "regex" else ()):
         if kind in values:
@@ -118,4 +117,8 @@ def _expectation(cell: Cell, values: dict[str, str], spans: dict[str, tuple[int,
         if kind in values
     }
     error = values.get("error", cell.expect.error)
+    if error is not None and not is_exception_name(error):
+        raise RecipeError(
+            cell.path, spans["error"][0], f"{error!r} is not an exception name", "e.g. ValueError"
+        )
     return Expectation(error=error, error_message=values.get("error_message"), **texts)

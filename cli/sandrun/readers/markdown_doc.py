@@ -44,14 +44,23 @@ import shlex
 from dataclasses import dataclass, replace
 
 from sandrun.errors import RecipeError
-from sandrun.model import ANY_EXCEPTION, MAX_TIMEOUT, Cell, Expectation, ExpectedText, MatchMode, Recipe
+from sandrun.model import (
+    ANY_EXCEPTION,
+    MATCH_MODES,
+    MAX_TIMEOUT,
+    Cell,
+    Expectation,
+    ExpectedText,
+    MatchMode,
+    Recipe,
+    is_exception_name,
+)
 
 PYTHON = ("python", "py")
 CONSOLE = ("pycon",)
 OUTPUT = ("output", "text")
 OPTIONS = ("skip", "name", "timeout", "raises", "match")
 ALLOWED = {"a Python block": OPTIONS, "a >>> session": (*OPTIONS[:3], "match"), "an output block": ("match",)}
-MATCH_MODES = tuple(mode.value for mode in MatchMode)
 
 _NEWLINE = re.compile(r"\r\n|\r|\n")
 _FENCE = re.compile(r"( {0,3})(`{3,}|~{3,})(.*)")
@@ -222,7 +231,7 @@ def _option(doc: _Document, index: int, key: str, value: str | None) -> object:
         if not 0 < seconds <= MAX_TIMEOUT:
             raise doc.fail(index, f"timeout must be more than 0 and at most {MAX_TIMEOUT:g} s, not {value!r}")
         return seconds
-    if key == "raises" and not all(part.isidentifier() for part in value.split(".")):
+    if key == "raises" and not is_exception_name(value):
         raise doc.fail(index, f"{value!r} is not an exception name", "e.g. raises=ZeroDivisionError")
     if key == "match" and value not in MATCH_MODES:
         raise doc.fail(index, f"unknown match mode {value!r}", f"use one of: {', '.join(MATCH_MODES)}")

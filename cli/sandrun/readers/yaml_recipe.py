@@ -34,14 +34,22 @@ from pathlib import Path, PurePosixPath
 import yaml
 
 from sandrun.errors import RecipeError
-from sandrun.model import MAX_TIMEOUT, Cell, Expectation, ExpectedText, MatchMode, Recipe
+from sandrun.model import (
+    MATCH_MODES,
+    MAX_TIMEOUT,
+    Cell,
+    Expectation,
+    ExpectedText,
+    MatchMode,
+    Recipe,
+    is_exception_name,
+)
 
 RECIPE_KEYS = (
     "name", "description", "timeout", "env", "network", "python", "packages", "files", "backend", "cells"
 )  # fmt: skip
 CELL_KEYS = ("code", "name", "timeout", "skip", "expect")
 EXPECT_KEYS = ("error", "error_message", "stdout", "stderr", "value", "match")
-MATCH_MODES = tuple(mode.value for mode in MatchMode)
 
 
 class _Reader:
@@ -179,7 +187,7 @@ class _Reader:
     def expectation(self, node: yaml.Node, what: str) -> Expectation:
         items = self.mapping(node, f"{what} expect", EXPECT_KEYS)
         error = self.text(items["error"], f"{what} expected error") if "error" in items else None
-        if error is not None and not all(part.isidentifier() for part in error.split(".")):
+        if error is not None and not is_exception_name(error):
             raise self.fail(
                 items["error"], f"{error!r} is not an exception name", "e.g. error: ZeroDivisionError"
             )
