@@ -258,5 +258,5 @@ def test_skip_tag_marks_the_cell_skipped(tmp_path: Path) -> None:
 def test_expect_comment_with_a_bad_exception_name_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "r.py"
     path.write_text('# %%\nint("x")\n# expect error: Value Error\n')
-    with pytest.raises(RecipeError, match="r.py:3: 'Value Error' is not an exception name"):
+    with pytest.raises(RecipeError, match=r"r\.py:3: 'Value Error' is not an exception name"):
         load_recipe(path)
