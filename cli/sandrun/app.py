@@ -6,7 +6,6 @@ Exit codes: 0 every cell did what was expected; 1 a cell failed; 2 the recipe or
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import signal
@@ -28,6 +27,7 @@ from sandrun.discover import find_recipes
 from sandrun.environments import default_cache_dir
 from sandrun.errors import SandrunError, UsageError
 from sandrun.expect import diff
+from sandrun.inputs import load_all, load_transcripts, parse_env, parse_size
 from sandrun.model import (
     MAX_TIMEOUT,
     CellStatus,
@@ -38,7 +38,6 @@ from sandrun.model import (
 from sandrun.readers import load_recipe
 from sandrun.reports import FORMATS, format_for_path, render_all, write_report
 from sandrun.reports.annotations import github_annotations
-from sandrun.reports.json_report import transcript_from_dict
 from sandrun.runner import DEFAULT_CELL_TIMEOUT, RunControl, RunOptions, run_many, run_recipe
 
 EXIT_CODES = {RunStatus.PASSED: 0, RunStatus.FAILED: 1, RunStatus.ERROR: 3, RunStatus.INTERRUPTED: 130}
@@ -52,33 +51,6 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-
-
-SIZE_UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
-
-
-def parse_size(text: str, option: str) -> int:
-    """`512M`, `4G`, `1.5G` or a number of bytes, as bytes; anything else is a usage error."""
-    value = text.strip().upper().removesuffix("IB").removesuffix("B")
-    unit = value[-1:] if value[-1:] in SIZE_UNITS else ""
-    try:
-        number = float(value[: len(value) - len(unit)])
-    except ValueError:
-        raise UsageError(f"{option} {text!r} is not a size", hint="e.g. 512M or 4G") from None
-    if not 0 <= number * SIZE_UNITS[unit] < 1 << 62:  # also refuses nan and inf
-        raise UsageError(f"{option} {text!r} is not a size from 0 to 4E", hint="e.g. 512M or 4G")
-    return int(number * SIZE_UNITS[unit])
-
-
-def parse_env(pairs: list[str]) -> dict[str, str]:
-    """`--env K=V` options as a mapping; a pair without `=` is a usage error."""
-    env = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key:
-            raise UsageError(f"--env {pair!r} is not of the form NAME=VALUE")
-        env[key] = value
-    return env
 
 
 @contextmanager
@@ -322,25 +294,6 @@ def format_report_path(path: Path) -> str:
         raise UsageError(f"--report {path}: {exc}") from None
 
 
-def load_all(paths: list[Path]) -> list[Recipe]:
-    """Every recipe, or a usage error listing every one that is wrong (nothing runs then)."""
-    recipes, problems = [], []
-    for path in paths:
-        try:
-            recipes.append(load_recipe(path))
-        except SandrunError as exc:
-            problems.append(str(exc))
-    if problems:
-        raise RecipeProblems("\n".join(problems))
-    return recipes
-
-
-class RecipeProblems(SandrunError):
-    """One or more recipes could not be read; the message lists them all."""
-
-    exit_code = 2
-
-
 @app.command()
 def report(
     transcript: Annotated[
@@ -359,18 +312,6 @@ def report(
             sys.stdout.write(text)
         else:
             write_report(output, text)
-
-
-def load_transcripts(path: Path) -> list[Transcript]:
-    """The transcripts in a JSON file written by sandrun; anything else is a usage error."""
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-        items = data if isinstance(data, list) else [data]
-        return [transcript_from_dict(item) for item in items]
-    except OSError as exc:
-        raise UsageError(f"{path}: cannot read it: {exc.strerror}") from None
-    except (ValueError, KeyError, TypeError, AttributeError) as exc:
-        raise UsageError(f"{path}: not a sandrun JSON transcript ({type(exc).__name__}: {exc})") from None
 
 
 modal_app = typer.Typer(help="Manage the Modal sandboxes sandrun creates.", no_args_is_help=True)
