@@ -361,6 +361,7 @@ def cells(recipe: Annotated[Path, typer.Argument(help="A recipe file.")]) -> Non
 
 
 def version_callback(value: bool) -> None:
+    """`--version`: print the version and stop."""
     if value:
         typer.echo(f"sandrun {__version__}")
         raise typer.Exit()

@@ -39,10 +39,12 @@ class Console:
         typer.echo(text, err=True)
 
     def cell_started(self, cell: Cell) -> None:
+        """Print the cell's header."""
         if not self.quiet:
             self.say(f"--- {cell.label} ({cell.location})", bold=True)
 
     def cell_output(self, cell: Cell, chunk: OutputChunk) -> None:
+        """Echo output as it arrives (stderr in red on a terminal)."""
         if self.quiet:
             return
         text = chunk.text
@@ -53,6 +55,7 @@ class Console:
         self.line_open = not chunk.text.endswith("\n")
 
     def cell_finished(self, result: CellResult) -> None:
+        """Print the value, the error, the status and time, and the diff of a mismatch."""
         if self.line_open:
             sys.stderr.write("\n")
             self.line_open = False
@@ -77,6 +80,7 @@ class Console:
                 self.say(line, "green" if line.startswith("+") else "red" if line.startswith("-") else None)
 
     def summary(self, transcript: Transcript) -> None:
+        """One line for a finished recipe, plus why it stopped early if it did."""
         counts = [
             f"{transcript.count(s)} {s.value.replace('_', ' ')}" for s in CellStatus if transcript.count(s)
         ]
@@ -175,11 +179,14 @@ class RecipeProgress:
         self.done = 0
 
     def cell_started(self, cell: Cell) -> None:
+        """Print the cell's header."""
         self.board.update(self.path, f"cell {self.done + 1}/{self.count} {cell.label} ({cell.location})")
 
     def cell_output(self, cell: Cell, chunk: OutputChunk) -> None:
+        """Echo output as it arrives (stderr in red on a terminal)."""
         pass
 
     def cell_finished(self, result: CellResult) -> None:
+        """Print the value, the error, the status and time, and the diff of a mismatch."""
         if result.cell.kind.value == "code":
             self.done += 1

@@ -51,6 +51,7 @@ class Emitter:
         self.deferred: BaseException | None = None
 
     def send(self, event: dict) -> None:
+        """Write one event as a JSON line (the whole line, even if a timeout fires meanwhile)."""
         data = (json.dumps(event, ensure_ascii=False) + "\n").encode("utf-8", "replace")
         main = threading.get_ident() == MAIN_THREAD
         with self.lock:
@@ -182,6 +183,7 @@ class TextStream(io.TextIOBase):
         return self.fd
 
     def write(self, text: str) -> int:
+        """Pass the text on to the capture."""
         if not isinstance(text, str):
             raise TypeError(f"write() argument must be str, not {type(text).__name__}")
         self.capture.write(self.name_, text)
@@ -202,6 +204,7 @@ class ByteStream(io.RawIOBase):
         return self.text.fd
 
     def write(self, data: bytes) -> int:  # type: ignore[override]
+        """Pass the text on to the capture."""
         self.text.write(self.decoder.decode(bytes(data)))
         return len(data)
 

@@ -220,6 +220,7 @@ class _Run:
         self.current_started = 0.0
 
     def cells(self, session: Session) -> None:
+        """Run, skip or record every cell in order until the run stops."""
         for cell in self.recipe.cells:
             if self.stop_reason:
                 break
@@ -238,6 +239,7 @@ class _Run:
                 self.after(session, cell)
 
     def run_cell(self, session: Session, cell: Cell) -> CellResult:
+        """Send one code cell and judge what came back."""
         self.current, self.current_outputs, self.current_started = cell, [], time.monotonic()
         self.listener.cell_started(cell)
 
@@ -250,6 +252,7 @@ class _Run:
         return result_of(cell, outcome)
 
     def after(self, session: Session, cell: Cell) -> None:
+        """Decide whether the run goes on after a cell: a dead sandbox or a failure stops it."""
         last = self.results[-1]
         if session.dead_reason:
             self.stop(
@@ -264,10 +267,12 @@ class _Run:
             )
 
     def record(self, result: CellResult) -> None:
+        """Keep a result and tell the listener."""
         self.results.append(result)
         self.listener.cell_finished(result)
 
     def stop(self, status: RunStatus, reason: str) -> None:
+        """Stop the run (the first reason wins)."""
         if self.stop_reason is None:
             self.stop_status, self.stop_reason = status, reason
 
@@ -294,6 +299,7 @@ class _Run:
             self.record(CellResult(cell, CellStatus.NOT_RUN, reason=self.stop_reason or "not run"))
 
     def status(self) -> RunStatus:
+        """The run's overall status from how it stopped and how its cells ended."""
         if self.stop_status in (RunStatus.INTERRUPTED, RunStatus.ERROR):
             return self.stop_status
         statuses = {r.status for r in self.results}

@@ -226,11 +226,13 @@ class SandboxPlan:
         return args, self.fds
 
     def namespaces(self) -> list[str]:
+        """bubblewrap options for the namespaces, the sandbox's uid, and the network."""
         args = ["--unshare-all", "--unshare-user", "--disable-userns", "--die-with-parent", "--new-session"]
         args += ["--hostname", "sandrun", "--uid", str(SANDBOX_UID), "--gid", str(SANDBOX_UID)]
         return args + (["--share-net"] if self.options.network else [])
 
     def filesystem(self, python: str) -> list[str]:
+        """bubblewrap options that build the sandbox's filesystem (see the module docstring)."""
         disk = self.options.limits.disk
         size = ["--size", str(disk)] if disk else []
         args = ["--ro-bind", "/usr", "/usr", "--proc", "/proc", "--dev", "/dev"]
@@ -250,6 +252,7 @@ class SandboxPlan:
         return [*args, "--remount-ro", "/", "--chdir", WORKDIR]
 
     def etc(self) -> list[str]:
+        """A generated minimal /etc (passwd, group, hosts), plus what the network needs when it is on."""
         etc = self.staging / "etc"
         etc.mkdir()
         (etc / "passwd").write_text(f"sandbox:x:{SANDBOX_UID}:{SANDBOX_UID}:sandbox:{WORKDIR}:/bin/sh\n")
@@ -268,6 +271,7 @@ class SandboxPlan:
         return args
 
     def workdir(self, size: list[str]) -> list[str]:
+        """The work directory: a size-limited tmpfs with the recipe's files, or the given one bound in."""
         given = self.options.workdir
         if given is None:
             args = [*size, "--perms", "0755", "--tmpfs", WORKDIR]
@@ -289,6 +293,7 @@ class SandboxPlan:
         return ["--bind", self.reachable(given.resolve()), WORKDIR]
 
     def security(self) -> list[str]:
+        """No capabilities, and the seccomp filter passed on a pipe."""
         read, write = os.pipe()
         with os.fdopen(write, "wb") as pipe:
             pipe.write(build_filter(allow_network=self.options.network))

@@ -59,6 +59,7 @@ class _Reader:
         self.path = path
 
     def fail(self, node: yaml.Node, message: str, hint: str | None = None) -> RecipeError:
+        """A RecipeError at the node's line."""
         return RecipeError(self.path, node.start_mark.line + 1, message, hint)
 
     def mapping(self, node: yaml.Node, what: str, keys: tuple[str, ...]) -> dict[str, yaml.Node]:
@@ -92,9 +93,11 @@ class _Reader:
         return value
 
     def text(self, node: yaml.Node, what: str) -> str:
+        """A string scalar."""
         return str(self.scalar(node, what, (str,), "a string"))
 
     def seconds(self, node: yaml.Node, what: str) -> float:
+        """A positive number of seconds, at most MAX_TIMEOUT."""
         value = float(self.scalar(node, what, (int, float), "a number of seconds"))  # type: ignore[arg-type]
         if not 0 < value <= MAX_TIMEOUT:  # also refuses NaN
             raise self.fail(
@@ -103,6 +106,7 @@ class _Reader:
         return value
 
     def env(self, node: yaml.Node) -> dict[str, str]:
+        """A mapping of variable names to string values (numbers and booleans are turned into text)."""
         if not isinstance(node, yaml.MappingNode):
             raise self.fail(node, f"env must be a mapping of NAME: value, not {describe(node)}")
         env = {}
@@ -158,6 +162,7 @@ class _Reader:
         return tuple(names)
 
     def cell(self, node: yaml.Node, index: int) -> Cell:
+        """One cell: a string of code, or a mapping with `code` and options."""
         what = f"cell {index + 1}"
         if isinstance(node, yaml.ScalarNode):
             return Cell(index=index, source=self.code(node, what), path=self.path, line=code_line(node))
@@ -179,12 +184,14 @@ class _Reader:
         )
 
     def code(self, node: yaml.Node, what: str) -> str:
+        """A cell's code: a non-empty string."""
         source = self.scalar(node, f"{what} code", (str,), "a string of Python code")
         if not str(source).strip():
             raise self.fail(node, f"{what} has no code (it is empty)", "remove the cell or give it some code")
         return str(source)
 
     def expectation(self, node: yaml.Node, what: str) -> Expectation:
+        """A cell's `expect` mapping."""
         items = self.mapping(node, f"{what} expect", EXPECT_KEYS)
         error = self.text(items["error"], f"{what} expected error") if "error" in items else None
         if error is not None and not is_exception_name(error):
