@@ -19,11 +19,11 @@ from pathlib import Path
 
 import yaml
 
+from sandrun.atomic import write_text_atomically as write_report
 from sandrun.errors import RecipeError, SandrunError
 from sandrun.expect import repl_view, text_matches
 from sandrun.model import Cell, CellResult, CellStatus, ExpectedText, MatchMode, Recipe, RunStatus, Transcript
 from sandrun.readers.yaml_recipe import construct
-from sandrun.reports import write_report
 
 _READERS = {"yaml": "yaml_recipe", "percent": "percent", "markdown": "markdown_doc"}
 _TRUNCATED = re.compile(r"\[sandrun: \d+ more bytes of \w+ not shown; the limit is \d+ bytes\]")
