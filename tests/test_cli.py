@@ -555,7 +555,7 @@ def test_interrupt_leaves_a_transcript(
 ) -> None:
     code, seconds, stderr = start_and_signal(tmp_path, signum)
     assert code == 130, stderr
-    assert seconds < 5
+    assert seconds < 5, stderr
     doc = json.loads((tmp_path / "out.json").read_text(encoding="utf-8"))
     transcript_validator.validate(doc)
     assert doc["status"] == "interrupted"

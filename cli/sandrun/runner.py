@@ -126,13 +126,20 @@ def run_recipe(
     started_at = datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
     started = time.monotonic()
     session: Session | None = None
+    starting: list[Session] = []
     sandbox = sandbox_options(recipe, options)
     try:
         if control.cancelled.is_set():
             raise KeyboardInterrupt
         sandbox = prepare_packages(recipe, backend, sandbox, options.cache_dir)
-        session = Session.start(backend, sandbox, options.output_limit)
-        control.attach(session)
+        if control.cancelled.is_set():
+            raise KeyboardInterrupt
+
+        def follow(new: Session) -> None:
+            starting.append(new)
+            control.attach(new)
+
+        session = Session.start(backend, sandbox, options.output_limit, on_started=follow)
         run.cells(session)
     except BackendError as exc:
         if control.cancelled.is_set():
@@ -144,9 +151,9 @@ def run_recipe(
     except Exception as exc:  # a bug or an unforeseen OSError: still a transcript, and the others go on
         run.stop(RunStatus.ERROR, f"sandrun failed while running this recipe: {type(exc).__name__}: {exc}")
     finally:
-        if session is not None:
-            control.detach(session)
-            session.close()
+        for live in starting:
+            control.detach(live)
+            live.close()
     run.finish_remaining()
     return Transcript(
         recipe=recipe,

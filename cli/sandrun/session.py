@@ -94,10 +94,16 @@ class Session:
         options: SandboxOptions,
         output_limit: int = DEFAULT_OUTPUT_LIMIT,
         start_timeout: float = START_TIMEOUT,
+        on_started: Callable[[Session], None] | None = None,
     ) -> Session:
-        """Start a sandbox and its driver; raises `BackendError` saying why if it does not come up."""
+        """Start a sandbox and its driver; raises `BackendError` saying why if it does not come up.
+
+        `on_started` gets the session as soon as its sandbox exists, before the driver answers, so that
+        another thread can stop a slow start (`interrupt`)."""
         channel = backend.start(boot_argv(options.python or backend.default_python()), options)
         session = cls(channel, output_limit)
+        if on_started is not None:
+            on_started(session)
         limits = backend.driver_limits(options)
         deadline = time.monotonic() + start_timeout
         try:

@@ -27,6 +27,7 @@ import re
 import secrets
 import sys
 import threading
+import time
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -190,10 +191,14 @@ class ModalChannel:
 
     def receive(self, timeout: float | None) -> bytes | None:
         """The next chunk of stdout, b"" at its end, None if nothing came within `timeout`."""
-        try:
-            return self.chunks.get(timeout=timeout)
-        except queue.Empty:
-            return None
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:  # short waits, so that a Ctrl-C is never left waiting (see process.SIGNAL_CHECK)
+            left = 0.25 if deadline is None else min(0.25, deadline - time.monotonic())
+            try:
+                return self.chunks.get(timeout=max(left, 0))
+            except queue.Empty:
+                if deadline is not None and time.monotonic() >= deadline:
+                    return None
 
     @property
     def returncode(self) -> int | None:

@@ -25,6 +25,8 @@ from typing import IO, Any
 from sandrun.backends.base import SandboxOptions
 from sandrun.errors import BackendError
 
+SIGNAL_CHECK = 0.25
+"""Longest single wait, in seconds, so that Python sees a signal that arrived just before the wait began."""
 MARKER = "SANDRUN_SESSION"
 """Set in every sandbox's environment so that strays can be found and killed at the end."""
 
@@ -187,10 +189,15 @@ class ProcessChannel:
         """Read what the child wrote, waiting at most `timeout` seconds."""
         assert self.proc.stdout is not None
         fd = self.proc.stdout.fileno()
-        ready, _, _ = select.select([fd], [], [], timeout)
-        if not ready:
-            return None
-        return os.read(fd, 1 << 16)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            # Short waits: a Ctrl-C landing just before select() blocks must not wait for the whole cell.
+            left = SIGNAL_CHECK if deadline is None else min(SIGNAL_CHECK, deadline - time.monotonic())
+            ready, _, _ = select.select([fd], [], [], max(left, 0))
+            if ready:
+                return os.read(fd, 1 << 16)
+            if deadline is not None and time.monotonic() >= deadline:
+                return None
 
     @property
     def returncode(self) -> int | None:
