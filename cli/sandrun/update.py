@@ -82,6 +82,7 @@ def plan_updates(recipe: Recipe, transcript: Transcript, original_text: str) -> 
     """The edits that make `original_text` (the text `recipe` was read from) expect what ran in
     `transcript`. Raises `UpdateRefused` for an untrustworthy run, `RecipeError` for output that cannot be
     written in this recipe's format."""
+    refuse_untrusted(transcript, recipe.path)
     return _plan(recipe, transcript, original_text)[0]
 
 
@@ -111,16 +112,16 @@ def update_recipe(path: str | os.PathLike[str], transcript: Transcript) -> Updat
         raise UpdateRefused(f"not updating {name}: it changed since it was run", hint="run it again first")
     text = data.decode("utf-8")
     bom = "\ufeff" if text.startswith("\ufeff") else ""
-    edits, notes = _plan(transcript.recipe, transcript, text[len(bom) :])
-    new_text = bom + apply_edits(text[len(bom) :], edits)
+    edits, notes, updated = _plan(transcript.recipe, transcript, text[len(bom) :])
+    new_text = bom + updated
     if new_text != text:
         write_report(os.path.realpath(name), new_text)  # the real file, so a symlink stays a symlink
     return UpdateResult(name, tuple(edits), new_text != text, tuple(notes))
 
 
-def _plan(recipe: Recipe, transcript: Transcript, text: str) -> tuple[list[Edit], list[str]]:
-    """The edits, and notes on mismatching expectations left alone."""
-    refuse_untrusted(transcript, recipe.path)
+def _plan(recipe: Recipe, transcript: Transcript, text: str) -> tuple[list[Edit], list[str], str]:
+    """The edits, notes on mismatching expectations left alone, and the text with the edits applied
+    (checked by reading it back)."""
     nl = "\r\n" if "\r\n" in text else "\n"
     edits: list[Edit] = []
     notes: list[str] = []
@@ -143,9 +144,10 @@ def _plan(recipe: Recipe, transcript: Transcript, text: str) -> tuple[list[Edit]
             new = actual.rstrip("\n")
             start, end, put = _replacement(recipe, text, expected, what, new, nl)
             edits.append(Edit(start, end, put, cell.index, cell.label, what, location, expected.text, new))
+    updated = apply_edits(text, edits) if edits else text
     if edits:
-        _verify(recipe, apply_edits(text, edits), edits)
-    return edits, notes
+        _verify(recipe, updated, edits)
+    return edits, notes, updated
 
 
 def _left_alone(result: CellResult, expected: ExpectedText, actual: str | None) -> str | None:
