@@ -390,10 +390,10 @@ def test_write_report_failure_leaves_old_file_and_no_temp(tmp_path: Path, monkey
     target = tmp_path / "report.json"
     target.write_text("old")
 
-    def refuse(src: str, dst: str) -> None:
+    def refuse(src: str, dst: str, **dir_fds: int) -> None:
         raise OSError("disk full")
 
-    monkeypatch.setattr(os, "replace", refuse)
+    monkeypatch.setattr(os, "rename", refuse)
     with pytest.raises(OSError, match="disk full"):
         write_report(target, "new")
     assert target.read_text() == "old"

@@ -26,9 +26,10 @@ import stat
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from sandrun import safefs
 from sandrun.backends.base import SandboxOptions
 from sandrun.backends.local_host import (
     fresh_uid,
@@ -276,7 +277,7 @@ class SandboxPlan:
         if given is None:
             args = [*size, "--perms", "0755", "--tmpfs", WORKDIR]
             for name, source in self.options.files.items():
-                fd = open_input_file(source)
+                fd = open_input_file(source, self.options.files_from)
                 self.fds.append(fd)
                 parent = str(Path(WORKDIR, name).parent)
                 args += (["--dir", parent] if parent != WORKDIR else []) + [
@@ -285,7 +286,7 @@ class SandboxPlan:
                     f"{WORKDIR}/{name}",
                 ]
             return args
-        copy_files(self.options.files, given)
+        copy_files(self.options.files, given, self.options.files_from)
         if self.as_root and self.uid is not None:
             info = given.stat()
             self.workdir_owner = (info.st_uid, info.st_gid)
@@ -320,19 +321,32 @@ class SandboxPlan:
         """Remove the staging directory and give a bound work directory back to its owner."""
         shutil.rmtree(self.staging, ignore_errors=True)
         if self.workdir_owner and self.options.workdir is not None:
-            for path in walk(self.options.workdir):
-                with contextlib.suppress(OSError):
-                    info = path.lstat()
-                    if info.st_uid == self.uid:
-                        os.lchown(path, *self.workdir_owner)
-                        if not stat.S_ISLNK(info.st_mode) and info.st_mode & (stat.S_ISUID | stat.S_ISGID):
-                            os.chmod(path, stat.S_IMODE(info.st_mode) & ~(stat.S_ISUID | stat.S_ISGID))
+            give_back(self.options.workdir, self.uid, self.workdir_owner)
             self.workdir_owner = None
 
 
-def walk(root: Path) -> Iterator[Path]:
-    """`root` and everything below it, without following symlinks."""
-    yield root
-    for folder, dirs, files in os.walk(root):
-        for name in dirs + files:
-            yield Path(folder, name)
+def give_back(workdir: Path, uid: int | None, owner: tuple[int, int]) -> None:
+    """Give `workdir` and everything in it that `uid` (the sandbox's) owns back to `owner`, without set-id
+    bits, never following a link: the sandbox may have left links to anywhere (`safefs.walk`)."""
+    restore(None, str(workdir), uid, owner)
+    with contextlib.suppress(OSError):
+        for directory, name in safefs.walk(workdir):
+            restore(directory, name, uid, owner)
+
+
+def restore(directory: int | None, name: str, uid: int | None, owner: tuple[int, int]) -> None:
+    """`name` in the held `directory` (or a path, with None), if `uid` owns it: chown to `owner`, and off
+    with set-id bits."""
+    setid = stat.S_ISUID | stat.S_ISGID
+    with contextlib.suppress(OSError):
+        info = os.stat(name, dir_fd=directory, follow_symlinks=False)
+        if info.st_uid != uid:
+            return
+        if info.st_mode & setid and (stat.S_ISREG(info.st_mode) or stat.S_ISDIR(info.st_mode)):
+            fd = os.open(name, safefs.READ, dir_fd=directory)
+            try:
+                if os.fstat(fd).st_ino == info.st_ino:
+                    os.fchmod(fd, stat.S_IMODE(info.st_mode) & ~setid)
+            finally:
+                os.close(fd)
+        os.chown(name, *owner, dir_fd=directory, follow_symlinks=False)

@@ -22,6 +22,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import IO, Any
 
+from sandrun import safefs
 from sandrun.backends.base import SandboxOptions
 from sandrun.errors import BackendError
 
@@ -71,7 +72,7 @@ class ProcessBackend:
         workdir = Path(tempfile.mkdtemp(prefix="sandrun-")) if options.workdir is None else options.workdir
         cleanup = (lambda: shutil.rmtree(workdir, ignore_errors=True)) if owned else None
         try:
-            copy_files(options.files, workdir)
+            copy_files(options.files, workdir, options.files_from)
         except BaseException:
             if cleanup:
                 cleanup()
@@ -86,28 +87,42 @@ def run_as_kwargs(uid: int | None) -> dict[str, Any]:
     return {} if uid is None else {"user": uid, "group": uid, "extra_groups": []}
 
 
-def copy_files(files: Mapping[str, Path], workdir: Path) -> None:
-    """Copy each host file to its name inside `workdir`; BackendError says which one could not be."""
-    for name, source in files.items():
-        target = workdir / name
-        try:
-            target.parent.mkdir(parents=True, exist_ok=True)
-            with os.fdopen(open_input_file(source), "rb") as reader, open(target, "wb") as writer:
-                shutil.copyfileobj(reader, writer)
-        except OSError as exc:
-            raise BackendError(f"cannot copy {source} into the work directory: {exc.strerror}") from None
+def copy_files(files: Mapping[str, Path], workdir: Path, files_from: Path | None = None) -> None:
+    """Copy each host file to its name inside `workdir`; BackendError says which one could not be.
+
+    A run with `--workdir` may have left links there: none is followed (see `sandrun.safefs`). Each file
+    replaces what is at its name; a link among the directories above it is refused.
+    """
+    try:
+        directory = safefs.open_directory(workdir)
+    except OSError as exc:
+        raise BackendError(f"cannot open the work directory {workdir}: {exc.strerror}") from None
+    try:
+        for name, source in files.items():
+            with os.fdopen(open_input_file(source, files_from), "rb") as reader:
+                try:
+                    safefs.copy_in(directory, name, reader.fileno())
+                except OSError as exc:
+                    message = f"cannot copy {source} into the work directory as {name}: {exc.strerror}"
+                    raise BackendError(message) from None
+    finally:
+        os.close(directory)
 
 
-def open_input_file(path: Path) -> int:
-    """Open a recipe's input file for reading: a regular file, not through a final symbolic link.
+def open_input_file(path: Path, files_from: Path | None = None) -> int:
+    """Open a recipe's input file for reading: a regular file, reached through no symbolic link that
+    leads out of `files_from` (the recipe's directory; default: the file's own directory, so only the file
+    itself must not be a link).
 
     When sandrun is root, only files any user could read: root must not carry a private file into a sandbox
     because a recipe asked for it.
     """
+    root = path.parent if files_from is None else files_from
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK)
-    except OSError as exc:
-        raise BackendError(f"cannot open {path} for the sandbox: {exc.strerror}") from None
+        fd = safefs.open_below(root, path.relative_to(root))
+    except (OSError, ValueError) as exc:
+        why = exc.strerror if isinstance(exc, OSError) else f"it does not lie in {root}"
+        raise BackendError(f"cannot open {path} for the sandbox: {why}") from None
     info = os.fstat(fd)
     problem = None
     if not stat.S_ISREG(info.st_mode):
