@@ -1,8 +1,9 @@
 """The `process` backend: the driver as a plain child process. It ISOLATES NOTHING.
 
 Meant for debugging and for platforms without namespaces. It still gives each run a fresh working directory,
-a clean environment, and kills every process the run started (by process group, and by a marker variable
-for processes that left the group).
+a clean environment, and kills every process the run started: on Linux the driver runs under a reaper of
+its own (`sandrun.backends.reaper`, a child subreaper), which daemons cannot leave; elsewhere, and as a last
+resort, by process group and by a marker variable for processes that left the group.
 """
 
 from __future__ import annotations
@@ -26,6 +27,10 @@ from sandrun import safefs
 from sandrun.backends.base import SandboxOptions
 from sandrun.errors import BackendError
 
+REAPER = Path(__file__).with_name("reaper.py")
+"""The program that runs the driver on Linux, and kills everything the run started when it ends."""
+REAP_DEADLINE = 5.0
+"""Seconds the reaper has to kill and reap everything; then its process group is killed, as a last resort."""
 SIGNAL_CHECK = 0.25
 """Longest single wait, in seconds, so that Python sees a signal that arrived just before the wait began."""
 MARKER = "SANDRUN_SESSION"
@@ -46,6 +51,9 @@ class ProcessBackend:
     name = "process"
     isolation = "none"
     installs_packages = False
+    reaped = sys.platform == "linux"
+    """Whether the driver runs under the reaper; without it (other systems), strays are found by process
+    group and marker variable, which a daemon with its own session and an empty environment escapes."""
 
     def __init__(self, env: Mapping[str, str] | None = None) -> None:
         """Takes no settings; `env` is accepted like every backend's."""
@@ -79,7 +87,14 @@ class ProcessBackend:
             raise
         token = uuid.uuid4().hex
         env = minimal_env(argv[0], str(workdir), options.env) | {MARKER: token}
-        return ProcessChannel.spawn(argv, env, workdir, token, cleanup=cleanup)
+        if not self.reaped:
+            return ProcessChannel.spawn(argv, env, workdir, token, cleanup=cleanup)
+        if not shutil.which(argv[0], path=env["PATH"]):
+            if cleanup:
+                cleanup()
+            raise BackendError(f"cannot start {argv[0]}: no such program", hint="check --python")
+        command = [sys.executable, "-I", "-S", str(REAPER), *argv]
+        return ReapedChannel.spawn(command, env, workdir, token, cleanup=cleanup)
 
 
 def run_as_kwargs(uid: int | None) -> dict[str, Any]:
@@ -240,18 +255,69 @@ class ProcessChannel:
             os.killpg(self.proc.pid, signal.SIGKILL)
 
     def close(self) -> None:
-        """Kill the child, its process group and any process carrying this run's marker."""
+        """Kill the child and everything it started (`end`), then release the run's resources."""
         if self.closed:
             return
         self.closed = True
         for stream in (self.proc.stdin, self.proc.stdout):
             if stream is not None:
                 stream.close()
-        kill_tree(self.proc, self.token)
+        self.end()
         self.last_words = self.stderr_tail()
         self.stderr_file.close()
         if self.cleanup:
             self.cleanup()
+
+    def end(self) -> None:
+        """Kill the child, its process group and any process carrying this run's marker."""
+        kill_tree(self.proc, self.token)
+
+
+class ReapedChannel(ProcessChannel):
+    """The driver under the reaper (`sandrun.backends.reaper`): ending the reaper ends everything the run
+    started, daemons included, whatever their process group, session or environment."""
+
+    @property
+    def returncode(self) -> int | None:
+        """The driver's status, as the reaper passes it on (a death by signal N as 128 + N)."""
+        code = self.proc.poll()
+        if code is not None and 128 < code < 128 + signal.NSIG:
+            return -(code - 128)
+        return code
+
+    def kill(self) -> None:
+        """Ask the reaper to kill everything now (it exits once nothing is left); any thread."""
+        if self.closed or self.proc.poll() is not None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(self.proc.pid, signal.SIGTERM)
+
+    def end(self) -> None:
+        """Stop the reaper and wait for it; if it does not end in time, or something killed it (then
+        processes it would have reaped may be left), fall back on the process group and the marker."""
+        if self.proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.proc.pid, signal.SIGTERM)
+        code = wait_at_most(self.proc, REAP_DEADLINE)
+        if code is None or code < 0:
+            kill_tree(self.proc, self.token)
+
+
+def wait_at_most(proc: subprocess.Popen[bytes], seconds: float) -> int | None:
+    """`proc`'s exit status once it ends, or None after `seconds`. A pidfd wakes us when it ends (Linux
+    5.3+); `Popen.wait`'s polling with growing sleeps is the fallback."""
+    try:
+        pidfd = os.pidfd_open(proc.pid)
+    except (AttributeError, OSError):
+        try:
+            return proc.wait(timeout=seconds)
+        except subprocess.TimeoutExpired:
+            return None
+    try:
+        ready, _, _ = select.select([pidfd], [], [], seconds)
+    finally:
+        os.close(pidfd)
+    return proc.wait() if ready else None
 
 
 def kill_tree(proc: subprocess.Popen[bytes], token: str) -> None:
