@@ -32,17 +32,20 @@ from pathlib import Path
 from sandrun import safefs
 from sandrun.backends.base import SandboxOptions
 from sandrun.backends.local_host import (
+    all_ended,
     fresh_uid,
     is_host_root,
     launcher,
     python_roots,
     reachable_by_others,
     resolve_python,
+    watch_children,
 )
 from sandrun.backends.process import (
     MARKER,
     ProcessChannel,
     copy_files,
+    kill_tree,
     minimal_env,
     open_input_file,
     run_as_kwargs,
@@ -56,6 +59,8 @@ HOST_ENV = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"}
 """The whole environment of the processes that build the sandbox (launcher, bubblewrap)."""
 SANDBOX_UID = 1000
 """The uid (and gid) cells see inside the sandbox, named `sandbox` in its /etc/passwd."""
+TEARDOWN_DEADLINE = 5.0
+"""Seconds the kernel has to empty a killed sandbox's PID namespace before the marker scan takes over."""
 MIN_BWRAP = (0, 10)
 """`--size` for tmpfs mounts appeared in bubblewrap 0.10."""
 USERNS_HINT = (
@@ -189,6 +194,21 @@ class LocalChannel(ProcessChannel):
         if code is not None and 128 < code < 128 + signal.NSIG:
             return -(code - 128)
         return code
+
+    def end(self) -> None:
+        """Kill bubblewrap and wait until its PID namespace is empty: the namespace's first process ends
+        only after the kernel has killed and reaped every other one in it. Where that process cannot be
+        watched (bubblewrap already gone, no pidfd), every process carrying the run's marker is killed."""
+        inits = watch_children(self.proc.pid)  # taken before the kill, while bubblewrap still has them
+        try:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()
+            if not inits or not all_ended(inits, TEARDOWN_DEADLINE):
+                kill_tree(self.proc, self.token)
+        finally:
+            for fd in inits:
+                os.close(fd)
 
     def diagnostics(self) -> str:
         """bubblewrap's stderr, plus what to do when it is about user namespaces."""
