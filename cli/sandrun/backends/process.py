@@ -117,8 +117,9 @@ def copy_files(files: Mapping[str, Path], workdir: Path, files_from: Path | None
             with os.fdopen(open_input_file(source, files_from), "rb") as reader:
                 try:
                     safefs.copy_in(directory, name, reader.fileno())
-                except OSError as exc:
-                    message = f"cannot copy {source} into the work directory as {name}: {exc.strerror}"
+                except (OSError, ValueError) as exc:
+                    why = exc.strerror if isinstance(exc, OSError) else "not a relative path"
+                    message = f"cannot copy {source} into the work directory as {name}: {why}"
                     raise BackendError(message) from None
     finally:
         os.close(directory)
