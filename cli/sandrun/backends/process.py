@@ -9,6 +9,7 @@ resort, by process group and by a marker variable for processes that left the gr
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import select
 import shutil
@@ -92,7 +93,7 @@ class ProcessBackend:
         if not shutil.which(argv[0], path=env["PATH"]):
             if cleanup:
                 cleanup()
-            raise BackendError(f"cannot start {argv[0]}: no such program", hint="check --python")
+            raise BackendError(f"cannot start {argv[0]}: {os.strerror(errno.ENOENT)}", hint="check --python")
         command = [sys.executable, "-I", "-S", str(REAPER), *argv]
         return ReapedChannel.spawn(command, env, workdir, token, cleanup=cleanup)
 
