@@ -199,3 +199,13 @@ def test_give_back_touches_only_the_sandboxs_files_and_no_link_target(tmp_path: 
     assert stat.S_IMODE((work / "sub" / "made").stat().st_mode) == 0o755
     assert (outside / "far").stat().st_uid == sandbox_uid  # behind the link: not touched
     assert (work / "kept").stat().st_uid == 0  # not the sandbox's: not touched
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="changing owners needs root")
+def test_give_back_of_a_workdir_named_through_a_link(tmp_path: Path) -> None:
+    work = tmp_path / "work"
+    work.mkdir()
+    (tmp_path / "alias").symlink_to(work)
+    os.chown(work, 2_000_000_123, 2_000_000_123)
+    give_back(tmp_path / "alias", 2_000_000_123, (4321, 4321))
+    assert (work.stat().st_uid, work.stat().st_gid) == (4321, 4321)

@@ -364,7 +364,7 @@ class SandboxPlan:
 def give_back(workdir: Path, uid: int | None, owner: tuple[int, int]) -> None:
     """Give `workdir` and everything in it that `uid` (the sandbox's) owns back to `owner`, without set-id
     bits, never following a link: the sandbox may have left links to anywhere (`safefs.walk`)."""
-    restore(None, str(workdir), uid, owner)
+    restore(None, os.path.realpath(workdir), uid, owner)  # the directory a link given as --workdir names
     with contextlib.suppress(OSError):
         for directory, name in safefs.walk(workdir):
             restore(directory, name, uid, owner)
