@@ -404,3 +404,13 @@ def test_write_report_to_missing_directory_fails_cleanly(tmp_path: Path) -> None
     with pytest.raises(FileNotFoundError):
         write_report(tmp_path / "nope" / "report.md", "x")
     assert os.listdir(tmp_path) == []
+
+
+def test_write_report_replaces_a_link_at_its_name_instead_of_writing_through(tmp_path: Path) -> None:
+    elsewhere = tmp_path / "elsewhere.txt"
+    elsewhere.write_text("untouched")
+    target = tmp_path / "report.json"
+    target.symlink_to(elsewhere)
+    write_report(target, "new")
+    assert elsewhere.read_text() == "untouched"
+    assert not target.is_symlink() and target.read_text() == "new"
