@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import textwrap
 import time
 from pathlib import Path
@@ -121,3 +123,12 @@ def test_the_driver_runs_in_its_own_session_so_ctrl_c_does_not_reach_it() -> Non
     finally:
         session.close()
     assert sid is not None and int(sid) != os.getsid(0)
+
+
+def test_every_run_says_that_it_isolates_nothing(tmp_path: Path) -> None:
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text("cells:\n  - print('hi')\n")
+    command = [sys.executable, "-m", "sandrun", "run", str(recipe), "--backend", "process", "--quiet"]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert "ISOLATES NOTHING" in result.stderr

@@ -209,7 +209,11 @@ def _bwrap() -> str:
     return str(bwrap_path())
 
 
-BWRAP_ARGS = ["--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--unshare-all", "--die-with-parent"]
+# The host's /dev, not `--dev`: for a fresh /dev an unprivileged bubblewrap maps the user to 0, sets up, and
+# then nests a second user namespace to map the user back, and the capabilities of that inner namespace do
+# not cover the outer one's mounts, so `mount` would be refused even without the filter.
+BWRAP_ARGS = ["--ro-bind", "/", "/", "--dev-bind", "/dev", "/dev", "--proc", "/proc", "--unshare-all"]
+BWRAP_ARGS += ["--die-with-parent"]
 # All capabilities, so the refusals seen below come from the filter and not from bubblewrap dropping them.
 CAPS = ["--cap-add", "ALL"]
 

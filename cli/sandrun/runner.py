@@ -184,6 +184,7 @@ def sandbox_options(recipe: Recipe, options: RunOptions) -> SandboxOptions:
         python=options.python or recipe.python,
         workdir=options.workdir,
         files={name: base / name for name in recipe.files},
+        files_from=base,
         network=options.network if options.network is not None else bool(recipe.network),
         limits=options.limits,
     )

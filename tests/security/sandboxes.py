@@ -108,12 +108,14 @@ class CliRun:
     transcript: dict[str, Any] | None
 
 
-def sandrun_cli(*args: str | Path, cwd: Path, env: dict[str, str] | None = None) -> CliRun:
-    """Run `python -m sandrun run ARGS --backend local --format json` in a real process."""
-    if reason := local_unavailable():
+def sandrun_cli(
+    *args: str | Path, cwd: Path, env: dict[str, str] | None = None, backend: str = "local"
+) -> CliRun:
+    """Run `python -m sandrun run ARGS --backend BACKEND --format json` in a real process."""
+    if backend == "local" and (reason := local_unavailable()):
         pytest.skip(f"the local backend is unavailable: {reason}")
     proc = subprocess.run(
-        [sys.executable, "-m", "sandrun", "run", *map(str, args), "--backend", "local", "--format", "json"],
+        [sys.executable, "-m", "sandrun", "run", *map(str, args), "--backend", backend, "--format", "json"],
         cwd=cwd,
         env=env if env is not None else dict(os.environ),
         capture_output=True,

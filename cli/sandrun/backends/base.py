@@ -45,6 +45,9 @@ class SandboxOptions:
     """Host directory to work in; None means a fresh temporary one, removed at the end."""
     files: Mapping[str, Path] = field(default_factory=dict)
     """Files copied into the work directory before the run: name inside -> host path."""
+    files_from: Path | None = None
+    """The directory `files` are taken from (the recipe's): a link below it that leads out of it is refused.
+    None: each file's own directory (only the file itself must not be a link)."""
     packages: tuple[str, ...] = ()
     """pip requirements for backends that build their own image (`Backend.installs_packages`)."""
     network: bool = False

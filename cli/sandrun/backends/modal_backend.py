@@ -116,7 +116,7 @@ class ModalBackend:
                 tags={TAG: "1", "sandrun-run": secrets.token_hex(8)},
             )
             for name, source in options.files.items():
-                with os.fdopen(open_input_file(Path(source)), "rb") as reader:
+                with os.fdopen(open_input_file(Path(source), options.files_from), "rb") as reader:
                     sandbox.filesystem.write_bytes(reader.read(), f"{WORKDIR}/{name}")
             process = sandbox.exec("python3", *argv[1:], text=False)
             return ModalChannel(sandbox, process)
