@@ -55,8 +55,12 @@ class SandboxOptions:
 class Channel(Protocol):
     """A running process inside a sandbox, seen as bytes in and bytes out."""
 
-    def send(self, data: bytes) -> None:
-        """Write all of `data` to the process's stdin. Raises `BackendError` if it is gone."""
+    def send(self, data: bytes, timeout: float) -> bool:
+        """Write all of `data` to the process's stdin within `timeout` seconds.
+
+        True once all of it is written; False if the process did not take it in time (it stopped reading:
+        the caller gives the sandbox up). Raises `BackendError` if the process is gone. Never waits longer.
+        """
 
     def receive(self, timeout: float | None) -> bytes | None:
         """The next chunk of the process's stdout: b"" once closed, None if nothing came in `timeout`."""
