@@ -39,7 +39,7 @@ DEFAULT_GRACE = 3.0
 START_TIMEOUT = 60.0
 SEND_TIMEOUT = 60.0
 """Seconds a cell without a timeout gives the interpreter to take its code;
-a healthy interpreter takes it at once.."""
+a healthy interpreter takes it at once."""
 SIGNAL_MEANINGS = {
     "SIGSEGV": " (a segmentation fault)",
     "SIGXCPU": " (it used up its CPU-time limit; see --cpu-time)",

@@ -219,8 +219,11 @@ class SandboxPlan:
     def command(self, bwrap: Path, argv: list[str], env: Mapping[str, str]) -> tuple[list[str], list[int]]:
         """The full command line (running `argv` with exactly `env` inside) and the fds it must inherit."""
         variables = [arg for name, value in env.items() for arg in ("--setenv", name, value)]
-        args = [str(bwrap), *self.namespaces(), *self.filesystem(argv[0]), *self.security(), "--clearenv"]
-        args += [*variables, "--", *argv]
+        args = [*self.namespaces(), *self.filesystem(argv[0]), *self.security(), "--clearenv"]
+        # Arguments through a fd, not the command line: the host's `ps` shows no recipe variables, and
+        # nothing of the host's side is left to read in the sandbox's /proc.
+        args = [str(bwrap), "--args", self.data(b"".join(f"{arg}\0".encode() for arg in [*args, *variables]))]
+        args += ["--", *argv]
         if self.launcher_binds and self.uid is not None:
             return launcher(self.launcher_binds, self.uid, args), self.fds
         return args, self.fds
@@ -228,6 +231,9 @@ class SandboxPlan:
     def namespaces(self) -> list[str]:
         """bubblewrap options for the namespaces, the sandbox's uid, and the network."""
         args = ["--unshare-all", "--unshare-user", "--disable-userns", "--die-with-parent", "--new-session"]
+        # The driver is pid 1 (it forks a reaper of its own there): bubblewrap's own init would be pid 1,
+        # its /proc/1 open to cells, holding bubblewrap's stderr and showing its whole command line.
+        args.append("--as-pid-1")
         args += ["--hostname", "sandrun", "--uid", str(SANDBOX_UID), "--gid", str(SANDBOX_UID)]
         return args + (["--share-net"] if self.options.network else [])
 
@@ -252,23 +258,37 @@ class SandboxPlan:
         return [*args, "--remount-ro", "/", "--chdir", WORKDIR]
 
     def etc(self) -> list[str]:
-        """A generated minimal /etc (passwd, group, hosts), plus what the network needs when it is on."""
-        etc = self.staging / "etc"
-        etc.mkdir()
-        (etc / "passwd").write_text(f"sandbox:x:{SANDBOX_UID}:{SANDBOX_UID}:sandbox:{WORKDIR}:/bin/sh\n")
-        (etc / "group").write_text(f"sandbox:x:{SANDBOX_UID}:\n")
-        (etc / "hosts").write_text("127.0.0.1 localhost sandrun\n::1 localhost\n")
+        """A generated minimal /etc (passwd, group, hosts), plus what the network needs when it is on.
+
+        Files go in as data (copied by bubblewrap), not bind mounts: a bind mount shows its host path in
+        the sandbox's /proc/self/mountinfo.
+        """
+        files = {
+            "passwd": f"sandbox:x:{SANDBOX_UID}:{SANDBOX_UID}:sandbox:{WORKDIR}:/bin/sh\n".encode(),
+            "group": f"sandbox:x:{SANDBOX_UID}:\n".encode(),
+            "hosts": b"127.0.0.1 localhost sandrun\n::1 localhost\n",
+        }
+        copied = ["localtime", *(["resolv.conf", "nsswitch.conf"] if self.options.network else [])]
+        for name in copied:
+            with contextlib.suppress(OSError):
+                files[name] = Path("/etc", name).read_bytes()
         args = [
             arg
-            for name in ("passwd", "group", "hosts")
-            for arg in ("--ro-bind", str(etc / name), f"/etc/{name}")
+            for name, content in files.items()
+            for arg in ("--perms", "0444", "--ro-bind-data", self.data(content), f"/etc/{name}")
         ]
-        shared = ["ld.so.cache", "localtime"]
-        if self.options.network:
-            shared += ["resolv.conf", "nsswitch.conf", "ssl", "ca-certificates"]
+        shared = ["ld.so.cache", *(["ssl", "ca-certificates"] if self.options.network else [])]
         for name in shared:
             args += ["--ro-bind-try", f"/etc/{name}", f"/etc/{name}"]
         return args
+
+    def data(self, content: bytes) -> str:
+        """A fd (as bubblewrap wants it) that reads `content`, for `--args`, `--ro-bind-data` and the like."""
+        fd = os.memfd_create("sandrun", os.MFD_CLOEXEC)
+        self.fds.append(fd)
+        os.write(fd, content)
+        os.lseek(fd, 0, os.SEEK_SET)
+        return str(fd)
 
     def workdir(self, size: list[str]) -> list[str]:
         """The work directory: a size-limited tmpfs with the recipe's files, or the given one bound in."""
