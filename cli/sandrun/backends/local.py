@@ -29,9 +29,11 @@ import tempfile
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
+from sandrun.backends import memory_cgroup
 from sandrun.backends.base import SandboxOptions
 from sandrun.backends.local_host import (
     fresh_uid,
+    has_setpriv,
     is_host_root,
     launcher,
     python_roots,
@@ -103,6 +105,8 @@ class LocalBackend:
 
     def __init__(self, env: Mapping[str, str] | None = None) -> None:
         self.bwrap_override = (env or {}).get("SANDRUN_BWRAP")
+        self.use_cgroup = (env or {}).get("SANDRUN_MEMORY_CGROUP", "1") != "0"
+        """False (SANDRUN_MEMORY_CGROUP=0): never a memory cgroup; what it would count is refused instead."""
 
     def unavailable_reason(self) -> str | None:
         """Why bubblewrap cannot sandbox here, found by actually starting an empty sandbox."""
@@ -146,7 +150,7 @@ class LocalBackend:
         """Start `argv` under bubblewrap; BackendError says why when that is impossible."""
         bwrap = self._bwrap()
         python = resolve_python(argv[0])
-        plan = SandboxPlan(options, as_root=is_host_root())
+        plan = SandboxPlan(options, as_root=is_host_root(), use_cgroup=self.use_cgroup)
         try:
             inside = minimal_env(python, WORKDIR, options.env) | {MARKER: plan.token}
             command, fds = plan.command(bwrap, [python, *argv[1:]], inside)
@@ -200,11 +204,18 @@ class LocalChannel(ProcessChannel):
 class SandboxPlan:
     """Everything one sandbox needs on the host: bwrap arguments, fds to pass, a staging directory."""
 
-    def __init__(self, options: SandboxOptions, as_root: bool) -> None:
+    def __init__(self, options: SandboxOptions, as_root: bool, use_cgroup: bool = True) -> None:
         self.options = options
         self.as_root = as_root
         self.uid = fresh_uid() if as_root else None
         self.token = secrets.token_hex(16)
+        memory = options.limits.memory
+        self.cgroup = (
+            memory_cgroup.create(memory, f"sandrun-{self.token}")
+            if memory and use_cgroup and (not as_root or has_setpriv())
+            else None
+        )
+        """The sandbox's memory cgroup, if the host offers one (see `sandrun.backends.memory_cgroup`)."""
         self.staging = Path(tempfile.mkdtemp(prefix="sandrun-"))
         self.staging.chmod(0o755)
         self.fds: list[int] = []
@@ -214,7 +225,7 @@ class SandboxPlan:
     @property
     def direct_uid(self) -> int | None:
         """The uid to start bwrap as, when no launcher does the switch (root, all binds reachable)."""
-        return None if self.launcher_binds else self.uid
+        return None if self.launcher_binds or self.cgroup else self.uid
 
     def command(self, bwrap: Path, argv: list[str], env: Mapping[str, str]) -> tuple[list[str], list[int]]:
         """The full command line (running `argv` with exactly `env` inside) and the fds it must inherit."""
@@ -224,8 +235,11 @@ class SandboxPlan:
         # nothing of the host's side is left to read in the sandbox's /proc.
         args = [str(bwrap), "--args", self.data(b"".join(f"{arg}\0".encode() for arg in [*args, *variables]))]
         args += ["--", *argv]
-        if self.launcher_binds and self.uid is not None:
-            return launcher(self.launcher_binds, self.uid, args), self.fds
+        procs = self.cgroup.procs if self.cgroup else None
+        if self.uid is not None and (self.launcher_binds or procs):
+            return launcher(self.launcher_binds, self.uid, args, procs), self.fds
+        if procs:
+            return memory_cgroup.enter_command(procs, args), self.fds
         return args, self.fds
 
     def namespaces(self) -> list[str]:
@@ -316,7 +330,11 @@ class SandboxPlan:
         """No capabilities, and the seccomp filter passed on a pipe."""
         read, write = os.pipe()
         with os.fdopen(write, "wb") as pipe:
-            pipe.write(build_filter(allow_network=self.options.network))
+            # Without a cgroup, memory that RLIMIT_AS does not count (behind fds, SysV IPC) is refused.
+            unaccounted = self.cgroup is None and self.options.limits.memory is not None
+            pipe.write(
+                build_filter(allow_network=self.options.network, refuse_unaccounted_memory=unaccounted)
+            )
         self.fds.append(read)
         return ["--cap-drop", "ALL", "--seccomp", str(read)]
 
@@ -339,6 +357,8 @@ class SandboxPlan:
     def cleanup(self) -> None:
         """Remove the staging directory and give a bound work directory back to its owner."""
         shutil.rmtree(self.staging, ignore_errors=True)
+        if self.cgroup:
+            self.cgroup.remove()
         if self.workdir_owner and self.options.workdir is not None:
             for path in walk(self.options.workdir):
                 with contextlib.suppress(OSError):
