@@ -97,6 +97,11 @@ def usable_parent() -> Parent | None:
         mounts = Path("/proc/self/mountinfo").read_text().splitlines()
     except OSError:
         return None
+    return find_parent(own, mounts)
+
+
+def find_parent(own: list[str], mounts: list[str]) -> Parent | None:
+    """The usable parent, from the lines of /proc/self/cgroup (`own`) and /proc/self/mountinfo (`mounts`)."""
     for line in own:
         hierarchy, controllers, path = line.split(":", 2)
         if hierarchy == "0" and controllers == "":
