@@ -331,10 +331,8 @@ class SandboxPlan:
         read, write = os.pipe()
         with os.fdopen(write, "wb") as pipe:
             # Without a cgroup, memory that RLIMIT_AS does not count (behind fds, SysV IPC) is refused.
-            unaccounted = self.cgroup is None and self.options.limits.memory is not None
-            pipe.write(
-                build_filter(allow_network=self.options.network, refuse_unaccounted_memory=unaccounted)
-            )
+            refuse = self.cgroup is None and bool(self.options.limits.memory)
+            pipe.write(build_filter(allow_network=self.options.network, refuse_unaccounted_memory=refuse))
         self.fds.append(read)
         return ["--cap-drop", "ALL", "--seccomp", str(read)]
 
