@@ -10,6 +10,7 @@ Controls: the same large cell runs in a sandbox that was not plugged, and after 
 
 from __future__ import annotations
 
+import threading
 import time
 from pathlib import Path
 
@@ -30,8 +31,13 @@ def test_plugged_request_channel_ends_the_cell_at_its_deadline(sandbox: StartSan
 
     session = sandbox(backend)
     assert value(run(session, PLUG)) == "plugged"
+    watchdog = threading.Timer(BOUND, session.interrupt)  # without deadlines: a failure, not a stuck test
+    watchdog.start()
     started = time.monotonic()
-    outcome = run(session, LARGE, timeout=2, grace=0.5)
+    try:
+        outcome = run(session, LARGE, timeout=2, grace=0.5)
+    finally:
+        watchdog.cancel()
     elapsed = time.monotonic() - started
     assert elapsed < BOUND, f"the host waited {elapsed:.1f} s"
     assert outcome.status == "timeout"

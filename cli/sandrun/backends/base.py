@@ -17,7 +17,8 @@ class Limits:
     """Resource limits for one sandbox; None means no limit of that kind."""
 
     memory: int | None = 4 << 30
-    """Bytes of address space for each process (a memory bomb gets MemoryError)."""
+    """Bytes of address space for each process (a memory bomb gets MemoryError), and of memory for the whole
+    sandbox where the backend can count it (the local backend's cgroup)."""
     cpu_time: int | None = 900
     """CPU seconds for each process; the interpreter is killed when its budget runs out."""
     max_procs: int | None = 256

@@ -4,7 +4,13 @@ What a sandbox gets: new user, PID, network, IPC, UTS, mount and cgroup namespac
 holds only `/usr`, the interpreter's own prefix (read-only), a minimal generated `/etc`, `/proc`, `/dev`, a
 private size-limited `/tmp` and the work directory (`/home/sandbox`: a size-limited tmpfs, or `--workdir`);
 no capabilities, `no_new_privs`, no nested user namespaces, a seccomp filter (`sandrun.backends.seccomp`);
-resource limits set by the driver on itself, inside the user namespace.
+resource limits set by the driver on itself, inside the user namespace, and a memory cgroup where the host
+offers one (`sandrun.backends.memory_cgroup`).
+
+Nothing of the host is left for a cell to find: the driver is started as pid 1 and leaves a reaper of its
+own there (not bubblewrap's init, which held bubblewrap's stderr); bubblewrap reads its arguments from a
+fd, and generated files go in as data rather than bind mounts from a staging directory, so no command line
+and no line of /proc/self/mountinfo shows a host path that is not bound at the same path.
 
 When sandrun runs as root, the sandbox must not run as host uid 0 (it could read every root-owned file that
 is bound in, and process limits do not apply to root). bubblewrap then runs as a fresh unprivileged uid.
