@@ -15,7 +15,6 @@ from __future__ import annotations
 import ast
 import builtins
 import codecs
-import contextlib
 import io
 import json
 import linecache
@@ -410,8 +409,10 @@ def stay_pid_1_as_reaper() -> None:
             os.dup2(null, fd)
         for name in os.listdir("/proc/self/fd"):  # cheaper than closerange where close_range is missing
             if int(name) > 2:
-                with contextlib.suppress(OSError):  # the listing's own fd is closed already
+                try:  # noqa: SIM105 - contextlib is one more import on every start
                     os.close(int(name))
+                except OSError:
+                    pass  # the listing's own fd, closed already
         while True:
             try:
                 pid, status = os.wait()
