@@ -62,3 +62,14 @@ def test_v1_not_writable_is_not_usable(tmp_path: Path) -> None:
         assert find_parent(own, [mountinfo(tmp_path / "memory", "cgroup", "rw,memory")]) is None
     finally:
         own_dir.chmod(0o755)
+
+
+def test_the_command_enters_the_cgroup_before_it_execs(tmp_path: Path) -> None:
+    import subprocess
+
+    from sandrun.backends.memory_cgroup import enter_command
+
+    procs = tmp_path / "cgroup.procs"  # a plain file stands in: the pid written must be the exec'd one
+    argv = enter_command(str(procs), ["/bin/sh", "-c", "echo $$"])
+    out = subprocess.run(argv, capture_output=True, text=True, check=True).stdout
+    assert procs.read_text().strip() == out.strip()
