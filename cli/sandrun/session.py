@@ -176,7 +176,7 @@ class Session:
                     finished = True
                     break
         except (BackendError, ProtocolViolation) as exc:
-            self._kill(str(exc))
+            self._kill(f"{exc}{self._diagnostics()}")  # what the sandbox said explains a crash
         if not finished and outcome.status != "timeout":
             outcome.status = "crashed"
             outcome.error = CellError("SandboxDied", self.dead_reason)

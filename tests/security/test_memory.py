@@ -120,6 +120,8 @@ def test_the_cgroup_limit_is_what_stops_it(sandbox: StartSandbox) -> None:
     session = sandbox(limits=Limits(memory=LIMIT))
     own = set(parent.path.glob("sandrun-*")) - before
     assert len(own) == 1, "the sandbox runs in a cgroup of its own"
-    assert run(session, MEMFD, timeout=30).status == "crashed"
+    killed = run(session, MEMFD, timeout=30)
+    assert killed.status == "crashed"
+    assert killed.error is not None and "memory limit (--memory)" in killed.error.message  # it says why
     session.close()
     assert not own & set(parent.path.glob("sandrun-*"))  # removed with the sandbox

@@ -165,6 +165,7 @@ class LocalBackend:
             channel = LocalChannel.spawn(
                 command, HOST_ENV, plan.staging, plan.token, fds, cleanup=plan.cleanup, run_as=plan.direct_uid
             )
+            channel.plan = plan
         except BaseException:
             plan.cleanup()
             raise
@@ -199,11 +200,19 @@ class LocalChannel(ProcessChannel):
             return -(code - 128)
         return code
 
+    plan: SandboxPlan | None = None
+    """The plan the sandbox was built from (its memory cgroup tells why the kernel killed a process)."""
+
     def diagnostics(self) -> str:
-        """bubblewrap's stderr, plus what to do when it is about user namespaces."""
+        """bubblewrap's stderr, plus what to do when it is about user namespaces, and whether the sandbox
+        reached its memory limit."""
         text = super().diagnostics()
         if re.search(r"namespace|uid map|setting up uid|Operation not permitted", text):
             text = f"{text.strip()}\n  hint: {USERNS_HINT}"
+        plan = self.plan
+        if plan and plan.cgroup and max(plan.oom_kills, plan.cgroup.oom_kills()):
+            note = "it reached its memory limit (--memory), and the kernel killed it"
+            text = f"{text.strip()}\n  {note}".strip()
         return text
 
 
@@ -222,6 +231,8 @@ class SandboxPlan:
             else None
         )
         """The sandbox's memory cgroup, if the host offers one (see `sandrun.backends.memory_cgroup`)."""
+        self.oom_kills = 0
+        """Processes the kernel killed at the memory limit, counted when the cgroup is removed."""
         self.staging = Path(tempfile.mkdtemp(prefix="sandrun-"))
         self.staging.chmod(0o755)
         self.fds: list[int] = []
@@ -362,6 +373,7 @@ class SandboxPlan:
         """Remove the staging directory and give a bound work directory back to its owner."""
         shutil.rmtree(self.staging, ignore_errors=True)
         if self.cgroup:
+            self.oom_kills = self.cgroup.oom_kills()
             self.cgroup.remove()
         if self.workdir_owner and self.options.workdir is not None:
             for path in walk(self.options.workdir):

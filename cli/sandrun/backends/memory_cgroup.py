@@ -49,6 +49,16 @@ class MemoryCgroup:
         """The file a process writes its pid into to enter the cgroup."""
         return str(self.path / "cgroup.procs")
 
+    def oom_kills(self) -> int:
+        """How many processes the kernel killed for reaching the limit (0 once the cgroup is gone)."""
+        name = "memory.events" if self.version == 2 else "memory.oom_control"
+        with contextlib.suppress(OSError, ValueError):
+            for line in (self.path / name).read_text().splitlines():
+                key, _, count = line.partition(" ")
+                if key == "oom_kill":
+                    return int(count)
+        return 0
+
     def remove(self) -> None:
         """Remove the cgroup once its processes are gone (they die asynchronously after a kill)."""
         deadline = time.monotonic() + REMOVE_WAIT
