@@ -73,3 +73,15 @@ def test_the_command_enters_the_cgroup_before_it_execs(tmp_path: Path) -> None:
     argv = enter_command(str(procs), ["/bin/sh", "-c", "echo $$"])
     out = subprocess.run(argv, capture_output=True, text=True, check=True).stdout
     assert procs.read_text().strip() == out.strip()
+
+
+def test_old_empty_sandbox_cgroups_are_swept_and_nothing_else(tmp_path: Path) -> None:
+    from sandrun.backends.memory_cgroup import sweep_stale
+
+    for name in ("sandrun-old", "sandrun-new", "sandrun-busy", "someone-elses"):
+        (tmp_path / name).mkdir()
+    (tmp_path / "sandrun-busy" / "task").write_text("")  # stands in for a cgroup with processes
+    for name in ("sandrun-old", "sandrun-busy", "someone-elses"):
+        os.utime(tmp_path / name, (0, 0))
+    sweep_stale(tmp_path, older_than=60)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["sandrun-busy", "sandrun-new", "someone-elses"]

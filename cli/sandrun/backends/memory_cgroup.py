@@ -14,6 +14,7 @@ Elsewhere `create` returns None and the local backend refuses, in its seccomp fi
 
 The sandbox enters its cgroup before bubblewrap starts: a shell writes its own pid into `cgroup.procs`
 and execs the rest (as root, then drops to the sandbox's uid), so nothing of the sandbox ever runs outside.
+A cgroup is removed with its sandbox; one left empty by a sandrun that was killed is removed by a later run.
 """
 
 from __future__ import annotations
@@ -27,6 +28,8 @@ from pathlib import Path
 
 REMOVE_WAIT = 2.0
 """Seconds to wait for the last processes of a killed sandbox to leave its cgroup before removing it."""
+STALE_AFTER = 600.0
+"""Seconds after which an empty sandbox cgroup is taken for one that a killed sandrun left behind."""
 
 
 @dataclass(frozen=True)
@@ -79,6 +82,7 @@ def create(limit: int, name: str) -> MemoryCgroup | None:
     parent = usable_parent()
     if parent is None:
         return None
+    sweep_stale(parent.path)
     path = parent.path / name
     if parent.version == 2:
         settings = [("memory.max", True), ("memory.swap.max", False)]
@@ -97,6 +101,17 @@ def create(limit: int, name: str) -> MemoryCgroup | None:
                 cgroup.remove()
                 return None
     return cgroup
+
+
+def sweep_stale(parent: Path, older_than: float = STALE_AFTER) -> None:
+    """Remove sandbox cgroups that a sandrun killed without its cleanup left behind: old ones only (a new
+    one may belong to a run that has not entered it yet), and only empty ones (rmdir refuses the others)."""
+    now = time.time()
+    with contextlib.suppress(OSError):
+        for old in parent.glob("sandrun-*"):
+            with contextlib.suppress(OSError):
+                if now - old.stat().st_mtime > older_than:
+                    old.rmdir()
 
 
 @functools.cache
