@@ -31,6 +31,8 @@ PROTOCOL_VERSION = 1
 STREAMS = ("stdout", "stderr")
 DRIVER_FILENAME = "<sandrun-driver>"
 MAIN_THREAD = threading.get_ident()
+REAPER: int | None = None
+"""The pid of the reaper this driver left as pid 1 of its PID namespace, if any (`stay_pid_1_as_reaper`)."""
 
 
 class CellTimeout(BaseException):
@@ -360,7 +362,10 @@ def apply_limits(limits: dict) -> dict:
     for name, value in limits.items():
         try:
             kind = getattr(resource, name)
-            resource.setrlimit(kind, (value, value + 1 if name == "RLIMIT_CPU" else value))
+            pair = (value, value + 1 if name == "RLIMIT_CPU" else value)
+            resource.setrlimit(kind, pair)
+            if REAPER is not None:
+                resource.prlimit(REAPER, kind, pair)  # pid 1 is ours too: no process is left unlimited
             applied[name] = value
         except (AttributeError, ValueError, OSError) as exc:
             errors[name] = str(exc)
@@ -385,8 +390,43 @@ def take_over_standard_fds() -> tuple[int, int, dict[str, int], dict[int, int]]:
     return proto_in, proto_out, readers, writers
 
 
+def stay_pid_1_as_reaper() -> None:
+    """When started as pid 1 of a PID namespace (bubblewrap's `--as-pid-1`), fork: the parent stays pid 1,
+    holding nothing (its stdio on /dev/null), and only reaps orphans; the child goes on as the driver.
+
+    Why not let bubblewrap's own init be pid 1: every cell can open /proc/1, and that init held bubblewrap's
+    stderr and showed bubblewrap's whole command line. Why not be pid 1 ourselves: pid 1 ignores the
+    signals that a cell sends itself without a handler, and orphans would pile up as zombies.
+    """
+    global REAPER
+    if os.getpid() != 1:
+        return
+    child = os.fork()
+    if child:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        null = os.open(os.devnull, os.O_RDWR)
+        for fd in (0, 1, 2):
+            os.dup2(null, fd)
+        for name in os.listdir("/proc/self/fd"):  # cheaper than closerange where close_range is missing
+            if int(name) > 2:
+                try:  # noqa: SIM105 - contextlib is one more import on every start
+                    os.close(int(name))
+                except OSError:
+                    pass  # the listing's own fd, closed already
+        while True:
+            try:
+                pid, status = os.wait()
+            except ChildProcessError:
+                os._exit(0)
+            if pid == child:  # the driver is gone: so is the sandbox (the kernel kills the rest)
+                code = os.waitstatus_to_exitcode(status)
+                os._exit(128 - code if code < 0 else code)
+    REAPER = 1
+
+
 def main() -> None:
     """Serve run requests until the host closes the channel."""
+    stay_pid_1_as_reaper()
     proto_in, proto_out, readers, writers = take_over_standard_fds()
     emitter = Emitter(proto_out)
     capture = Capture(emitter, readers)

@@ -37,6 +37,9 @@ BOOT = (
 DEFAULT_OUTPUT_LIMIT = 1 << 20
 DEFAULT_GRACE = 3.0
 START_TIMEOUT = 60.0
+SEND_TIMEOUT = 60.0
+"""Seconds a cell without a timeout gives the interpreter to take its code;
+a healthy interpreter takes it at once."""
 SIGNAL_MEANINGS = {
     "SIGSEGV": " (a segmentation fault)",
     "SIGXCPU": " (it used up its CPU-time limit; see --cpu-time)",
@@ -109,7 +112,8 @@ class Session:
         try:
             source = driver_source()
             setup = json.dumps({"op": "limits", "limits": limits}).encode() + b"\n" if limits else b""
-            channel.send(b"%010d" % len(source) + source + setup)
+            if not channel.send(b"%010d" % len(source) + source + setup, start_timeout):
+                raise BackendError("the interpreter did not read its start-up input within the start timeout")
             ready = session._expect("ready", deadline)
             session.python_version = str(ready.get("python"))
             if limits:
@@ -153,15 +157,15 @@ class Session:
         collector = OutputCollector(self.output_limit, outcome.outputs, on_output)
         started = time.monotonic()
         deadline = started + timeout + grace if timeout else None
+        allowed = timeout + grace if timeout else SEND_TIMEOUT
         finished = False
         try:
-            self.channel.send(json.dumps(request).encode() + b"\n")
-            while True:
+            if not self.channel.send(json.dumps(request).encode() + b"\n", allowed):
+                self._give_up(outcome, f"the interpreter did not take the cell's code within {allowed:g} s")
+            while outcome.status != "timeout":
                 event = self._next_event(deadline)
                 if event is None:
-                    self._kill(f"the cell ignored its {timeout:g} s timeout for {grace:g} s more")
-                    outcome.status = "timeout"
-                    outcome.error = CellError("TimeoutError", f"{self.dead_reason}; the sandbox was killed")
+                    self._give_up(outcome, f"the cell ignored its {timeout:g} s timeout for {grace:g} s more")
                     break
                 if event.get("id") != cell_id:
                     continue  # late events of an earlier cell
@@ -172,7 +176,7 @@ class Session:
                     finished = True
                     break
         except (BackendError, ProtocolViolation) as exc:
-            self._kill(str(exc))
+            self._kill(f"{exc}{self._diagnostics()}")  # what the sandbox said explains a crash
         if not finished and outcome.status != "timeout":
             outcome.status = "crashed"
             outcome.error = CellError("SandboxDied", self.dead_reason)
@@ -216,6 +220,12 @@ class Session:
             outcome.error_types = tuple(str(t) for t in error.get("types", ()))
         for stream, dropped in (event.get("truncated") or {}).items():
             collector.dropped[stream] = collector.dropped.get(stream, 0) + int(dropped)
+
+    def _give_up(self, outcome: CellOutcome, reason: str) -> None:
+        """The sandbox missed a deadline: kill it; the cell is a timeout."""
+        self._kill(reason)
+        outcome.status = "timeout"
+        outcome.error = CellError("TimeoutError", f"{self.dead_reason}; the sandbox was killed")
 
     def _kill(self, reason: str) -> None:
         if not self.dead_reason:

@@ -17,7 +17,8 @@ class Limits:
     """Resource limits for one sandbox; None means no limit of that kind."""
 
     memory: int | None = 4 << 30
-    """Bytes of address space for each process (a memory bomb gets MemoryError)."""
+    """Bytes of address space for each process (a memory bomb gets MemoryError), and of memory for the whole
+    sandbox where the backend can count it (the local backend's cgroup)."""
     cpu_time: int | None = 900
     """CPU seconds for each process; the interpreter is killed when its budget runs out."""
     max_procs: int | None = 256
@@ -58,8 +59,12 @@ class SandboxOptions:
 class Channel(Protocol):
     """A running process inside a sandbox, seen as bytes in and bytes out."""
 
-    def send(self, data: bytes) -> None:
-        """Write all of `data` to the process's stdin. Raises `BackendError` if it is gone."""
+    def send(self, data: bytes, timeout: float) -> bool:
+        """Write all of `data` to the process's stdin within `timeout` seconds.
+
+        True once all of it is written; False if the process did not take it in time (it stopped reading:
+        the caller gives the sandbox up). Raises `BackendError` if the process is gone. Never waits longer.
+        """
 
     def receive(self, timeout: float | None) -> bytes | None:
         """The next chunk of the process's stdout: b"" once closed, None if nothing came in `timeout`."""

@@ -4,7 +4,13 @@ What a sandbox gets: new user, PID, network, IPC, UTS, mount and cgroup namespac
 holds only `/usr`, the interpreter's own prefix (read-only), a minimal generated `/etc`, `/proc`, `/dev`, a
 private size-limited `/tmp` and the work directory (`/home/sandbox`: a size-limited tmpfs, or `--workdir`);
 no capabilities, `no_new_privs`, no nested user namespaces, a seccomp filter (`sandrun.backends.seccomp`);
-resource limits set by the driver on itself, inside the user namespace.
+resource limits set by the driver on itself, inside the user namespace, and a memory cgroup where the host
+offers one (`sandrun.backends.memory_cgroup`).
+
+Nothing of the host is left for a cell to find: the driver is started as pid 1 and leaves a reaper of its
+own there (not bubblewrap's init, which held bubblewrap's stderr); bubblewrap reads its arguments from a
+fd, and generated files go in as data rather than bind mounts from a staging directory, so no command line
+and no line of /proc/self/mountinfo shows a host path that is not bound at the same path.
 
 When sandrun runs as root, the sandbox must not run as host uid 0 (it could read every root-owned file that
 is bound in, and process limits do not apply to root). bubblewrap then runs as a fresh unprivileged uid.
@@ -30,10 +36,12 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from sandrun import safefs
+from sandrun.backends import memory_cgroup
 from sandrun.backends.base import SandboxOptions
 from sandrun.backends.local_host import (
     all_ended,
     fresh_uid,
+    has_setpriv,
     is_host_root,
     launcher,
     python_roots,
@@ -109,6 +117,8 @@ class LocalBackend:
 
     def __init__(self, env: Mapping[str, str] | None = None) -> None:
         self.bwrap_override = (env or {}).get("SANDRUN_BWRAP")
+        self.use_cgroup = (env or {}).get("SANDRUN_MEMORY_CGROUP", "1") != "0"
+        """False (SANDRUN_MEMORY_CGROUP=0): never a memory cgroup; what it would count is refused instead."""
 
     def unavailable_reason(self) -> str | None:
         """Why bubblewrap cannot sandbox here, found by actually starting an empty sandbox."""
@@ -157,7 +167,7 @@ class LocalBackend:
         """Start `argv` under bubblewrap; BackendError says why when that is impossible."""
         bwrap = self._bwrap()
         python = resolve_python(argv[0])
-        plan = SandboxPlan(options, as_root=is_host_root())
+        plan = SandboxPlan(options, as_root=is_host_root(), use_cgroup=self.use_cgroup)
         try:
             inside = minimal_env(python, WORKDIR, options.env) | {MARKER: plan.token}
             command, fds = plan.command(bwrap, [python, *argv[1:]], inside)
@@ -166,6 +176,7 @@ class LocalBackend:
             channel = LocalChannel.spawn(
                 command, HOST_ENV, plan.staging, plan.token, fds, cleanup=plan.cleanup, run_as=plan.direct_uid
             )
+            channel.plan = plan
         except BaseException:
             plan.cleanup()
             raise
@@ -200,6 +211,9 @@ class LocalChannel(ProcessChannel):
             return -(code - 128)
         return code
 
+    plan: SandboxPlan | None = None
+    """The plan the sandbox was built from (its memory cgroup tells why the kernel killed a process)."""
+
     def end(self) -> None:
         """Kill bubblewrap and wait until its PID namespace is empty: the namespace's first process ends
         only after the kernel has killed and reaped every other one in it. Where that process cannot be
@@ -216,21 +230,35 @@ class LocalChannel(ProcessChannel):
                 os.close(fd)
 
     def diagnostics(self) -> str:
-        """bubblewrap's stderr, plus what to do when it is about user namespaces."""
+        """bubblewrap's stderr, plus what to do when it is about user namespaces, and whether the sandbox
+        reached its memory limit."""
         text = super().diagnostics()
         if re.search(r"namespace|uid map|setting up uid|Operation not permitted", text):
             text = f"{text.strip()}\n  hint: {USERNS_HINT}"
+        plan = self.plan
+        if plan and plan.cgroup and max(plan.oom_kills, plan.cgroup.oom_kills()):
+            note = "it reached its memory limit (--memory), and the kernel killed it"
+            text = f"{text.strip()}\n  {note}".strip()
         return text
 
 
 class SandboxPlan:
     """Everything one sandbox needs on the host: bwrap arguments, fds to pass, a staging directory."""
 
-    def __init__(self, options: SandboxOptions, as_root: bool) -> None:
+    def __init__(self, options: SandboxOptions, as_root: bool, use_cgroup: bool = True) -> None:
         self.options = options
         self.as_root = as_root
         self.uid = fresh_uid() if as_root else None
         self.token = secrets.token_hex(16)
+        memory = options.limits.memory
+        self.cgroup = (
+            memory_cgroup.create(memory, f"sandrun-{self.token}")
+            if memory and use_cgroup and (not as_root or has_setpriv())
+            else None
+        )
+        """The sandbox's memory cgroup, if the host offers one (see `sandrun.backends.memory_cgroup`)."""
+        self.oom_kills = 0
+        """Processes the kernel killed at the memory limit, counted when the cgroup is removed."""
         self.staging = Path(tempfile.mkdtemp(prefix="sandrun-"))
         self.staging.chmod(0o755)
         self.fds: list[int] = []
@@ -240,21 +268,30 @@ class SandboxPlan:
     @property
     def direct_uid(self) -> int | None:
         """The uid to start bwrap as, when no launcher does the switch (root, all binds reachable)."""
-        return None if self.launcher_binds else self.uid
+        return None if self.launcher_binds or self.cgroup else self.uid
 
     def command(self, bwrap: Path, argv: list[str], env: Mapping[str, str]) -> tuple[list[str], list[int]]:
         """The full command line (running `argv` with exactly `env` inside) and the fds it must inherit."""
         variables = [arg for name, value in env.items() for arg in ("--setenv", name, value)]
-        args = [self.runnable(bwrap), *self.namespaces(), *self.filesystem(argv[0]), *self.security()]
-        args.append("--clearenv")
-        args += [*variables, "--", *argv]
-        if self.launcher_binds and self.uid is not None:
-            return launcher(self.launcher_binds, self.uid, args), self.fds
+        args = [*self.namespaces(), *self.filesystem(argv[0]), *self.security(), "--clearenv"]
+        # Arguments through a fd, not the command line: the host's `ps` shows no recipe variables, and
+        # nothing of the host's side is left to read in the sandbox's /proc.
+        packed = b"".join(f"{arg}\0".encode() for arg in [*args, *variables])
+        args = [self.runnable(bwrap), "--args", self.data(packed)]
+        args += ["--", *argv]
+        procs = self.cgroup.procs if self.cgroup else None
+        if self.uid is not None and (self.launcher_binds or procs):
+            return launcher(self.launcher_binds, self.uid, args, procs), self.fds
+        if procs:
+            return memory_cgroup.enter_command(procs, args), self.fds
         return args, self.fds
 
     def namespaces(self) -> list[str]:
         """bubblewrap options for the namespaces, the sandbox's uid, and the network."""
         args = ["--unshare-all", "--unshare-user", "--disable-userns", "--die-with-parent", "--new-session"]
+        # The driver is pid 1 (it forks a reaper of its own there): bubblewrap's own init would be pid 1,
+        # its /proc/1 open to cells, holding bubblewrap's stderr and showing its whole command line.
+        args.append("--as-pid-1")
         args += ["--hostname", "sandrun", "--uid", str(SANDBOX_UID), "--gid", str(SANDBOX_UID)]
         return args + (["--share-net"] if self.options.network else [])
 
@@ -279,23 +316,37 @@ class SandboxPlan:
         return [*args, "--remount-ro", "/", "--chdir", WORKDIR]
 
     def etc(self) -> list[str]:
-        """A generated minimal /etc (passwd, group, hosts), plus what the network needs when it is on."""
-        etc = self.staging / "etc"
-        etc.mkdir()
-        (etc / "passwd").write_text(f"sandbox:x:{SANDBOX_UID}:{SANDBOX_UID}:sandbox:{WORKDIR}:/bin/sh\n")
-        (etc / "group").write_text(f"sandbox:x:{SANDBOX_UID}:\n")
-        (etc / "hosts").write_text("127.0.0.1 localhost sandrun\n::1 localhost\n")
+        """A generated minimal /etc (passwd, group, hosts), plus what the network needs when it is on.
+
+        Files go in as data (copied by bubblewrap), not bind mounts: a bind mount shows its host path in
+        the sandbox's /proc/self/mountinfo.
+        """
+        files = {
+            "passwd": f"sandbox:x:{SANDBOX_UID}:{SANDBOX_UID}:sandbox:{WORKDIR}:/bin/sh\n".encode(),
+            "group": f"sandbox:x:{SANDBOX_UID}:\n".encode(),
+            "hosts": b"127.0.0.1 localhost sandrun\n::1 localhost\n",
+        }
+        copied = ["localtime", *(["resolv.conf", "nsswitch.conf"] if self.options.network else [])]
+        for name in copied:
+            with contextlib.suppress(OSError):
+                files[name] = Path("/etc", name).read_bytes()
         args = [
             arg
-            for name in ("passwd", "group", "hosts")
-            for arg in ("--ro-bind", str(etc / name), f"/etc/{name}")
+            for name, content in files.items()
+            for arg in ("--perms", "0444", "--ro-bind-data", self.data(content), f"/etc/{name}")
         ]
-        shared = ["ld.so.cache", "localtime"]
-        if self.options.network:
-            shared += ["resolv.conf", "nsswitch.conf", "ssl", "ca-certificates"]
+        shared = ["ld.so.cache", *(["ssl", "ca-certificates"] if self.options.network else [])]
         for name in shared:
             args += ["--ro-bind-try", f"/etc/{name}", f"/etc/{name}"]
         return args
+
+    def data(self, content: bytes) -> str:
+        """A fd (as bubblewrap wants it) that reads `content`, for `--args`, `--ro-bind-data` and the like."""
+        fd = os.memfd_create("sandrun", os.MFD_CLOEXEC)
+        self.fds.append(fd)
+        os.write(fd, content)
+        os.lseek(fd, 0, os.SEEK_SET)
+        return str(fd)
 
     def workdir(self, size: list[str]) -> list[str]:
         """The work directory: a size-limited tmpfs with the recipe's files, or the given one bound in."""
@@ -323,7 +374,9 @@ class SandboxPlan:
         """No capabilities, and the seccomp filter passed on a pipe."""
         read, write = os.pipe()
         with os.fdopen(write, "wb") as pipe:
-            pipe.write(build_filter(allow_network=self.options.network))
+            # Without a cgroup, memory that RLIMIT_AS does not count (behind fds, SysV IPC) is refused.
+            refuse = self.cgroup is None and bool(self.options.limits.memory)
+            pipe.write(build_filter(allow_network=self.options.network, refuse_unaccounted_memory=refuse))
         self.fds.append(read)
         return ["--cap-drop", "ALL", "--seccomp", str(read)]
 
@@ -356,6 +409,9 @@ class SandboxPlan:
     def cleanup(self) -> None:
         """Remove the staging directory and give a bound work directory back to its owner."""
         shutil.rmtree(self.staging, ignore_errors=True)
+        if self.cgroup:
+            self.oom_kills = self.cgroup.oom_kills()
+            self.cgroup.remove()
         if self.workdir_owner and self.options.workdir is not None:
             give_back(self.options.workdir, self.uid, self.workdir_owner)
             self.workdir_owner = None

@@ -20,13 +20,17 @@ LAUNCH_TOOLS = ("unshare", "mount", "setpriv")
 """util-linux programs that stage unreachable directories when sandrun is root (on glibc distributions)."""
 
 
-def launcher(binds: Sequence[tuple[str, str]], uid: int, argv: Sequence[str]) -> list[str]:
-    """A command that, as root: enters a private mount namespace, bind-mounts each unreachable source onto
-    its reachable staging point, drops to `uid` (no groups, no capabilities) and execs `argv` (bubblewrap).
+def launcher(
+    binds: Sequence[tuple[str, str]], uid: int, argv: Sequence[str], cgroup_procs: str | None = None
+) -> list[str]:
+    """A command that, as root: enters the cgroup whose `cgroup.procs` is given (if any), a private mount
+    namespace where it bind-mounts each unreachable source onto its reachable staging point (if any), drops
+    to `uid` (no groups, no capabilities) and execs `argv` (bubblewrap).
 
     A few small C programs rather than a Python launcher: about 7 ms instead of 25 ms.
     """
-    tools = {name: shutil.which(name, path="/usr/bin:/bin:/usr/sbin:/sbin") for name in LAUNCH_TOOLS}
+    needed = LAUNCH_TOOLS if binds else ("setpriv",)
+    tools = {name: shutil.which(name, path="/usr/bin:/bin:/usr/sbin:/sbin") for name in needed}
     missing = [name for name, found in tools.items() if not found]
     if missing:
         raise BackendError(
@@ -34,12 +38,20 @@ def launcher(binds: Sequence[tuple[str, str]], uid: int, argv: Sequence[str]) ->
             "(util-linux)",
             hint="install util-linux, or use an interpreter outside 0700 directories (--python)",
         )
-    mounts = " && ".join(f'{tools["mount"]} --bind "${2 * i + 1}" "${2 * i + 2}"' for i in range(len(binds)))
-    script = f"{mounts} && shift {2 * len(binds)} && exec {tools['setpriv']} --reuid={uid} --regid={uid} "
-    script += '--clear-groups -- "$@"'
-    sources = [part for pair in binds for part in pair]
-    enter = [str(tools["unshare"]), "--mount", "--propagation", "private", "--"]
-    return [*enter, "/bin/sh", "-c", script, "sandrun-launcher", *sources, *argv]
+    positional = [*([cgroup_procs] if cgroup_procs else []), *(part for pair in binds for part in pair)]
+    steps = ['echo $$ > "$1"'] if cgroup_procs else []
+    first = len(steps) + 1
+    mount = tools.get("mount")
+    steps += [f'{mount} --bind "${{{first + 2 * i}}}" "${{{first + 2 * i + 1}}}"' for i in range(len(binds))]
+    setpriv = f"{tools['setpriv']} --reuid={uid} --regid={uid} --clear-groups"
+    steps.append(f'shift {len(positional)} && exec {setpriv} -- "$@"')
+    enter = [str(tools["unshare"]), "--mount", "--propagation", "private", "--"] if binds else []
+    return [*enter, "/bin/sh", "-c", " && ".join(steps), "sandrun-launcher", *positional, *argv]
+
+
+def has_setpriv() -> bool:
+    """True if util-linux's setpriv is installed (root needs it to enter a cgroup, then drop privileges)."""
+    return shutil.which("setpriv", path="/usr/bin:/bin:/usr/sbin:/sbin") is not None
 
 
 def resolve_python(python: str) -> str:

@@ -22,7 +22,7 @@ import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 from sandrun import safefs
 from sandrun.backends.base import SandboxOptions
@@ -34,6 +34,10 @@ REAP_DEADLINE = 5.0
 """Seconds the reaper has to kill and reap everything; then its process group is killed, as a last resort."""
 SIGNAL_CHECK = 0.25
 """Longest single wait, in seconds, so that Python sees a signal that arrived just before the wait began."""
+TAIL = 4096
+"""Bytes of a child's stderr kept for diagnostics (its last words); the rest is read and dropped."""
+STDERR_BUDGET = 1 << 20
+"""Most bytes of stderr read in one go when a diagnosis is asked for, so that a writer cannot keep us busy."""
 MARKER = "SANDRUN_SESSION"
 """Set in every sandbox's environment so that strays can be found and killed at the end."""
 
@@ -153,24 +157,26 @@ def open_input_file(path: Path, files_from: Path | None = None) -> int:
 
 
 class ProcessChannel:
-    """A child process's stdin/stdout as a `Channel`; its stderr goes to a temp file for diagnostics.
+    """A child process's stdin/stdout as a `Channel`; its stderr is a pipe whose tail is kept for diagnostics.
 
-    Shared by the backends that run a local process (`process`, and `local` which runs bubblewrap).
+    Shared by the backends that run a local process (`process`, and `local` which runs bubblewrap). No file
+    of the host is ever the child's: a stderr that were a file could be reopened from inside the sandbox
+    (`/proc/PID/fd/2`) and filled without limit. The pipe is read whenever the channel waits, without a
+    thread, and only its last `TAIL` bytes are kept; a writer that fills it just blocks itself.
     """
 
-    def __init__(
-        self,
-        proc: subprocess.Popen[bytes],
-        stderr_file: IO[bytes],
-        token: str,
-        cleanup: Callable[[], None] | None,
-    ) -> None:
+    def __init__(self, proc: subprocess.Popen[bytes], token: str, cleanup: Callable[[], None] | None) -> None:
         self.proc = proc
-        self.stderr_file = stderr_file
         self.token = token
         self.cleanup = cleanup
         self.closed = False
-        self.last_words: str | None = None
+        self.tail = bytearray()
+        assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None
+        self.stdin_fd = proc.stdin.fileno()
+        self.stdout_fd = proc.stdout.fileno()
+        self.stderr_fd: int | None = proc.stderr.fileno()
+        os.set_blocking(self.stdin_fd, False)  # a write must never block past its deadline
+        os.set_blocking(self.stderr_fd, False)
 
     @classmethod
     def spawn(
@@ -188,13 +194,12 @@ class ProcessChannel:
         `cleanup` runs once the child and everything it started are gone (or if it cannot start);
         `run_as` is a uid (and gid) to switch to, without supplementary groups, when sandrun is root.
         """
-        stderr_file = tempfile.TemporaryFile()  # noqa: SIM115 - owned by the channel, closed in close()
         try:
             proc = subprocess.Popen(
                 list(argv),
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
-                stderr=stderr_file,
+                stderr=subprocess.PIPE,
                 cwd=cwd,
                 env=env,
                 start_new_session=True,
@@ -203,33 +208,70 @@ class ProcessChannel:
                 **run_as_kwargs(run_as),
             )
         except OSError as exc:
-            stderr_file.close()
             if cleanup:
                 cleanup()
             raise BackendError(f"cannot start {argv[0]}: {exc.strerror}", hint="check --python") from None
-        return cls(proc, stderr_file, token, cleanup)
+        return cls(proc, token, cleanup)
 
-    def send(self, data: bytes) -> None:
-        """Write to the child's stdin."""
-        try:
-            assert self.proc.stdin is not None
-            self.proc.stdin.write(data)
-        except (BrokenPipeError, ValueError, OSError):
-            raise BackendError("the interpreter stopped reading its input") from None
+    def send(self, data: bytes, timeout: float) -> bool:
+        """Write all of `data` to the child's stdin within `timeout` seconds; False if it did not take it."""
+        view = memoryview(data)
+        deadline = time.monotonic() + timeout
+        while view:
+            try:
+                written = os.write(self.stdin_fd, view)
+            except BlockingIOError:
+                written = 0
+            except (BrokenPipeError, ValueError, OSError):
+                raise BackendError("the interpreter stopped reading its input") from None
+            view = view[written:]
+            if not view:
+                return True
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            self._wait([], [self.stdin_fd], min(left, SIGNAL_CHECK))
+        return True
 
     def receive(self, timeout: float | None) -> bytes | None:
         """Read what the child wrote, waiting at most `timeout` seconds."""
-        assert self.proc.stdout is not None
-        fd = self.proc.stdout.fileno()
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
             # Short waits: a Ctrl-C landing just before select() blocks must not wait for the whole cell.
             left = SIGNAL_CHECK if deadline is None else min(SIGNAL_CHECK, deadline - time.monotonic())
-            ready, _, _ = select.select([fd], [], [], max(left, 0))
-            if ready:
-                return os.read(fd, 1 << 16)
+            if self.stdout_fd in self._wait([self.stdout_fd], [], max(left, 0)):
+                return os.read(self.stdout_fd, 1 << 16)
             if deadline is not None and time.monotonic() >= deadline:
                 return None
+
+    def _wait(self, read: list[int], write: list[int], timeout: float) -> list[int]:
+        """select() on `read`/`write` and the stderr pipe, whose data is taken in passing; the ready fds."""
+        watched = [*read, self.stderr_fd] if self.stderr_fd is not None else read
+        ready, writable, _ = select.select(watched, write, [], timeout)
+        if self.stderr_fd is not None and self.stderr_fd in ready:
+            self._read_stderr(1 << 16)
+        return [fd for fd in ready if fd != self.stderr_fd] + writable
+
+    def _read_stderr(self, budget: int) -> None:
+        """Take up to `budget` bytes the child wrote on stderr, keeping the last `TAIL` (never blocks)."""
+        while self.stderr_fd is not None and budget > 0:
+            try:
+                chunk = os.read(self.stderr_fd, min(budget, 1 << 16))
+            except BlockingIOError:
+                return
+            except OSError:
+                chunk = b""
+            if not chunk:
+                self._close_stderr()
+                return
+            budget -= len(chunk)
+            self.tail += chunk
+            del self.tail[:-TAIL]
+
+    def _close_stderr(self) -> None:
+        self.stderr_fd = None
+        if self.proc.stderr is not None:
+            self.proc.stderr.close()
 
     @property
     def returncode(self) -> int | None:
@@ -241,13 +283,9 @@ class ProcessChannel:
         return self.stderr_tail()
 
     def stderr_tail(self) -> str:
-        """The last 4 KiB of the child's stderr, kept after `close`."""
-        if self.last_words is not None:
-            return self.last_words
-        self.stderr_file.seek(0, os.SEEK_END)
-        size = self.stderr_file.tell()
-        self.stderr_file.seek(max(0, size - 4096))
-        return self.stderr_file.read().decode("utf-8", "replace")
+        """The last `TAIL` bytes of the child's stderr (what has arrived so far), kept after `close`."""
+        self._read_stderr(STDERR_BUDGET)
+        return self.tail.decode("utf-8", "replace")
 
     def kill(self) -> None:
         """Kill the child's process group (the reader then sees the end of its output); any thread."""
@@ -265,8 +303,8 @@ class ProcessChannel:
             if stream is not None:
                 stream.close()
         self.end()
-        self.last_words = self.stderr_tail()
-        self.stderr_file.close()
+        self._read_stderr(STDERR_BUDGET)
+        self._close_stderr()
         if self.cleanup:
             self.cleanup()
 
