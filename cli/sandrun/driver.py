@@ -288,11 +288,13 @@ class Interpreter:
         self.capture.begin(request["id"], limit)
         result: dict = {"status": "ok"}
         started = time.perf_counter()
+        compiling = True
         try:
             tree = ast.parse("\n" * (first_line - 1) + code, filename, "exec")
             last = tree.body.pop() if tree.body and isinstance(tree.body[-1], ast.Expr) else None
             body = compile(tree, filename, "exec")
             tail = compile(ast.Expression(last.value), filename, "eval") if last is not None else None
+            compiling = False
             self.running = True
             if timeout:
                 if signal.getsignal(signal.SIGALRM) != self.on_alarm:  # a cell installed its own
@@ -312,6 +314,8 @@ class Interpreter:
         except CellTimeout as exc:
             result.update(status="timeout", error=describe_error(exc, filename, limit))
         except BaseException as exc:
+            if compiling:  # nothing of the cell ran: the parser's frames (ast.py) mean nothing to the user
+                exc.__traceback__ = None
             result.update(status="error", error=describe_error(exc, filename, limit))
         result["duration"] = time.perf_counter() - started
         sys.stdout.flush()
