@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import uuid
 from pathlib import Path
@@ -20,8 +21,8 @@ def write_text_atomically(path: str | os.PathLike[str], text: str) -> None:
     except FileNotFoundError:
         mode = None
     temp = target.with_name(f".{target.name}.{uuid.uuid4().hex[:12]}.tmp")
-    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
-    try:
+    try:  # the open too: an interrupt landing just after it must not leave the file behind
+        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
         with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
             handle.write(text)
             handle.flush()
@@ -32,3 +33,12 @@ def write_text_atomically(path: str | os.PathLike[str], text: str) -> None:
     except BaseException:
         temp.unlink(missing_ok=True)
         raise
+
+
+def why_not_written(exc: OSError) -> str:
+    """Why a write failed, in words a user can act on: `read-only file system`, `no space left on device`,
+    `it is a directory`."""
+    if exc.errno == errno.EISDIR:
+        return "it is a directory"
+    reason = exc.strerror or str(exc)
+    return reason[:1].lower() + reason[1:]
