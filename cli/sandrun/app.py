@@ -371,7 +371,8 @@ def cells(recipe: Annotated[Path, typer.Argument(help="A recipe file.")]) -> Non
         loaded = load_recipe(recipe)
         for cell in loaded.cells:
             flags = " (skip)" if cell.skip else ""
-            typer.echo(f"{cell.index + 1:>3}  {cell.kind.value:<8}  {cell.location:<32}  {cell.label}{flags}")
+            line = f"{cell.index + 1:>3}  {cell.kind.value:<8}  {cell.location:<32}  {cell.label}{flags}"
+            typer.echo(for_terminal(line))
 
 
 def version_callback(value: bool) -> None:
