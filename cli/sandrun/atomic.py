@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 from pathlib import Path
 
@@ -29,3 +30,12 @@ def write_text_at(directory: int, name: str, text: str) -> None:
     """`write_text_atomically` to `name` in the held `directory` (see `sandrun.safefs.replace`)."""
     data = text.encode("utf-8")
     safefs.replace(directory, name, lambda fd: safefs.write_all(fd, data), keep_mode=True)
+
+
+def why_not_written(exc: OSError) -> str:
+    """Why a write failed, in words a user can act on: `read-only file system`, `no space left on device`,
+    `it is a directory`."""
+    if exc.errno == errno.EISDIR:
+        return "it is a directory"
+    reason = exc.strerror or str(exc)
+    return reason[:1].lower() + reason[1:]

@@ -30,7 +30,7 @@ from sandrun.model import (
     RunStatus,
     Transcript,
 )
-from sandrun.session import DEFAULT_GRACE, DEFAULT_OUTPUT_LIMIT, CellOutcome, Session
+from sandrun.session import DEFAULT_GRACE, DEFAULT_OUTPUT_LIMIT, CellOutcome, OutputRuns, Session
 
 DEFAULT_CELL_TIMEOUT = 60.0
 UNEXPECTED = (CellStatus.FAILED, CellStatus.TIMEOUT, CellStatus.ERROR)
@@ -224,7 +224,7 @@ class _Run:
         self.stop_reason: str | None = None
         self.stop_status: RunStatus | None = None
         self.current: Cell | None = None
-        self.current_outputs: list[OutputChunk] = []
+        self.current_outputs = OutputRuns()
         self.current_started = 0.0
 
     def cells(self, session: Session) -> None:
@@ -248,11 +248,11 @@ class _Run:
 
     def run_cell(self, session: Session, cell: Cell) -> CellResult:
         """Send one code cell and judge what came back."""
-        self.current, self.current_outputs, self.current_started = cell, [], time.monotonic()
+        self.current, self.current_outputs, self.current_started = cell, OutputRuns(), time.monotonic()
         self.listener.cell_started(cell)
 
         def on_output(chunk: OutputChunk) -> None:
-            self.current_outputs.append(chunk)
+            self.current_outputs.add(chunk)
             self.listener.cell_output(cell, chunk)
 
         timeout = cell.timeout or self.recipe.timeout or self.options.cell_timeout
@@ -293,7 +293,7 @@ class _Run:
                 CellResult(
                     self.current,
                     CellStatus.ERROR,
-                    tuple(self.current_outputs),
+                    tuple(self.current_outputs.chunks()),
                     error=error,
                     duration=time.monotonic() - self.current_started,
                     reason="interrupted",

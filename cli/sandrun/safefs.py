@@ -138,8 +138,8 @@ def replace(directory: int, name: str, write: Callable[[int], None], keep_mode: 
             mode = stat.S_IMODE(old.st_mode) & 0o777 if stat.S_ISREG(old.st_mode) else None
     temp = f".{name}.{secrets.token_hex(6)}.tmp"
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
-    fd = os.open(temp, flags, 0o666, dir_fd=directory)
-    try:
+    try:  # the open too: an interrupt landing just after it must not leave the file behind
+        fd = os.open(temp, flags, 0o666, dir_fd=directory)
         try:
             write(fd)
             os.fsync(fd)
