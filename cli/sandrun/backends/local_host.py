@@ -97,8 +97,10 @@ def fresh_uid() -> int:
 
 
 def reachable_by_others(path: Path) -> bool:
-    """True if a user who is neither owner nor in the group can reach `path` (every ancestor o+x)."""
+    """True if a user who is neither owner nor in the group can reach `path` (every ancestor o+x, and the
+    path itself too when it is a directory)."""
     try:
-        return all(p.stat().st_mode & 0o001 for p in (path, *path.parents))
+        folders = path.parents if not path.is_dir() else (path, *path.parents)
+        return all(p.stat().st_mode & 0o001 for p in folders)
     except OSError:
         return False

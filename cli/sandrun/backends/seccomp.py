@@ -62,6 +62,8 @@ CLONE_NAMESPACES = (
 )
 
 AF_UNIX = 1
+AF_INET = 2
+AF_INET6 = 10
 AF_NETLINK = 16
 
 ARCHES: dict[str, int] = {"x86_64": AUDIT_ARCH_X86_64, "aarch64": AUDIT_ARCH_AARCH64}
@@ -124,12 +126,13 @@ def normalize_arch(arch: str | None = None) -> str:
     return name
 
 
-def build_filter(*, allow_network: bool, arch: str | None = None) -> bytes:
+def build_filter(*, allow_network: bool, arch: str | None = None, loopback: bool = False) -> bytes:
     """The BPF program for `arch` (default: this machine), ready to hand to `bwrap --seccomp FD`.
 
     Kills foreign-ABI syscalls, refuses `DENIED_SYSCALLS` with EPERM, `clone3` with ENOSYS and `clone` with
     namespace flags with EPERM; when `allow_network` is False, `socket` of any family but AF_UNIX and
-    AF_NETLINK fails with EAFNOSUPPORT. Everything else is allowed.
+    AF_NETLINK fails with EAFNOSUPPORT (`loopback` also allows AF_INET and AF_INET6: in a network namespace
+    of its own, they reach only the sandbox's loopback). Everything else is allowed.
     """
     arch = normalize_arch(arch)
     column = list(ARCHES).index(arch)
@@ -164,6 +167,7 @@ def build_filter(*, allow_network: bool, arch: str | None = None) -> bytes:
             "socket",
             (BPF_LD_W_ABS, 0, 0, SECCOMP_DATA_ARG0_LO),
             (BPF_JMP_JEQ_K, "allow", 0, AF_UNIX),
+            *[(BPF_JMP_JEQ_K, "allow", 0, family) for family in ((AF_INET, AF_INET6) if loopback else ())],
             (BPF_JMP_JEQ_K, "allow", "eafnosupport", AF_NETLINK),
             "eafnosupport",
             (BPF_RET_K, 0, 0, SECCOMP_RET_ERRNO | errno.EAFNOSUPPORT),
