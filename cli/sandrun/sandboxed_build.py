@@ -61,7 +61,8 @@ def build_in_sandbox(builder: Builder, host_pip: bool) -> list[str]:
         check_local_package(path, packages)
     settings = read_pip_config()
     pip_entry = pip_home() if host_pip else None
-    target.mkdir(mode=0o755)
+    target.mkdir()
+    target.chmod(0o755)  # whatever the umask: later sandboxes run as other uids
     base_roots = python_roots(spec.python)
     sockets = Path(tempfile.mkdtemp(prefix="sandrun-index-"))
     try:

@@ -260,6 +260,8 @@ class SandboxPlan:
         (etc / "passwd").write_text(f"sandbox:x:{SANDBOX_UID}:{SANDBOX_UID}:sandbox:{WORKDIR}:/bin/sh\n")
         (etc / "group").write_text(f"sandbox:x:{SANDBOX_UID}:\n")
         (etc / "hosts").write_text("127.0.0.1 localhost sandrun\n::1 localhost\n")
+        for path in (etc, *etc.iterdir()):  # whatever sandrun's umask: the sandbox's uid reads them
+            path.chmod(0o755 if path.is_dir() else 0o644)
         args = [
             arg
             for name in ("passwd", "group", "hosts")
