@@ -1,0 +1,348 @@
+"""`packages:` and `python:` attacks: nothing a recipe names is executed on the host.
+
+The evil package is a local project whose build backend (in-tree, no setuptools needed: it builds offline)
+attacks while pip builds it: it connects to a TCP server on the host's 127.0.0.1, to a host unix socket,
+through the build's own index proxy to that TCP server and to the cloud metadata address, reads
+/etc/shadow and writes files outside its environment. It records what it saw in a module of the wheel it
+then makes, so the test reads the attack's own report from the environment. The control builds the same
+package on the host (as the `process` backend does, which isolates nothing): the same attacks succeed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import textwrap
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from sandrun.backends.local import LocalBackend
+from sandrun.environments import EnvironmentBuildError, EnvironmentSpec, ensure_environment
+from tests.security.sandboxes import IS_ROOT, CliRun, local_unavailable, sandrun_cli
+
+BACKEND = '''
+import base64, hashlib, json, os, socket, zipfile
+
+TARGETS = json.loads({targets!r})
+
+
+def attempt(action):
+    try:
+        return "ok: " + str(action())
+    except Exception as exc:
+        return f"refused: {{type(exc).__name__}}: {{exc}}"
+
+
+def tcp(host, port, payload):
+    with socket.create_connection((host, port), timeout=5) as conn:
+        conn.sendall(payload)
+    return "sent"
+
+
+def unix(path, payload):
+    with socket.socket(socket.AF_UNIX) as conn:
+        conn.settimeout(5)
+        conn.connect(path)
+        conn.sendall(payload)
+    return "sent"
+
+
+def write(path):
+    with open(path, "w") as file:
+        file.write("planted by a package build\\n")
+    return "written"
+
+
+def through_proxy(target):
+    """CONNECT through the index proxy the build was given (found in pip's command line)."""
+    for pid in os.listdir("/proc"):
+        try:
+            args = open(f"/proc/{{pid}}/cmdline", "rb").read().split(b"\\0")
+        except OSError:
+            continue
+        if b"--proxy" in args:
+            port = int(args[args.index(b"--proxy") + 1].rsplit(b":", 1)[1])
+            with socket.create_connection(("127.0.0.1", port), timeout=5) as conn:
+                conn.sendall(f"CONNECT {{target}} HTTP/1.1\\r\\n\\r\\n".encode())
+                return conn.recv(200).decode(errors="replace").splitlines()[0]
+    return "no proxy in sight"
+
+
+def attack():
+    return {{
+        "tcp": attempt(lambda: tcp("127.0.0.1", TARGETS["port"], b"evil-tcp")),
+        "unix": attempt(lambda: unix(TARGETS["unix"], b"evil-unix")),
+        "proxy_loopback": attempt(lambda: through_proxy(f"127.0.0.1:{{TARGETS['port']}}")),
+        "proxy_metadata": attempt(lambda: through_proxy("169.254.169.254:80")),
+        "shadow": attempt(lambda: len(open("/etc/shadow", "rb").read())),
+        "outside": [attempt(lambda p=p: write(p)) for p in TARGETS["outside"]],
+    }}
+
+
+def get_requires_for_build_wheel(config_settings=None):
+    return []
+
+
+def build_wheel(wheel_directory, config_settings=None, metadata_directory=None):
+    if TARGETS.get("fail"):
+        raise SystemExit("evilpkg: this build fails on purpose")
+    files = {{
+        "evil_report.py": f"REPORT = {{attack()!r}}\\n",
+        "evilpkg-0.1.dist-info/METADATA": "Metadata-Version: 2.1\\nName: evilpkg\\nVersion: 0.1\\n",
+        "evilpkg-0.1.dist-info/WHEEL": "Wheel-Version: 1.0\\nRoot-Is-Purelib: true\\nTag: py3-none-any\\n",
+    }}
+    name = "evilpkg-0.1-py3-none-any.whl"
+    record = []
+    with zipfile.ZipFile(os.path.join(wheel_directory, name), "w") as archive:
+        for path, text in files.items():
+            data = text.encode()
+            digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+            archive.writestr(path, data)
+            record.append(f"{{path}},sha256={{digest}},{{len(data)}}")
+        record.append("evilpkg-0.1.dist-info/RECORD,,")
+        archive.writestr("evilpkg-0.1.dist-info/RECORD", "\\n".join(record) + "\\n")
+    return name
+'''
+PYPROJECT = """
+[project]
+name = "evilpkg"
+version = "0.1"
+
+[build-system]
+requires = []
+build-backend = "evil_backend"
+backend-path = ["."]
+"""
+
+
+def make_evil_package(folder: Path, targets: dict[str, object]) -> Path:
+    """A project directory whose build backend attacks `targets` and reports what happened."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "pyproject.toml").write_text(PYPROJECT)
+    (folder / "evil_backend.py").write_text(BACKEND.format(targets=json.dumps(targets)))
+    for path in (folder, *folder.iterdir()):  # readable by the sandbox's uid when the tests run as root
+        path.chmod(0o755 if path.is_dir() else 0o644)
+    return folder
+
+
+@dataclass
+class Listeners:
+    """A TCP server on the host's 127.0.0.1 and a host unix socket server, recording what they got."""
+
+    port: int
+    unix: Path
+    received: list[bytes]
+
+
+@pytest.fixture
+def listeners(tmp_path: Path) -> Iterator[Listeners]:
+    tcp = socket.create_server(("127.0.0.1", 0))
+    unix = socket.socket(socket.AF_UNIX)
+    path = tmp_path / "host.sock"
+    unix.bind(str(path))
+    path.chmod(0o777)
+    unix.listen(8)
+    received: list[bytes] = []
+
+    def serve(server: socket.socket) -> None:
+        while True:
+            try:
+                conn, _ = server.accept()
+            except OSError:
+                return
+            with conn:
+                conn.settimeout(5)
+                received.append(conn.recv(100))
+
+    for server in (tcp, unix):
+        threading.Thread(target=serve, args=(server,), daemon=True).start()
+    yield Listeners(tcp.getsockname()[1], path, received)
+    tcp.close()
+    unix.close()
+
+
+@pytest.fixture
+def offline(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The evil package needs nothing from an index."""
+    monkeypatch.setenv("PIP_NO_INDEX", "1")
+
+
+def outside_paths(tmp_path: Path, cache: Path) -> list[str]:
+    """Where the build tries to write: a world-writable host directory, and the cache beside its env."""
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(0o777)
+    return [str(shared / "planted"), str(cache / "envs" / "planted")]
+
+
+def build(tmp_path: Path, listeners: Listeners, sandbox: LocalBackend | None) -> dict[str, object]:
+    """Build the evil package (in `sandbox`, or on the host) and return the attack's own report."""
+    cache = tmp_path / "cache"
+    targets = {"port": listeners.port, "unix": str(listeners.unix), "outside": outside_paths(tmp_path, cache)}
+    package = make_evil_package(tmp_path / "evilpkg", targets)
+    python = ensure_environment(EnvironmentSpec((str(package),), sys.executable), cache, sandbox=sandbox)
+    report_file = next(Path(python).parent.parent.glob("lib/python*/site-packages/evil_report.py"))
+    scope: dict[str, object] = {}
+    exec(report_file.read_text(), scope)
+    report = scope["REPORT"]
+    assert isinstance(report, dict)
+    return report
+
+
+def test_a_package_build_in_the_sandbox_reaches_nothing_on_the_host(
+    tmp_path: Path, listeners: Listeners, offline: None
+) -> None:
+    if reason := local_unavailable():
+        pytest.skip(f"the local backend is unavailable: {reason}")
+    report = build(tmp_path, listeners, LocalBackend())
+    assert str(report["tcp"]).startswith("refused: ConnectionRefusedError"), report  # its own loopback
+    assert str(report["unix"]).startswith("refused: FileNotFoundError"), report
+    assert "403 Forbidden" in str(report["proxy_loopback"]), report  # the index proxy exists, and refuses
+    assert "403 Forbidden" in str(report["proxy_metadata"]), report
+    assert str(report["shadow"]).startswith("refused: FileNotFoundError"), report
+    assert listeners.received == []
+    for path in outside_paths_of(tmp_path):
+        assert not path.exists(), path
+
+
+def outside_paths_of(tmp_path: Path) -> list[Path]:
+    return [tmp_path / "shared" / "planted", tmp_path / "cache" / "envs" / "planted"]
+
+
+def test_the_control_the_same_build_on_the_host_reaches_everything(
+    tmp_path: Path, listeners: Listeners, offline: None
+) -> None:
+    report = build(tmp_path, listeners, None)
+    assert report["tcp"] == "ok: sent" and report["unix"] == "ok: sent", report
+    assert sorted(listeners.received) == [b"evil-tcp", b"evil-unix"]
+    assert report["shadow"] == ("ok: " + str(Path("/etc/shadow").stat().st_size) if IS_ROOT else report["shadow"])
+    for path in outside_paths_of(tmp_path):
+        assert path.read_text() == "planted by a package build\n", path
+
+
+def test_a_failed_build_is_a_setup_error_naming_the_package(tmp_path: Path) -> None:
+    make_evil_package(tmp_path / "evilpkg", {"fail": True})
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text("packages: [./evilpkg]\ncells:\n  - print(1)\n")
+    env = {**os.environ, "SANDRUN_CACHE_DIR": str(tmp_path / "cache"), "PIP_NO_INDEX": "1"}
+    done = sandrun_cli(recipe, cwd=tmp_path, env=env)
+    assert done.returncode == 3, done.stderr
+    assert done.transcript is not None
+    reason = done.transcript["reason"]
+    assert "setting up the recipe's packages failed" in reason and "evilpkg" in reason, reason
+    assert "this build fails on purpose" in reason, reason
+
+
+def test_a_bad_local_package_path_is_not_given_to_the_build(tmp_path: Path) -> None:
+    if local_unavailable():
+        pytest.skip("the local backend is unavailable")
+    secret = tmp_path / "id_rsa"
+    secret.write_text("not a package\n")
+    spec = EnvironmentSpec((str(secret),), sys.executable)
+    with pytest.raises(EnvironmentBuildError, match="neither a Python project"):
+        ensure_environment(spec, tmp_path / "cache", sandbox=LocalBackend())
+
+
+TINY_SETUP = """
+from setuptools import setup
+setup(name="tinypkg", version="1.0", py_modules=["tinypkg"])
+"""
+
+
+def test_a_real_sdist_with_setuptools_builds_in_the_sandbox_and_imports_in_a_cell(tmp_path: Path) -> None:
+    """setuptools comes from wherever the user's pip configuration finds it (an index, find-links)."""
+    project = tmp_path / "tinypkg"
+    project.mkdir()
+    (project / "setup.py").write_text(TINY_SETUP)
+    (project / "tinypkg.py").write_text("ANSWER = 42\n")
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text(
+        "packages: [./tinypkg]\ncells:\n  - code: import tinypkg; print(tinypkg.ANSWER)\n"
+        "    expect: {stdout: '42'}\n"
+    )
+    env = {**os.environ, "SANDRUN_CACHE_DIR": str(tmp_path / "cache")}
+    done = sandrun_cli(recipe, cwd=tmp_path, env=env)
+    assert done.returncode == 0, (done.stderr, done.transcript and done.transcript.get("reason"))
+    assert not (project / "build").exists() and not list(project.glob("*.egg-info"))  # built from a copy
+
+
+def on_process(recipe: Path, env: dict[str, str] | None = None) -> CliRun:
+    """`sandrun run RECIPE --backend process` from the recipe's directory: the control runs."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "sandrun", "run", recipe.name, "--backend", "process", "--format", "json"],
+        cwd=recipe.parent,
+        env=env if env is not None else dict(os.environ),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    return CliRun(proc.returncode, proc.stdout, proc.stderr, json.loads(proc.stdout) if proc.stdout else None)
+
+
+EVIL_SH = """#!/bin/sh
+echo ran > {marker}
+exec {python} "$@"
+"""
+
+
+@pytest.mark.parametrize("backend", ["local", "process"])
+def test_a_recipe_python_is_never_run_on_the_host_to_learn_its_version(tmp_path: Path, backend: str) -> None:
+    """Control: the process backend (which isolates nothing) runs evil.sh on the host."""
+    marker = tmp_path / "marker"
+    evil = tmp_path / "evil.sh"
+    evil.write_text(EVIL_SH.format(marker=marker, python=sys.executable))
+    evil.chmod(0o755)
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text("python: ./evil.sh\npackages: [six]\ncells:\n  - print(1)\n")
+    env = {**os.environ, "SANDRUN_CACHE_DIR": str(tmp_path / "cache"), "PIP_NO_INDEX": "1"}
+    done = sandrun_cli(recipe, cwd=tmp_path, env=env) if backend == "local" else on_process(recipe, env)
+    assert done.returncode == 3, done.stderr
+    if backend == "local":
+        assert not marker.exists()
+        assert done.transcript is not None and "does not look like a Python" in done.transcript["reason"]
+    else:
+        assert marker.read_text() == "ran\n"
+
+
+@pytest.mark.parametrize("python", ["rootlink/bin/python3", "//bin/python3"])
+@pytest.mark.parametrize("backend", ["local", "process"])
+def test_a_python_path_that_would_bind_the_hosts_root_is_refused(
+    tmp_path: Path, python: str, backend: str
+) -> None:
+    """Control: the path is a working interpreter (the process backend runs the recipe with it)."""
+    (tmp_path / "rootlink").symlink_to("/")
+    python = python.replace("rootlink", f"{tmp_path}/rootlink")  # absolute: the process backend's cwd moves
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text(f"python: {python}\ncells:\n  - code: print('ran')\n    expect: {{stdout: ran}}\n")
+    done = sandrun_cli(recipe, cwd=tmp_path) if backend == "local" else on_process(recipe)
+    if backend == "process":
+        assert done.returncode == 0, done.stderr
+        return
+    assert done.returncode == 3, done.stderr
+    assert done.transcript is not None
+    reason = done.transcript["reason"]
+    expected = "symbolic link" if "rootlink" in python else "/ does not look like a Python installation"
+    assert expected in reason, reason
+
+
+def test_the_legitimate_interpreters_still_work(tmp_path: Path) -> None:
+    """The host's own interpreter (a venv whose bin/python links to its base), /usr/bin/python3, and a
+    venv made next to the recipe, named relative to it."""
+    import venv
+
+    venv.create(tmp_path / "venv", symlinks=True)
+    recipe = tmp_path / "recipe.yaml"
+    candidates = [sys.executable, "venv/bin/python"]
+    if Path("/usr/bin/python3").exists():
+        candidates.append("/usr/bin/python3")
+    for python in candidates:
+        recipe.write_text(f"python: {python}\ncells:\n  - code: print('ran')\n    expect: {{stdout: ran}}\n")
+        done = sandrun_cli(recipe, cwd=tmp_path)
+        assert done.returncode == 0, (python, done.stderr, textwrap.shorten(done.stdout, 500))
