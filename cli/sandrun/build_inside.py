@@ -8,7 +8,8 @@ pip, or null to use a pip inside the venv), `pip_args`, `proxy` (the unix socket
 null) and `limits` (RLIMIT_* name -> value).
 
 With a proxy, a relay listens on the sandbox's own 127.0.0.1 and carries each connection to the unix socket:
-pip is given `--proxy http://127.0.0.1:PORT`, its only way to the network. Last, one line starting with
+pip is given `--proxy http://127.0.0.1:PORT` (and HTTPS_PROXY, for the pip that installs build dependencies),
+its only way to the network. Last, one line starting with
 `RESULT` says what happened: `{"installed": [...]}` or `{"failed": step, "status": N}`.
 """
 
@@ -95,7 +96,12 @@ def main(config: dict[str, Any]) -> None:
     if config["proxy"]:
         listener = socket.create_server(("127.0.0.1", 0))
         threading.Thread(target=relay, args=(listener, str(config["proxy"])), daemon=True).start()
-        proxy = ["--proxy", f"http://127.0.0.1:{listener.getsockname()[1]}"]
+        url = f"http://127.0.0.1:{listener.getsockname()[1]}"
+        proxy = ["--proxy", url]
+        # pip does not hand --proxy to the pip it starts for build dependencies: that one reads these.
+        os.environ.update({name: url for name in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy")})
+        for name in ("NO_PROXY", "no_proxy"):
+            os.environ.pop(name, None)
     if packages:
         command = [sys.executable, "-I", "-c", PIP_MAIN, str(pip)] if pip else [python, "-I", "-m", "pip"]
         pip_args = [str(a) for a in config["pip_args"]]
