@@ -168,3 +168,22 @@ def test_refused_addresses() -> None:
         assert refused_address(address), address
     for address in ["151.101.0.223", "2a04:4e42::223", "203.0.113.80"]:
         assert not refused_address(address), address
+
+
+def test_connections_beyond_the_limit_are_closed_at_once(tmp_path: Path) -> None:
+    proxy = IndexProxy(tmp_path / "p.sock", resolve=lambda host, port: ["127.0.0.1"], max_connections=1)
+    proxy.start()
+    try:
+        with socket.socket(socket.AF_UNIX) as first:
+            first.connect(str(proxy.path))
+            first.sendall(b"CONNECT pypi.org:443 HTTP/1.1\r\n")  # holds its slot: the head is not complete
+            with socket.socket(socket.AF_UNIX) as second:
+                second.settimeout(10)
+                second.connect(str(proxy.path))
+                assert second.recv(100) == b""  # closed without an answer
+            first.sendall(b"\r\n")
+            first.settimeout(10)
+            assert first.recv(100).startswith(b"HTTP/1.1 403 ")  # control: the first one is answered
+    finally:
+        proxy.close()
+    assert proxy.refused[0] == "more than 1 connections at once"

@@ -55,6 +55,8 @@ MAX_HEAD = 16 * 1024
 """Bytes a request's line and headers may take."""
 IDLE = 300.0
 """Seconds a relayed connection may stay silent in both directions before it is closed."""
+MAX_CONNECTIONS = 64
+"""Connections served at once (a thread each): more are closed at once, so a build cannot exhaust the host."""
 
 Resolver = Callable[[str, int], list[str]]
 """host, port -> IP addresses (as text) to try, in order."""
@@ -148,6 +150,7 @@ class IndexProxy:
     allow: AllowList = field(default_factory=AllowList)
     resolve: Resolver = system_resolver
     connect_timeout: float = 30.0
+    max_connections: int = MAX_CONNECTIONS
     refused: list[str] = field(default_factory=list)
     """What was refused, one line each (to explain a failed build)."""
 
@@ -155,6 +158,7 @@ class IndexProxy:
         self._listener: socket.socket | None = None
         self._open: set[socket.socket] = set()
         self._lock = threading.Lock()
+        self._slots = threading.BoundedSemaphore(self.max_connections)
 
     def start(self) -> IndexProxy:
         """Listen (socket mode 0666: the sandbox may run as another uid) and serve in a daemon thread."""
@@ -192,6 +196,10 @@ class IndexProxy:
                 client, _ = listener.accept()
             except OSError:
                 return
+            if not self._slots.acquire(blocking=False):
+                self.refused.append(f"more than {self.max_connections} connections at once")
+                client.close()
+                continue
             threading.Thread(target=self._serve, args=(client,), daemon=True).start()
 
     def _track(self, sock: socket.socket, add: bool) -> None:
@@ -227,6 +235,7 @@ class IndexProxy:
                 if sock is not None:
                     self._track(sock, False)
                     sock.close()
+            self._slots.release()
 
     def _open_upstream(self, head: bytes) -> tuple[socket.socket, bytes | None]:
         """Connect to what `head` asks for; also the request to send on (None for CONNECT)."""
