@@ -46,8 +46,9 @@ def launcher(binds: Sequence[tuple[str, str]], uid: int, argv: Sequence[str]) ->
 SYSTEM_PYTHON_PLACES = ("/usr", "/opt", "/bin", "/lib", "/lib64")
 """Where a symbolic link on an interpreter's path may lead, besides sandrun's own interpreter's prefixes
 and the directory the link is in."""
-NEVER_ROOTS = ("/", "/root", "/home", "/etc", "/var", "/tmp", "/proc", "/sys", "/dev", "/run", "/boot")
-NEVER_ROOTS += ("/srv", "/mnt", "/media", "/opt", "/snap")
+NEVER_ROOTS = frozenset(
+    "/ /root /home /etc /var /tmp /proc /sys /dev /run /boot /srv /mnt /media /opt /snap".split()
+)
 """Directories that are never an interpreter's prefix: they hold far more than an interpreter."""
 PYTHON_HINT = "point --python or the recipe's `python:` at a real interpreter"
 
