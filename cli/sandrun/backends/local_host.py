@@ -47,7 +47,24 @@ SYSTEM_PYTHON_PLACES = ("/usr", "/opt", "/bin", "/lib", "/lib64")
 """Where a symbolic link on an interpreter's path may lead, besides sandrun's own interpreter's prefixes
 and the directory the link is in."""
 NEVER_ROOTS = frozenset(
-    "/ /root /home /etc /var /tmp /proc /sys /dev /run /boot /srv /mnt /media /opt /snap".split()
+    [
+        "/",
+        "/root",
+        "/home",
+        "/etc",
+        "/var",
+        "/tmp",
+        "/proc",
+        "/sys",
+        "/dev",
+        "/run",
+        "/boot",
+        "/srv",
+        "/mnt",
+        "/media",
+        "/opt",
+        "/snap",
+    ]
 )
 """Directories that are never an interpreter's prefix: they hold far more than an interpreter."""
 PYTHON_HINT = "point --python or the recipe's `python:` at a real interpreter"
