@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from sandrun.backends.base import Limits, Mounts, SandboxOptions
 from sandrun.backends.index_proxy import IndexProxy
-from sandrun.backends.local_host import python_roots
+from sandrun.backends.local_host import python_roots, resolve_python
 from sandrun.backends.run_once import run_once
 from sandrun.environments import PIP_ARGS, SANDBOX_HINT, EnvironmentBuildError
 from sandrun.pip_config import read_pip_config
@@ -75,7 +75,7 @@ def build_in_sandbox(builder: Builder, host_pip: bool) -> list[str]:
         )
         options = SandboxOptions(env=settings.env, mounts=mounts, limits=BUILD_LIMITS)
         config = {
-            "base": spec.python,
+            "base": resolve_python(spec.python),  # inside, the work directory is not sandrun's
             "target": str(target),
             "packages": list(packages),
             "copy": [str(p) for p in local if p.is_dir()],

@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import textwrap
 import threading
 from collections.abc import Iterator
@@ -24,8 +26,9 @@ from pathlib import Path
 import pytest
 
 from sandrun.backends.local import LocalBackend
+from sandrun.backends.local_host import fresh_uid, launcher
 from sandrun.environments import EnvironmentBuildError, EnvironmentSpec, ensure_environment
-from tests.security.sandboxes import IS_ROOT, CliRun, local_unavailable, sandrun_cli
+from tests.security.sandboxes import IS_ROOT, CliRun, local_unavailable, root_only, sandrun_cli
 
 BACKEND = '''
 import base64, hashlib, json, os, socket, zipfile
@@ -347,3 +350,48 @@ def test_the_legitimate_interpreters_still_work(tmp_path: Path) -> None:
         recipe.write_text(f"python: {python}\ncells:\n  - code: print('ran')\n    expect: {{stdout: ran}}\n")
         done = sandrun_cli(recipe, cwd=tmp_path)
         assert done.returncode == 0, (python, done.stderr, textwrap.shorten(done.stdout, 500))
+
+
+def test_a_recipe_relative_venv_with_packages_builds_and_runs(tmp_path: Path) -> None:
+    """`python: venv/bin/python` (relative to where sandrun runs) is asked its version in a sandbox, and
+    the environment is made from it there."""
+    import venv
+
+    from tests.test_environments import DEMO, make_wheel
+
+    venv.create(tmp_path / "venv", symlinks=True)
+    make_wheel(tmp_path)
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text(
+        f"python: venv/bin/python\npackages: [{DEMO}-0.1-py3-none-any.whl]\n"
+        f"cells:\n  - code: import {DEMO}; print({DEMO}.VALUE)\n    expect: {{stdout: '42'}}\n"
+    )
+    env = {**os.environ, "SANDRUN_CACHE_DIR": str(tmp_path / "cache"), "PIP_NO_INDEX": "1"}
+    done = sandrun_cli(recipe, cwd=tmp_path, env=env)
+    assert done.returncode == 0, (done.stderr, done.transcript and done.transcript.get("reason"))
+
+
+@root_only
+def test_the_root_launcher_stages_more_than_four_directories(tmp_path: Path) -> None:
+    """A build stages many unreachable directories; in sh `$10` is `$1` then "0", so each must be ${N}."""
+    hidden = tmp_path / "hidden"
+    hidden.mkdir(mode=0o700)  # the sandbox's uid cannot pass here: only the staged points reach below
+    staging = Path(tempfile.mkdtemp(prefix="sandrun-test-"))  # reachable, like a sandbox's staging
+    try:
+        staging.chmod(0o755)
+        binds = []
+        for number in range(6):
+            source = hidden / f"dir{number}"
+            source.mkdir()
+            source.chmod(0o755)
+            (source / "name").write_text(f"source {number}\n")
+            (source / "name").chmod(0o644)
+            (staging / f"point{number}").mkdir()
+            binds.append((str(source), str(staging / f"point{number}")))
+        reading = ["/bin/cat", *(f"{point}/name" for _, point in binds)]
+        command = launcher(binds, fresh_uid(), reading)
+        done = subprocess.run(command, capture_output=True, text=True, timeout=30)
+    finally:
+        shutil.rmtree(staging)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "".join(f"source {number}\n" for number in range(6))

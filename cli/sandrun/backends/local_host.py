@@ -35,7 +35,10 @@ def launcher(binds: Sequence[tuple[str, str]], uid: int, argv: Sequence[str]) ->
             "(util-linux)",
             hint="install util-linux, or use an interpreter outside 0700 directories (--python)",
         )
-    mounts = " && ".join(f'{tools["mount"]} --bind "${2 * i + 1}" "${2 * i + 2}"' for i in range(len(binds)))
+    # ${N} with braces: in sh, $10 is $1 followed by "0".
+    mounts = " && ".join(
+        f'{tools["mount"]} --bind "${{{2 * i + 1}}}" "${{{2 * i + 2}}}"' for i in range(len(binds))
+    )
     script = f"{mounts} && shift {2 * len(binds)} && exec {tools['setpriv']} --reuid={uid} --regid={uid} "
     script += '--clear-groups -- "$@"'
     sources = [part for pair in binds for part in pair]
