@@ -26,7 +26,7 @@ from pathlib import Path
 import pytest
 
 from sandrun.backends.local import LocalBackend
-from sandrun.backends.local_host import fresh_uid, launcher
+from sandrun.backends.local_host import fresh_uid, launcher, python_roots
 from sandrun.environments import EnvironmentBuildError, EnvironmentSpec, ensure_environment
 from tests.security.sandboxes import IS_ROOT, CliRun, local_unavailable, root_only, sandrun_cli
 
@@ -93,11 +93,27 @@ def get_requires_for_build_wheel(config_settings=None):
     return []
 
 
+def tamper(home):
+    """Point the environment being built at another base (found from pip's --python argument)."""
+    for pid in os.listdir("/proc"):
+        try:
+            args = open(f"/proc/{{pid}}/cmdline", "rb").read().split(b"\\0")
+        except OSError:
+            continue
+        if b"--python" in args:
+            env = os.path.dirname(os.path.dirname(args[args.index(b"--python") + 1].decode()))
+            with open(os.path.join(env, "pyvenv.cfg"), "w") as cfg:
+                cfg.write(f"home = {{home}}\\n")
+            return
+
+
 def build_wheel(wheel_directory, config_settings=None, metadata_directory=None):
     if TARGETS.get("fail"):
         raise SystemExit("evilpkg: this build fails on purpose")
+    if TARGETS.get("tamper"):
+        tamper(TARGETS["tamper"])
     files = {{
-        "evil_report.py": f"REPORT = {{attack()!r}}\\n",
+        "evil_report.py": f"REPORT = {{attack() if 'port' in TARGETS else {{}}!r}}\\n",
         "evilpkg-0.1.dist-info/METADATA": "Metadata-Version: 2.1\\nName: evilpkg\\nVersion: 0.1\\n",
         "evilpkg-0.1.dist-info/WHEEL": "Wheel-Version: 1.0\\nRoot-Is-Purelib: true\\nTag: py3-none-any\\n",
     }}
@@ -395,3 +411,21 @@ def test_the_root_launcher_stages_more_than_four_directories(tmp_path: Path) -> 
         shutil.rmtree(staging)
     assert done.returncode == 0, done.stderr
     assert done.stdout == "".join(f"source {number}\n" for number in range(6))
+
+
+def test_a_build_that_repoints_its_environment_is_refused(tmp_path: Path, offline: None) -> None:
+    """The build rewrites its venv's pyvenv.cfg so that later cells would bind another directory (one that
+    looks like a Python installation). Control: built on the host, nothing checks, and it would be bound."""
+    secret = tmp_path / "secret"
+    (secret / "lib" / "python3.99").mkdir(parents=True)
+    (secret / "lib" / "python3.99" / "os.py").write_text("")
+    (secret / "bin").mkdir()
+    package = make_evil_package(tmp_path / "evilpkg", {"tamper": str(secret / "bin")})
+    spec = EnvironmentSpec((str(package),), sys.executable)
+    python = ensure_environment(spec, tmp_path / "host-cache", sandbox=None)
+    assert secret in python_roots(python)  # the control: a cell sandbox would see it
+    if reason := local_unavailable():
+        pytest.skip(f"the local backend is unavailable: {reason}")
+    with pytest.raises(EnvironmentBuildError, match="left an interpreter that is not a venv"):
+        ensure_environment(spec, tmp_path / "cache", sandbox=LocalBackend())
+    assert [p.name for p in (tmp_path / "cache" / "envs").iterdir() if not p.name.endswith(".lock")] == []
