@@ -429,3 +429,46 @@ def test_a_build_that_repoints_its_environment_is_refused(tmp_path: Path, offlin
     with pytest.raises(EnvironmentBuildError, match="left an interpreter that is not a venv"):
         ensure_environment(spec, tmp_path / "cache", sandbox=LocalBackend())
     assert [p.name for p in (tmp_path / "cache" / "envs").iterdir() if not p.name.endswith(".lock")] == []
+
+
+def test_an_index_on_loopback_that_the_users_configuration_names_is_reached(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The user's pip configuration is honoured inside: an http index on this machine's 127.0.0.1, named
+    by PIP_INDEX_URL and PIP_TRUSTED_HOST, serves the build through the proxy (which refuses loopback for
+    any host the configuration does not name: see the evil build above)."""
+    import http.server
+
+    from tests.test_environments import make_wheel
+
+    (tmp_path / "files").mkdir()
+    wheel = make_wheel(tmp_path / "files")
+    (tmp_path / "simple" / "sandrun-demo").mkdir(parents=True)
+    (tmp_path / "simple" / "sandrun-demo" / "index.html").write_text(
+        f'<html><body><a href="/files/{wheel.name}">{wheel.name}</a></body></html>\n'
+    )
+    served: list[str] = []
+
+    class Handler(http.server.SimpleHTTPRequestHandler):
+        def __init__(self, *args: object, **kwargs: object) -> None:
+            super().__init__(*args, directory=str(tmp_path), **kwargs)  # type: ignore[arg-type]
+
+        def log_message(self, format: str, *args: object) -> None:
+            served.append(self.path)
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    port = server.server_address[1]
+    monkeypatch.delenv("PIP_NO_INDEX", raising=False)
+    monkeypatch.setenv("PIP_INDEX_URL", f"http://127.0.0.1:{port}/simple")
+    monkeypatch.setenv("PIP_TRUSTED_HOST", f"127.0.0.1:{port}")
+    try:
+        if reason := local_unavailable():
+            pytest.skip(f"the local backend is unavailable: {reason}")
+        spec = EnvironmentSpec(("sandrun-demo",), sys.executable)
+        python = ensure_environment(spec, tmp_path / "cache", sandbox=LocalBackend())
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert "/simple/sandrun-demo/" in served and f"/files/{wheel.name}" in served, served
+    assert list(Path(python).parent.parent.glob("lib/python*/site-packages/sandrun_demo/__init__.py"))
