@@ -146,8 +146,8 @@ def test_bad_requests_are_refused(tmp_path: Path, request_bytes: bytes) -> None:
 
 def test_unix_sockets_and_other_schemes_in_the_configuration_are_not_destinations() -> None:
     allow = AllowList.from_pip(
-        "file:///opt/pypi/simple",
-        ["http+unix://%2Frun%2Fdocker.sock/x", "/opt/wheels", "https://mirror.test/s"],
+        "file:///srv/index/simple",
+        ["http+unix://%2Frun%2Fdocker.sock/x", "/srv/wheels", "https://mirror.test/s"],
     )
     assert allow.destinations == {("mirror.test", 443)}
     assert allow.explicit == {"mirror.test"}
@@ -155,7 +155,7 @@ def test_unix_sockets_and_other_schemes_in_the_configuration_are_not_destination
 
 
 def test_the_default_allow_list_is_pypi_on_443_only() -> None:
-    allow = AllowList.from_pip(None, ["file:///opt/pypi/simple"], ["internal.test:8080", "Other.Test."])
+    allow = AllowList.from_pip(None, ["file:///srv/index/simple"], ["internal.test:8080", "Other.Test."])
     assert allow.permits("PyPI.org", 443) and allow.permits("files.pythonhosted.org", 443)
     assert not allow.permits("pypi.org", 80) and not allow.permits("pypi.org", 22)
     assert allow.permits("internal.test", 8080) and not allow.permits("internal.test", 443)

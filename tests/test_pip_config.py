@@ -12,7 +12,7 @@ from sandrun.pip_config import parse_config_list, read_pip_config, settings_from
 
 LISTED = """\
 global.cert='/etc/ssl/certs/ca-certificates.crt'
-global.find-links='/opt/wheels'
+global.find-links='/srv/wheels'
 install.find-links='/srv/install-wheels'
 global.proxy='http://corp-proxy:3128'
 :env:.find-links='/env/wheels'
