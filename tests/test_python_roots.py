@@ -90,3 +90,21 @@ def test_slash_is_never_a_root_however_it_is_spelled(python: str) -> None:
     with pytest.raises(BackendError, match=r"^/ does not look like"):
         python_roots(python)
     assert python_roots("/usr/bin/python3") == []  # control: /usr is always bound, nothing more is needed
+
+
+def test_a_venv_may_link_to_the_interpreter_of_any_python_installation(tmp_path: Path) -> None:
+    """A venv made from another Python (a pyenv of another version): its bin/python leaves the venv for an
+    interpreter file of a real installation. Control: the same link to a file of a non-installation."""
+    base = fake_prefix(tmp_path / "elsewhere" / "pyenv" / "versions" / "3.99")
+    python = fake_prefix(tmp_path / "project" / "venv")
+    (python.parent.parent / "lib" / "python3.99" / "site-packages").mkdir()
+    (python.parent.parent / "pyvenv.cfg").write_text(f"home = {base.parent}\n")
+    python.unlink()
+    python.symlink_to(base)
+    assert set(python_roots(str(python))) == {python.parent.parent, base.parent.parent}
+    (tmp_path / "elsewhere" / "bin").mkdir()
+    (tmp_path / "elsewhere" / "bin" / "python").write_text("")
+    python.unlink()
+    python.symlink_to(tmp_path / "elsewhere" / "bin" / "python")
+    with pytest.raises(BackendError, match="symbolic link"):
+        python_roots(str(python))

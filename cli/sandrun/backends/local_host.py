@@ -87,22 +87,37 @@ def resolve_python(python: str) -> str:
 
 def check_links(path: str) -> None:
     """Raise BackendError if a component of `path` is a symbolic link leading outside both its own
-    directory and the system's Python locations."""
+    directory and the system's Python locations; the interpreter itself (the last component) may also link
+    to an interpreter file of another Python installation (a venv made from any Python)."""
     trusted = {os.path.realpath(p) for p in (*SYSTEM_PYTHON_PLACES, sys.prefix, sys.base_prefix)}
     trusted.add(os.path.dirname(os.path.dirname(os.path.realpath(sys.executable))))
     current = "/"
-    for part in Path(path).parts[1:]:
+    parts = Path(path).parts[1:]
+    for number, part in enumerate(parts, 1):
         link = os.path.join(current, part)
         if os.path.islink(link):
             target = os.path.realpath(link)
             inside = {os.path.realpath(current), *trusted}
-            if not any(target == place or target.startswith(place.rstrip("/") + "/") for place in inside):
+            within = any(target == place or target.startswith(place.rstrip("/") + "/") for place in inside)
+            interpreter = number == len(parts) and is_interpreter_of_an_installation(target)
+            if not (within or interpreter):
                 raise BackendError(
                     f"the interpreter {path} is reached through the symbolic link {link} -> {target}, which "
                     "leaves its directory for a place that is not a Python installation: it is not used",
                     hint=PYTHON_HINT,
                 )
         current = os.path.realpath(link)
+
+
+def is_interpreter_of_an_installation(target: str) -> bool:
+    """True for a regular file `bin/python*` of a directory that looks like a Python installation."""
+    path = Path(target)
+    return (
+        path.name.startswith("python")
+        and path.parent.name == "bin"
+        and path.is_file()
+        and looks_like_python_root(path.parent.parent)
+    )
 
 
 def python_roots(python: str) -> list[Path]:
