@@ -245,7 +245,7 @@ class Builder:
         if self.sandbox is not None:
             from sandrun.sandboxed_build import build_in_sandbox
 
-            installed = build_in_sandbox(self, pip is not None)
+            installed = build_in_sandbox(self, self.sandbox, pip is not None)
         else:
             installed = self.build_on_host(pip)
         record = {

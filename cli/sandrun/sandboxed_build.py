@@ -48,8 +48,9 @@ def run_probe(sandbox: LocalBackend, argv: Sequence[str]) -> tuple[int | None, s
     return done.status, done.output.decode(errors="replace")
 
 
-def build_in_sandbox(builder: Builder, host_pip: bool) -> list[str]:
-    """Build `builder.target` inside a sandbox; what got installed (`name==version`, as pip left it).
+def build_in_sandbox(builder: Builder, sandbox: LocalBackend, host_pip: bool) -> list[str]:
+    """Build `builder.target` inside `sandbox`; what got installed (`name==version`, as pip left it).
+    `host_pip`: sandrun's own pip can install for the base interpreter (else the venv gets its own).
 
     Raises `EnvironmentBuildError` naming the packages when a step fails, the deadline passes, or the build
     left an interpreter that is not the one asked for.
@@ -82,13 +83,12 @@ def build_in_sandbox(builder: Builder, host_pip: bool) -> list[str]:
             "pip": str(pip_entry) if pip_entry else None,
             "pip_args": [*PIP_ARGS, "--no-cache-dir"],
             "proxy": str(proxy.path) if packages else None,
-            "limits": builder.sandbox.driver_limits(options) if builder.sandbox else {},
+            "limits": sandbox.driver_limits(options),
         }
         source = Path(__file__).with_name("build_inside.py").read_text(encoding="utf-8")
         argv = [sys.executable, "-I", "-c", source, json.dumps(config)]
-        assert builder.sandbox is not None
         with proxy:
-            done = run_once(builder.sandbox, argv, options, builder.deadline)
+            done = run_once(sandbox, argv, options, builder.deadline)
     finally:
         shutil.rmtree(sockets, ignore_errors=True)
     output = done.output.decode(errors="replace")
