@@ -194,7 +194,8 @@ def prepare_packages(
     recipe: Recipe, backend: Backend, sandbox: SandboxOptions, cache_dir: Path | None
 ) -> SandboxOptions:
     """The sandbox options once the recipe's `packages` are taken care of: a backend that builds images gets
-    the list; for the others a cached virtual environment is built here, with network, and used inside."""
+    the list; for the others a cached virtual environment is built (inside a sandbox of its own for the
+    `local` backend, on the host for `process`) and used inside."""
     if not recipe.packages:
         return sandbox
     base = Path(recipe.path).parent
@@ -204,8 +205,11 @@ def prepare_packages(
     if cache_dir is None:
         raise BackendError("this recipe needs packages, but no cache directory was given to build them in")
     spec = EnvironmentSpec(packages=packages, python=sandbox.python or backend.default_python())
+    from sandrun.backends.local import LocalBackend  # the build's own sandbox; the process backend has none
+
+    build_sandbox = backend if isinstance(backend, LocalBackend) else None
     try:
-        return replace(sandbox, python=ensure_environment(spec, cache_dir))
+        return replace(sandbox, python=ensure_environment(spec, cache_dir, sandbox=build_sandbox))
     except BackendError as exc:
         raise BackendError(f"setting up the recipe's packages failed: {exc}") from None
 

@@ -35,6 +35,19 @@ class Limits:
 
 
 @dataclass(frozen=True)
+class Mounts:
+    """Host paths a sandbox sees at the same path, beyond the interpreter: what a package build needs."""
+
+    read_only: tuple[Path, ...] = ()
+    """Files and directories bound read-only (a base interpreter, pip's configuration, a local package)."""
+    writable: Path | None = None
+    """The one host directory the sandbox may write (the environment being built); None: none."""
+    proxy_socket: Path | None = None
+    """A host unix socket (the package index proxy), its directory bound read-only. The sandbox may then
+    open internet sockets too, which still reach only its own loopback: it has no host network."""
+
+
+@dataclass(frozen=True)
 class SandboxOptions:
     """What the sandbox must look like; every backend honours what it can and records the rest."""
 
@@ -54,6 +67,8 @@ class SandboxOptions:
     network: bool = False
     """Whether cells may reach the network (backends that cannot cut it off say so in their isolation)."""
     limits: Limits = field(default_factory=Limits)
+    mounts: Mounts = field(default_factory=Mounts)
+    """Extra host paths (local backend only; sandrun's own package builds use them, recipes cannot)."""
 
 
 class Channel(Protocol):

@@ -264,6 +264,7 @@ class SandboxPlan:
         self.fds: list[int] = []
         self.launcher_binds: list[tuple[str, str]] = []
         self.workdir_owner: tuple[int, int] | None = None
+        self.writable_owner: tuple[int, int] | None = None
 
     @property
     def direct_uid(self) -> int | None:
@@ -310,7 +311,8 @@ class SandboxPlan:
             elif host.is_dir():
                 args += ["--ro-bind", str(host), f"/{top}"]
         for root in python_roots(python):
-            args += ["--ro-bind", self.reachable(root), str(root)]
+            args += ["--ro-bind", self.reachable(Path(os.path.realpath(root))), str(root)]
+        args += self.mounts()
         args += self.etc()
         # bubblewrap's own root and /dev are tmpfs without a size limit: nothing may be written there.
         return [*args, "--remount-ro", "/", "--chdir", WORKDIR]
@@ -370,13 +372,33 @@ class SandboxPlan:
             os.chown(given, self.uid, self.uid)
         return ["--bind", self.reachable(given.resolve()), WORKDIR]
 
+    def mounts(self) -> list[str]:
+        """The extra host paths of `options.mounts`, each at its own path; the writable one owned by the
+        sandbox's uid while it runs (given back in `cleanup`)."""
+        mounts = self.options.mounts
+        args: list[str] = []
+        extra = [*mounts.read_only, *([mounts.proxy_socket.parent] if mounts.proxy_socket else [])]
+        for path in extra:
+            args += ["--ro-bind", self.reachable(Path(os.path.realpath(path))), str(path)]
+        if mounts.writable is not None:
+            if self.as_root and self.uid is not None:
+                info = mounts.writable.stat()
+                self.writable_owner = (info.st_uid, info.st_gid)
+                os.chown(mounts.writable, self.uid, self.uid)
+            args += ["--bind", self.reachable(Path(os.path.realpath(mounts.writable))), str(mounts.writable)]
+        return args
+
     def security(self) -> list[str]:
         """No capabilities, and the seccomp filter passed on a pipe."""
         read, write = os.pipe()
         with os.fdopen(write, "wb") as pipe:
             # Without a cgroup, memory that RLIMIT_AS does not count (behind fds, SysV IPC) is refused.
             refuse = self.cgroup is None and bool(self.options.limits.memory)
-            pipe.write(build_filter(allow_network=self.options.network, refuse_unaccounted_memory=refuse))
+            loopback = self.options.mounts.proxy_socket is not None
+            filter_program = build_filter(
+                allow_network=self.options.network, loopback=loopback, refuse_unaccounted_memory=refuse
+            )
+            pipe.write(filter_program)
         self.fds.append(read)
         return ["--cap-drop", "ALL", "--seccomp", str(read)]
 
@@ -395,7 +417,7 @@ class SandboxPlan:
         if not self.as_root or reachable_by_others(path):
             return str(path)
         point = self.staging / f"bind{len(self.launcher_binds)}"
-        point.mkdir()
+        point.mkdir() if path.is_dir() else point.touch()  # a file is bind-mounted onto a file
         self.launcher_binds.append((str(path), str(point)))
         return str(point)
 
@@ -415,6 +437,9 @@ class SandboxPlan:
         if self.workdir_owner and self.options.workdir is not None:
             give_back(self.options.workdir, self.uid, self.workdir_owner)
             self.workdir_owner = None
+        if self.writable_owner and self.options.mounts.writable is not None:
+            give_back(self.options.mounts.writable, self.uid, self.writable_owner)
+            self.writable_owner = None
 
 
 def give_back(workdir: Path, uid: int | None, owner: tuple[int, int]) -> None:

@@ -64,6 +64,8 @@ CLONE_NAMESPACES = (
 )
 
 AF_UNIX = 1
+AF_INET = 2
+AF_INET6 = 10
 AF_NETLINK = 16
 
 ARCHES: dict[str, int] = {"x86_64": AUDIT_ARCH_X86_64, "aarch64": AUDIT_ARCH_AARCH64}
@@ -136,13 +138,18 @@ def normalize_arch(arch: str | None = None) -> str:
 
 
 def build_filter(
-    *, allow_network: bool, arch: str | None = None, refuse_unaccounted_memory: bool = False
+    *,
+    allow_network: bool,
+    arch: str | None = None,
+    loopback: bool = False,
+    refuse_unaccounted_memory: bool = False,
 ) -> bytes:
     """The BPF program for `arch` (default: this machine), ready to hand to `bwrap --seccomp FD`.
 
     Kills foreign-ABI syscalls, refuses `DENIED_SYSCALLS` with EPERM, `clone3` with ENOSYS and `clone` with
     namespace flags with EPERM; when `allow_network` is False, `socket` of any family but AF_UNIX and
-    AF_NETLINK fails with EAFNOSUPPORT; when `refuse_unaccounted_memory` is True, the
+    AF_NETLINK fails with EAFNOSUPPORT (`loopback` also allows AF_INET and AF_INET6: in a network namespace
+    of its own, they reach only the sandbox's loopback); when `refuse_unaccounted_memory` is True, the
     `UNACCOUNTED_MEMORY_SYSCALLS` fail with EPERM. Everything else is allowed.
     """
     arch = normalize_arch(arch)
@@ -179,6 +186,7 @@ def build_filter(
             "socket",
             (BPF_LD_W_ABS, 0, 0, SECCOMP_DATA_ARG0_LO),
             (BPF_JMP_JEQ_K, "allow", 0, AF_UNIX),
+            *[(BPF_JMP_JEQ_K, "allow", 0, family) for family in ((AF_INET, AF_INET6) if loopback else ())],
             (BPF_JMP_JEQ_K, "allow", "eafnosupport", AF_NETLINK),
             "eafnosupport",
             (BPF_RET_K, 0, 0, SECCOMP_RET_ERRNO | errno.EAFNOSUPPORT),
