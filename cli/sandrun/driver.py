@@ -27,6 +27,41 @@ import time
 import traceback
 import types
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # the protocol's shapes, for the type checker only: nothing more is imported in the sandbox
+    from typing import TypedDict
+
+    class RunRequest(TypedDict):
+        """A `run` request from the host."""
+
+        op: str
+        id: int
+        code: str
+        filename: str
+        line: int
+        timeout: float | None
+        output_limit: int
+
+    class ErrorInfo(TypedDict):
+        """How a cell's exception is described in its `done` event."""
+
+        type: str
+        types: list[str]
+        message: str
+        traceback: str
+        line: int | None
+
+    class DoneFields(TypedDict, total=False):
+        """A `done` event without its `ev` and `id`."""
+
+        status: str
+        value: str
+        error: ErrorInfo
+        duration: float
+        truncated: dict[str, int]
+        peak_memory: int | None
+
+
 PROTOCOL_VERSION = 1
 STREAMS = ("stdout", "stderr")
 HOLD_BYTES = 8192
@@ -56,7 +91,7 @@ class Emitter:
         self.busy = False
         self.deferred: BaseException | None = None
 
-    def send(self, event: dict) -> None:
+    def send(self, event: dict[str, object]) -> None:
         """Write one event as a JSON line (the whole line, even if a timeout fires meanwhile)."""
         data = (json.dumps(event, ensure_ascii=False) + "\n").encode("utf-8", "replace")
         main = threading.get_ident() == MAIN_THREAD
@@ -215,12 +250,12 @@ class TextStream(io.TextIOBase):
         self.capture = capture
         self.buffer = ByteStream(self)
 
-    @property
-    def encoding(self) -> str:
+    @property  # typeshed declares a plain attribute; CPython's io base class has a read-only one
+    def encoding(self) -> str:  # type: ignore[override]
         return "utf-8"
 
     @property
-    def errors(self) -> str:
+    def errors(self) -> str:  # type: ignore[override]  # read-only in CPython too, as for `encoding`
         return "replace"
 
     def writable(self) -> bool:
@@ -276,7 +311,7 @@ def clip(text: str, limit: int) -> str:
     return text[:limit] + f"\n[sandrun: {len(text) - limit} more characters not shown]"
 
 
-def describe_error(exc: BaseException, filename: str, limit: int) -> dict:
+def describe_error(exc: BaseException, filename: str, limit: int) -> ErrorInfo:
     """Type, message, traceback without the driver's frames, and the failing line in the recipe file."""
     report = traceback.TracebackException(type(exc), exc, exc.__traceback__)
     report.stack = traceback.StackSummary.from_list(
@@ -304,7 +339,7 @@ class Interpreter:
         main = types.ModuleType("__main__")  # a real module, so pickle and multiprocessing find cell code
         main.__builtins__ = builtins  # type: ignore[attr-defined]
         sys.modules["__main__"] = main
-        self.namespace: dict = main.__dict__
+        self.namespace: dict[str, object] = main.__dict__
         self.sources: dict[str, list[str]] = {}
         self.running = False
         self.timeout = 0.0
@@ -331,7 +366,7 @@ class Interpreter:
             return
         raise timeout
 
-    def run(self, request: dict) -> dict:
+    def run(self, request: RunRequest) -> DoneFields:
         """Run one cell and describe how it ended (the `done` event without its id)."""
         filename, first_line, code = request["filename"], int(request["line"]), request["code"]
         timeout = self.timeout = request.get("timeout") or 0
@@ -340,14 +375,16 @@ class Interpreter:
         self.remember_source(filename, first_line, code)
         limit = int(request.get("output_limit") or (1 << 20))
         self.capture.begin(request["id"], limit)
-        result: dict = {"status": "ok"}
+        result: DoneFields = {"status": "ok"}
         started = time.perf_counter()
         compiling = True
         try:
             tree = ast.parse("\n" * (first_line - 1) + code, filename, "exec")
             last = tree.body.pop() if tree.body and isinstance(tree.body[-1], ast.Expr) else None
             body = compile(tree, filename, "exec")
-            tail = compile(ast.Expression(last.value), filename, "eval") if last is not None else None
+            tail = None
+            if isinstance(last, ast.Expr):
+                tail = compile(ast.Expression(last.value), filename, "eval")
             compiling = False
             self.running = True
             if timeout:
@@ -366,11 +403,11 @@ class Interpreter:
                 self.namespace["_"] = value
                 result["value"] = clip(safe_repr(value), limit)
         except CellTimeout as exc:
-            result.update(status="timeout", error=describe_error(exc, filename, limit))
+            result["status"], result["error"] = "timeout", describe_error(exc, filename, limit)
         except BaseException as exc:
             if compiling:  # nothing of the cell ran: the parser's frames (ast.py) mean nothing to the user
                 exc.__traceback__ = None
-            result.update(status="error", error=describe_error(exc, filename, limit))
+            result["status"], result["error"] = "error", describe_error(exc, filename, limit)
         result["duration"] = time.perf_counter() - started
         sys.stdout.flush()
         sys.stderr.flush()
@@ -407,14 +444,15 @@ def peak_memory() -> int | None:
     return peak if sys.platform == "darwin" else peak * 1024
 
 
-def apply_limits(limits: dict) -> dict:
+def apply_limits(limits: dict[str, int]) -> dict[str, dict[str, object]]:
     """Set each `RLIMIT_*` soft and hard limit (CPU: hard one second later, so SIGXCPU names the cause).
 
     Hard limits cannot be raised again without privileges the sandbox does not have.
     """
     import resource
 
-    applied, errors = {}, {}
+    applied: dict[str, object] = {}
+    errors: dict[str, object] = {}
     for name, value in limits.items():
         try:
             kind = getattr(resource, name)

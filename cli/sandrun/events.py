@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from typing import Any
 
 from sandrun.model import CellError
 from sandrun.text import writable
@@ -18,11 +17,16 @@ STREAMS = ("stdout", "stderr")
 CELL_STATUSES = ("ok", "error", "timeout")
 
 
+Event = dict[str, object]
+"""One line of the driver protocol as parsed JSON: values are unchecked until a `*_field(s)` function reads
+them."""
+
+
 class ProtocolViolation(Exception):
     """The sandbox sent bytes that are not the driver protocol (e.g. a cell wrote to the private fds)."""
 
 
-def parse_event(line: bytes) -> dict[str, Any]:
+def parse_event(line: bytes) -> Event:
     """One protocol line as a dict; anything else is a `ProtocolViolation`."""
     try:
         event = json.loads(line)
@@ -47,7 +51,7 @@ class Done:
     """Bytes the driver dropped past the output limit, by stream."""
 
 
-def text_field(event: dict[str, Any], key: str, kind: str, default: str | None = None) -> str:
+def text_field(event: Event, key: str, kind: str, default: str | None = None) -> str:
     """`event[key]`, which must be a string (or absent, when there is a default), made writable."""
     value = event.get(key, default)
     if not isinstance(value, str):
@@ -55,7 +59,7 @@ def text_field(event: dict[str, Any], key: str, kind: str, default: str | None =
     return writable(value)
 
 
-def stream_fields(event: dict[str, Any]) -> tuple[str, str]:
+def stream_fields(event: Event) -> tuple[str, str]:
     """The stream name and text of a `stream` event."""
     name = text_field(event, "name", "stream")
     if name not in STREAMS:
@@ -63,7 +67,7 @@ def stream_fields(event: dict[str, Any]) -> tuple[str, str]:
     return name, text_field(event, "text", "stream", "")
 
 
-def done_fields(event: dict[str, Any]) -> Done:
+def done_fields(event: Event) -> Done:
     """The fields of a `done` event, each checked."""
     status = text_field(event, "status", "done", "error")
     if status not in CELL_STATUSES:

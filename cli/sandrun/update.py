@@ -262,7 +262,10 @@ def _yaml_scalar(path: str, text: str, start: int, end: int, new: str, nl: str) 
 
 def _yaml_node(text: str, start: int) -> tuple[yaml.ScalarNode, int, bool] | None:
     """The scalar value starting at offset `start`, its key's column, and whether it is in flow style."""
-    stack: list[tuple[yaml.Node, int, bool]] = [(yaml.compose(text, Loader=yaml.SafeLoader), 0, False)]
+    root = yaml.compose(text, Loader=yaml.SafeLoader)
+    if root is None:  # an empty document
+        return None
+    stack: list[tuple[yaml.Node, int, bool]] = [(root, 0, False)]
     while stack:
         node, column, in_flow = stack.pop()
         if isinstance(node, yaml.ScalarNode) and node.start_mark.index == start:

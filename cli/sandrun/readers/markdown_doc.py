@@ -217,7 +217,18 @@ def _settings(doc: _Document, sources: list[tuple[int, str]], where: str) -> _Se
             if key in values:
                 raise doc.fail(index, f"option {key!r} is given twice for this block")
             values[key] = _option(doc, index, key, value if equals else None)
-    return _Settings(**values)
+    return _Settings(
+        skip=values.get("skip") is True,
+        name=_text(values.get("name")),
+        timeout=timeout if isinstance(timeout := values.get("timeout"), float) else None,
+        raises=_text(values.get("raises")),
+        match=match if isinstance(match := values.get("match"), MatchMode) else None,
+    )
+
+
+def _text(value: object) -> str | None:
+    """A checked option's value where the option is text."""
+    return value if isinstance(value, str) else None
 
 
 def _option(doc: _Document, index: int, key: str, value: str | None) -> object:
@@ -259,7 +270,8 @@ def _expected(doc: _Document, text: str, mode: MatchMode, line: int, span: tuple
 
 def _session(doc: _Document, block: _Block, settings: _Settings, index: int) -> list[Cell]:
     """The cells of a `>>>` session, cut as doctest cuts examples: source lines, then expected output."""
-    body, cells, i = block.body(doc), [], 0
+    body, i = block.body(doc), 0
+    cells: list[Cell] = []
     while i < len(body):
         if not body[i].strip():
             i += 1
@@ -299,6 +311,7 @@ def _console_expectation(
         hint = "end it with the exception's name and message, e.g. `ValueError: invalid literal`"
         raise doc.fail(line + header, "this traceback does not end with the exception's line", hint)
     message = "\n".join([exception[2] or "", *want[last + 1 :]]).rstrip("\n")
+    pattern: str | None
     if "..." in message:
         pattern = "(?s)" + ".*".join(re.escape(piece) for piece in message.split("..."))
     else:

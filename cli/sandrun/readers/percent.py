@@ -142,7 +142,7 @@ def _fence(line: str) -> tuple[str, int, str] | None:
 def _closes(line: str, opening: tuple[str, int, str]) -> bool:
     """Does this line close the fenced block that `opening` started?"""
     fence = _fence(line)
-    return bool(fence) and fence[0] == opening[0] and fence[1] >= opening[1] and not fence[2].strip()
+    return fence is not None and fence[0] == opening[0] and fence[1] >= opening[1] and not fence[2].strip()
 
 
 def _starts_quoted(lines: list[str]) -> list[bool]:
