@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -157,3 +158,17 @@ def test_cancelling_an_async_run_ends_its_session(backend: str) -> None:
             return live.alive
 
     assert asyncio.run(main()) is False
+
+
+def test_packages_are_built_into_a_cached_environment_first(
+    backend: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.test_environments import DEMO, make_wheel
+
+    monkeypatch.setenv("PIP_NO_INDEX", "1")  # the wheel is all it needs: no index is asked
+    wheel = make_wheel(tmp_path)
+    with sandrun.Session(backend=backend, packages=[str(wheel)], cache_dir=tmp_path / "cache") as live:
+        assert live.run(f"import {DEMO}; {DEMO}.VALUE").value == "42"
+    with pytest.raises(sandrun.BackendError, match="no-such-package"):
+        missing = str(tmp_path / "no-such-package.whl")
+        sandrun.Session(backend=backend, packages=[missing], cache_dir=tmp_path / "cache").start()
