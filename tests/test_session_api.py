@@ -172,3 +172,14 @@ def test_packages_are_built_into_a_cached_environment_first(
     with pytest.raises(sandrun.BackendError, match="no-such-package"):
         missing = str(tmp_path / "no-such-package.whl")
         sandrun.Session(backend=backend, packages=[missing], cache_dir=tmp_path / "cache").start()
+
+
+def test_an_interruption_while_waiting_ends_the_session(session: sandrun.Session) -> None:
+    def interrupt(text: str) -> None:
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        session.run("print('x', flush=True)\nimport time\ntime.sleep(60)", on_stdout=interrupt)
+    assert not session.alive
+    with pytest.raises(sandrun.BackendError, match="interrupted"):
+        session.run("1")

@@ -253,7 +253,8 @@ class Session:
             return session.run(code, filename, 1, timeout or self.timeout, self.grace, on_output)
         except BaseException as exc:
             if not isinstance(exc, BackendError):
-                session.close()  # Ctrl-C mid-cell: the interpreter's state is unknown, so it goes
+                self._killed = True  # Ctrl-C mid-cell: the interpreter's state is unknown, so it goes
+                session.close()
             raise
 
     def _transfer(self, request: dict[str, object], verb: str, name: str) -> str | None:
