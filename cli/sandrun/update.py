@@ -34,6 +34,7 @@ _TRUNCATED = re.compile(r"\[sandrun: \d+ more bytes of \w+ not shown; the limit 
 _DIRECTIVE = re.compile(r"^# expect \w+:", re.MULTILINE)
 _FENCE = re.compile(r"([ \t]*)(`{3,}|~{3,})(.*)")
 _LINE_END = re.compile(r"\r\n|\r|\n")
+_PROPERTIES = re.compile(r"(?:[&!]\S*\s+)*")  # a node's anchor and tag, before its value
 _Spot = tuple[int, int, str]  # replace text[start:end] with this
 
 
@@ -262,8 +263,10 @@ def _yaml_scalar(path: str, text: str, start: int, end: int, new: str, nl: str) 
     found = _yaml_node(text, start)
     assert found is not None, f"no YAML scalar starts at offset {start}"
     node, key_column, in_flow = found
+    props = _PROPERTIES.match(text, start, end).group()  # type: ignore[union-attr]  # an anchor, a tag: kept
     was_block = node.style in ("|", ">")
-    chomp, comment, indent, rest = _block_parts(text[start:end], key_column) if was_block else ("", "", 0, "")
+    old = text[start + len(props) : end]
+    chomp, comment, indent, rest = _block_parts(old, key_column) if was_block else ("", "", 0, "")
     if new.lstrip("\n").startswith(" ") or not was_block:  # an indentation indicator is needed, or no block
         indent = indent if 0 < indent - key_column < 10 else key_column + 2
     digit = str(indent - key_column) if new.lstrip("\n").startswith(" ") else ""
@@ -278,13 +281,13 @@ def _yaml_scalar(path: str, text: str, start: int, end: int, new: str, nl: str) 
     quoted = yaml.dump(new, default_style='"', allow_unicode=True, width=float("inf")).strip()
     for candidate in [*candidates, quoted + comment + rest]:
         try:
-            found = _yaml_node(text[:start] + candidate + text[end:], start)
+            found = _yaml_node(text[:start] + props + candidate + text[end:], start)
             value = construct(found[0]) if found else None
         except (yaml.YAMLError, ValueError):
             continue
         if isinstance(value, (str, int, float)) and str(value).rstrip("\n") == new:
-            return candidate
-    raise RecipeError(path, node.start_mark.line + 1, f"cannot write {new!r} as a YAML scalar")
+            return props + candidate
+    raise RecipeError(path, len(split_lines(text[:start])), f"cannot write {new!r} as a YAML scalar")
 
 
 def _yaml_node(text: str, start: int) -> tuple[yaml.ScalarNode, int, bool] | None:

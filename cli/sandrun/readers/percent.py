@@ -28,7 +28,7 @@ _FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})(.*)$")
 _IDENTIFIER = re.compile(r"^[a-zA-Z_.][a-zA-Z0-9_.]*$")  # jupytext's `[a-zA-Z_.]+[a-zA-Z0-9_.]*`, unambiguous
 _KEY_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.@/-")
 _LITERAL_STARTS = frozenset("\"'0123456789+-.([{tfnNITFsrRbBuU")  # of a JSON value or a Python literal
-_WORK_PER_CHAR = 64  # characters read by failed attempts at a value, per character of the options
+_WORK_PER_CHAR = 4  # characters read by failed attempts at a value, per character of the options
 _KINDS = {"code": CellKind.CODE, "markdown": CellKind.MARKDOWN, "raw": CellKind.RAW}
 _HINT = 'write a title, then key=value options with JSON values: `# %% Load data tags=["raises-exception"]`'
 

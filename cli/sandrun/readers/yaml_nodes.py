@@ -2,9 +2,11 @@
 
 PyYAML's composer calls itself once per level of nesting, so `[[[[...]]]]` 500 deep ends in `RecursionError`.
 This one keeps its own stack, refuses documents nested more than `MAX_DEPTH` levels (no recipe needs more
-than five), and reads the events with libyaml (`yaml.CSafeLoader`, about ten times faster) when PyYAML was
+than five), and reads the events with libyaml (`yaml.CSafeLoader`, about five times faster) when PyYAML was
 built with it. libyaml words some errors differently, so a document it refuses is read again with the
-pure-Python loader, whose messages are the ones users see: nodes, marks and messages are the same either way.
+pure-Python loader, whose messages are the ones users see: for a document both accept, nodes and marks are
+the same. libyaml is more lenient with a few malformed documents that PyYAML refuses (a tab inside a plain
+scalar, `|2#comment`, `{a:, b}`): those are read as libyaml reads them.
 """
 
 from __future__ import annotations
@@ -38,7 +40,7 @@ def compose(text: str) -> Node | None:
     Raises `yaml.YAMLError` (a `MarkedYAMLError` with the place, or a `ReaderError` for a character YAML
     does not allow) exactly as `yaml.compose` with `yaml.SafeLoader` would, and `ComposerError` for a
     document nested too deeply."""
-    if _FAST is not None:
+    if _FAST is not None and "\ufeff" not in text:  # libyaml leaves a BOM out of its offsets
         try:
             return compose_with(_FAST, text)
         except yaml.YAMLError:
