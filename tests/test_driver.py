@@ -143,6 +143,16 @@ def test_syntax_error_points_at_its_line(run_cell: RunCell) -> None:
     assert outcome.error.line == 6
 
 
+def test_syntax_error_traceback_shows_only_the_users_file(run_cell: RunCell) -> None:
+    outcome = run_cell("x = 1\nif x\n    pass", line=5)
+    assert outcome.error is not None
+    tb = outcome.error.traceback
+    assert 'File "recipe.py", line 6' in tb
+    assert "    if x" in tb
+    assert "ast.py" not in tb and "compile(" not in tb  # no frame of the standard library's parser
+    assert not tb.startswith("Traceback")  # nothing ran: there is no stack to show
+
+
 def test_exception_types_include_bases_and_modules(run_cell: RunCell) -> None:
     outcome = run_cell("import json\njson.loads('{')")
     assert outcome.error is not None

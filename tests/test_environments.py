@@ -1,6 +1,7 @@
 """Environments for a recipe's `packages:`: built once, cached, shared safely, usable inside the sandbox.
 
-No network: the package is a wheel made here by hand, and pip runs with PIP_NO_INDEX=1.
+No network: the package is a wheel made here by hand, and pip runs with PIP_NO_INDEX=1. Builds run in the
+`local` backend's sandbox when it is available here (as sandrun builds them), else on the host.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import pytest
 
 from sandrun.backends import get_backend
 from sandrun.backends.base import SandboxOptions
+from sandrun.backends.local import LocalBackend
 from sandrun.environments import (
     MARKER,
     Builder,
@@ -36,6 +38,15 @@ from sandrun.errors import BackendError
 from sandrun.session import Session
 
 DEMO = "sandrun_demo"
+
+
+def build_sandbox() -> LocalBackend | None:
+    """The sandbox builds run in: the local backend when it works here, else None (on the host)."""
+    backend = LocalBackend()
+    return None if backend.unavailable_reason() else backend
+
+
+SANDBOX = build_sandbox()
 
 
 def make_wheel(folder: Path, name: str = DEMO, version: str = "0.1") -> Path:
@@ -85,7 +96,7 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Built]:
         old_umask = os.umask(0o077)
         try:
             started = time.monotonic()
-            python = ensure_environment(spec, folder / "cache", messages.append)
+            python = ensure_environment(spec, folder / "cache", messages.append, sandbox=SANDBOX)
             seconds = time.monotonic() - started
         finally:
             os.umask(old_umask)
@@ -111,7 +122,9 @@ def test_the_first_call_builds_and_the_second_reuses_without_running_anything(
     monkeypatch.setattr(subprocess, "Popen", no_process)
     monkeypatch.setattr(subprocess, "run", no_process)
     started = time.monotonic()
-    again = ensure_environment(built.spec, built.cache_dir, lambda m: pytest.fail(f"logged {m!r}"))
+    again = ensure_environment(
+        built.spec, built.cache_dir, lambda m: pytest.fail(f"logged {m!r}"), sandbox=SANDBOX
+    )
     reuse = time.monotonic() - started
     assert again == built.python
     assert marker.stat().st_mtime_ns == mtime
@@ -166,7 +179,7 @@ def test_a_bad_requirement_is_a_backend_error_with_pips_message_and_leaves_nothi
     missing = tmp_path / "no-such-project"
     spec = EnvironmentSpec((str(missing),), sys.executable)
     with pytest.raises(EnvironmentBuildError) as caught:
-        ensure_environment(spec, tmp_path / "cache")
+        ensure_environment(spec, tmp_path / "cache", sandbox=SANDBOX)
     error = caught.value
     assert isinstance(error, BackendError) and error.exit_code == 3
     assert "does not exist" in error.output and str(missing) in str(error)
@@ -177,7 +190,7 @@ def test_a_bad_requirement_is_a_backend_error_with_pips_message_and_leaves_nothi
 
 def test_a_build_that_takes_too_long_is_stopped_and_removed(built: Built, tmp_path: Path) -> None:
     with pytest.raises(EnvironmentBuildError, match=r"took longer than 0\.05 s") as caught:
-        ensure_environment(built.spec, tmp_path / "cache", timeout=0.05)
+        ensure_environment(built.spec, tmp_path / "cache", timeout=0.05, sandbox=SANDBOX)
     assert caught.value.exit_code == 3
     assert [p for p in (tmp_path / "cache" / "envs").iterdir() if not p.name.endswith(".lock")] == []
 
@@ -185,7 +198,10 @@ def test_a_build_that_takes_too_long_is_stopped_and_removed(built: Built, tmp_pa
 def test_an_interpreter_that_does_not_run_is_a_clear_error(tmp_path: Path) -> None:
     spec = EnvironmentSpec(("x",), str(tmp_path / "python-nowhere"))
     with pytest.raises(EnvironmentBuildError, match="cannot run the interpreter"):
-        ensure_environment(spec, tmp_path / "cache")
+        ensure_environment(spec, tmp_path / "cache")  # on the host: it is run, and fails
+    if SANDBOX is not None:  # in the sandbox: refused before anything runs, it is no Python installation
+        with pytest.raises(BackendError, match="does not look like a Python installation"):
+            ensure_environment(spec, tmp_path / "cache", sandbox=SANDBOX)
 
 
 def test_what_a_killed_build_left_is_removed_by_the_next_build(tmp_path: Path) -> None:
@@ -193,7 +209,7 @@ def test_what_a_killed_build_left_is_removed_by_the_next_build(tmp_path: Path) -
     leftover = tmp_path / "cache" / "envs" / environment_key(spec)
     (leftover / "bin").mkdir(parents=True)
     (leftover / "half-written").write_text("")
-    python = ensure_environment(spec, tmp_path / "cache")
+    python = ensure_environment(spec, tmp_path / "cache", sandbox=SANDBOX)
     assert Path(python).parent.parent == leftover
     assert (leftover / MARKER).is_file() and not (leftover / "half-written").exists()
 
@@ -214,7 +230,7 @@ def test_two_threads_asking_at_once_share_one_build(
     messages: list[str] = []
 
     def ask() -> None:
-        results.append(ensure_environment(built.spec, tmp_path, messages.append))
+        results.append(ensure_environment(built.spec, tmp_path, messages.append, sandbox=SANDBOX))
 
     workers = [threading.Thread(target=ask) for _ in range(2)]
     for worker in workers:

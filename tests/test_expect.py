@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
-from sandrun.expect import error_matches, text_matches
-from sandrun.model import ANY_EXCEPTION, ExpectedText, MatchMode
+from sandrun.expect import error_matches, judge_error, text_matches
+from sandrun.model import ANY_EXCEPTION, CellError, CellStatus, Expectation, ExpectedText, MatchMode
 
 DECODE_ERROR = ("json.decoder.JSONDecodeError", "ValueError", "Exception", "BaseException")
 
@@ -45,3 +47,19 @@ def test_error_names_match_by_class_and_module(expected: str, matches: bool) -> 
 )
 def test_match_modes(mode: MatchMode, expected: str, actual: str, matches: bool) -> None:
     assert text_matches(ExpectedText(expected, mode), actual) is matches
+
+
+@pytest.mark.parametrize(
+    ("pattern", "shown"),
+    [
+        (re.escape("something else"), "'something else'"),  # plain text, as a Markdown traceback gives it
+        ("(?s)" + ".*".join(map(re.escape, ["got ", " items"])), "'got ... items'"),
+        (r"invalid literal for int\(\) with base \d+", r"'invalid literal for int\(\) with base \d+'"),
+    ],
+)
+def test_a_wrong_error_message_is_shown_as_the_user_wrote_it(pattern: str, shown: str) -> None:
+    expect = Expectation(error="ValueError", error_message=pattern)
+    raised = CellError("ValueError", "nothing like it")
+    verdict = judge_error(expect, raised, ("ValueError",))
+    assert verdict.status is CellStatus.FAILED
+    assert verdict.reason == f"raised ValueError: nothing like it, but the message does not match {shown}"

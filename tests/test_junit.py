@@ -147,7 +147,7 @@ NASTY = "nul\x00 bell\x07 esc\x1b[31m ff\x0c ]]> <&> \"'\t\ufffe\ufffftab\n"
 def test_forbidden_characters_are_stripped_and_markup_survives() -> None:
     clean = "nul bell esc[31m ff ]]> <&> \"'\ttab\n"
     assert xml_safe(NASTY) == clean
-    assert xml_safe("lone \ud800 surrogate") == "lone  surrogate"
+    assert xml_safe("lone \ud800 surrogate") == "lone \\ud800 surrogate"  # kept, escaped
     error = CellError("E\x01rr", NASTY, NASTY, 3)
     outputs = (OutputChunk("stdout", NASTY), OutputChunk("stderr", "]]>" + NASTY))
     failed = {"status": S.FAILED, "reason": NASTY, "error": error, "outputs": outputs}

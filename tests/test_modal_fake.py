@@ -152,7 +152,9 @@ def test_nonzero_exit_and_stderr(sandbox: modal.Sandbox) -> None:
 
 def test_exec_timeout_is_returncode_minus_one(fake: FakeModal, sandbox: modal.Sandbox) -> None:
     started = time.monotonic()
-    proc = sandbox.exec(*python("-c", "import time; print('up'); time.sleep(60)"), timeout=1, text=False)
+    # One write: under -u, print() writes "up" and "\n" apart, and a busy machine may deliver them apart.
+    script = "import os, time; os.write(1, b'up\\n'); time.sleep(60)"
+    proc = sandbox.exec(*python("-c", script), timeout=1, text=False)
     assert next(iter(proc.stdout)) == b"up\n"
     assert proc.wait() == -1
     assert proc.stdout.read() == b""  # past the deadline the stream ends at once, quietly, with no error

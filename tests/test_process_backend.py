@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import textwrap
 import time
 from pathlib import Path
@@ -121,3 +123,38 @@ def test_the_driver_runs_in_its_own_session_so_ctrl_c_does_not_reach_it() -> Non
     finally:
         session.close()
     assert sid is not None and int(sid) != os.getsid(0)
+
+
+def test_every_run_says_that_it_isolates_nothing(tmp_path: Path) -> None:
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text("cells:\n  - print('hi')\n")
+    command = [sys.executable, "-m", "sandrun", "run", str(recipe), "--backend", "process", "--quiet"]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert "ISOLATES NOTHING" in result.stderr
+
+
+def test_stderr_is_a_pipe_read_while_waiting_and_only_its_tail_is_kept(tmp_path: Path) -> None:
+    import sys
+
+    from sandrun.backends.process import TAIL, ProcessChannel
+
+    script = (
+        "import os\n"
+        "for _ in range(160):\n"  # 10 MiB: a child blocks on a pipe that nobody reads after 64 KiB
+        "    os.write(2, b'x' * 65536)\n"
+        "os.write(2, b'the end')\n"
+        "print(os.readlink('/proc/self/fd/2'))\n"
+    )
+    channel = ProcessChannel.spawn([sys.executable, "-c", script], {}, tmp_path, token="t")
+    try:
+        chunks = []
+        while (chunk := channel.receive(30)) != b"":
+            assert chunk is not None, "the child is stuck writing its stderr"
+            chunks.append(chunk)
+        assert b"".join(chunks).startswith(b"pipe:")  # not a host file that a sandbox could reopen
+        tail = channel.diagnostics()
+        assert tail.endswith("the end") and len(tail) <= TAIL
+    finally:
+        channel.close()
+    assert channel.diagnostics().endswith("the end")  # kept after close

@@ -390,10 +390,10 @@ def test_write_report_failure_leaves_old_file_and_no_temp(tmp_path: Path, monkey
     target = tmp_path / "report.json"
     target.write_text("old")
 
-    def refuse(src: str, dst: str) -> None:
+    def refuse(src: str, dst: str, **dir_fds: int) -> None:
         raise OSError("disk full")
 
-    monkeypatch.setattr(os, "replace", refuse)
+    monkeypatch.setattr(os, "rename", refuse)
     with pytest.raises(OSError, match="disk full"):
         write_report(target, "new")
     assert target.read_text() == "old"
@@ -404,3 +404,13 @@ def test_write_report_to_missing_directory_fails_cleanly(tmp_path: Path) -> None
     with pytest.raises(FileNotFoundError):
         write_report(tmp_path / "nope" / "report.md", "x")
     assert os.listdir(tmp_path) == []
+
+
+def test_write_report_replaces_a_link_at_its_name_instead_of_writing_through(tmp_path: Path) -> None:
+    elsewhere = tmp_path / "elsewhere.txt"
+    elsewhere.write_text("untouched")
+    target = tmp_path / "report.json"
+    target.symlink_to(elsewhere)
+    write_report(target, "new")
+    assert elsewhere.read_text() == "untouched"
+    assert not target.is_symlink() and target.read_text() == "new"

@@ -225,10 +225,10 @@ def test_failed_write_leaves_the_recipe_and_no_temporary_file(tmp_path: Path, mo
     path = copy("quick.yaml", tmp_path)
     transcript = run(path)
 
-    def refuse(src: str, dst: str) -> None:
+    def refuse(src: str, dst: str, **dir_fds: int) -> None:
         raise OSError("disk full")
 
-    monkeypatch.setattr(os, "replace", refuse)
+    monkeypatch.setattr(os, "rename", refuse)
     with pytest.raises(OSError, match="disk full"):
         update_recipe(path, transcript)
     assert path.read_bytes() == (GOLDEN / "quick.yaml").read_bytes()

@@ -1,7 +1,7 @@
 """The command line: the only module that imports typer, reads the environment, prints and picks exit codes.
 
 Exit codes: 0 every cell did what was expected; 1 a cell failed; 2 the recipe or the command line is wrong;
-3 the sandbox could not start or died; 130 interrupted.
+3 the sandbox could not start or died, or a report could not be written; 130 interrupted.
 """
 
 from __future__ import annotations
@@ -20,25 +20,29 @@ from typing import Annotated, NoReturn
 import typer
 
 from sandrun import __version__
+from sandrun.atomic import why_not_written
 from sandrun.backends import BACKENDS, DEFAULT_BACKEND, get_backend
 from sandrun.backends.base import Backend, Limits
 from sandrun.console import Board, Console, RecipeProgress, overall
+from sandrun.delivery import SignalsDeferred, deliver, silence_stdout, stdout_is_closed, write_stdout
 from sandrun.discover import find_recipes
 from sandrun.environments import default_cache_dir
 from sandrun.errors import SandrunError, UsageError
 from sandrun.expect import diff
-from sandrun.inputs import load_all, load_transcripts, parse_env, parse_size
-from sandrun.model import (
-    MAX_TIMEOUT,
-    CellStatus,
-    Recipe,
-    RunStatus,
-    Transcript,
+from sandrun.inputs import (
+    choose_annotations,
+    format_report_path,
+    load_all,
+    load_transcripts,
+    parse_env,
+    parse_size,
 )
+from sandrun.model import MAX_TIMEOUT, CellStatus, Recipe, RunStatus, Transcript
 from sandrun.readers import load_recipe
-from sandrun.reports import FORMATS, format_for_path, render_all, write_report
+from sandrun.reports import FORMATS, render_all, write_report
 from sandrun.reports.annotations import github_annotations
 from sandrun.runner import DEFAULT_CELL_TIMEOUT, RunControl, RunOptions, run_many, run_recipe
+from sandrun.text import for_terminal
 
 EXIT_CODES = {RunStatus.PASSED: 0, RunStatus.FAILED: 1, RunStatus.ERROR: 3, RunStatus.INTERRUPTED: 130}
 SEVERITY = (0, 1, 2, 3, 130)
@@ -62,6 +66,11 @@ def reported_errors() -> Iterator[None]:
         fail(str(exc), exc.exit_code)
     except typer.Exit:
         raise
+    except BrokenPipeError:
+        if not stdout_is_closed():
+            raise
+        silence_stdout()  # `sandrun cells x | head -1`: the reader has what it wanted; stop, quietly
+        raise typer.Exit(0) from None
     except Exception as exc:
         if os.environ.get("SANDRUN_DEBUG") == "1":
             traceback.print_exc()
@@ -70,7 +79,7 @@ def reported_errors() -> Iterator[None]:
 
 def fail(message: str, code: int) -> NoReturn:
     """Print `sandrun: error: message` on stderr and exit with `code`."""
-    typer.echo(f"sandrun: error: {message}", err=True)
+    typer.echo(f"sandrun: error: {for_terminal(message)}", err=True)
     raise typer.Exit(code)
 
 
@@ -198,24 +207,32 @@ def run(
             console.say(
                 "sandrun: the process backend ISOLATES NOTHING: cells run with your permissions.", "yellow"
             )
-        annotate = choose_annotations(annotations)
+        annotate = choose_annotations(annotations, os.environ)
         started = time.monotonic()
         default_jobs = 16 if any(b.name == "modal" for b in chosen) else os.cpu_count() or 1
         if workdir is not None and len(loaded) > 1:
             jobs = 1  # one work directory, shared: the recipes take turns in it
-        transcripts = run_all(list(zip(loaded, chosen, strict=True)), options, console, jobs or default_jobs)
-        if len(transcripts) > 1:
-            overall(console, transcripts, time.monotonic() - started)
-        if annotate:  # on stdout, unless stdout carries a transcript
-            for command in github_annotations(transcripts):
-                typer.echo(command, err=output_format != "text")
-        for path, fmt in report_formats:
-            write_report(path, render_all(transcripts, fmt))
-        if output_format != "text":
-            sys.stdout.write(render_all(transcripts, output_format))
-        if update:
-            raise typer.Exit(update_all(transcripts, console))
-        raise typer.Exit(max((EXIT_CODES[t.status] for t in transcripts), key=SEVERITY.index))
+        runs = list(zip(loaded, chosen, strict=True))
+        deferred = SignalsDeferred()
+        try:
+            transcripts = run_all(runs, options, console, jobs or default_jobs, deferred)
+            if len(transcripts) > 1:
+                overall(console, transcripts, time.monotonic() - started)
+            if annotate:  # on stdout, unless stdout carries a transcript
+                commands = "".join(command + "\n" for command in github_annotations(transcripts))
+                write_stdout(commands) if output_format == "text" else sys.stderr.write(commands)
+            stdout_format = None if output_format == "text" else output_format
+            problems = deliver(transcripts, report_formats, stdout_format)
+            for problem in problems:
+                typer.echo(f"sandrun: error: {for_terminal(problem)}", err=True)
+            code = max((EXIT_CODES[t.status] for t in transcripts), key=SEVERITY.index)
+            if update and not deferred.interrupted:
+                code = update_all(transcripts, console)  # a mismatch written into the recipe counts as fixed
+            if problems:
+                code = max(code, 3, key=SEVERITY.index)
+        finally:
+            deferred.release()
+        raise typer.Exit(130 if deferred.interrupted else code)
 
 
 def update_all(transcripts: list[Transcript], console: Console) -> int:
@@ -226,11 +243,17 @@ def update_all(transcripts: list[Transcript], console: Console) -> int:
     from sandrun.update import update_recipe  # only --update pays for the updater's imports
 
     fixed: set[tuple[str, int]] = set()
+    unwritten = False
     for transcript in transcripts:
         try:
             result = update_recipe(transcript.recipe.path, transcript)
         except SandrunError as exc:
             console.say(f"{transcript.recipe.path}: not updated: {exc}", "red")
+            continue
+        except OSError as exc:  # a full or read-only disk: the recipe is as it was, the others go on
+            why = why_not_written(exc)
+            console.say(f"{transcript.recipe.path}: not updated: cannot write it: {why}", "red")
+            unwritten = True
             continue
         for edit in result.edits:
             console.say(f"{edit.location}: {edit.label}: updated the expected {edit.what}", "green")
@@ -247,23 +270,19 @@ def update_all(transcripts: list[Transcript], console: Console) -> int:
         for t in transcripts
         for r in t.results
     ]  # fmt: skip
-    return max(codes or [0], key=SEVERITY.index)
-
-
-def choose_annotations(option: str | None) -> bool:
-    """Whether to print GitHub annotations: as asked, or by default inside GitHub Actions."""
-    if option is None:
-        return os.environ.get("GITHUB_ACTIONS") == "true"
-    if option not in ("github", "none"):
-        raise UsageError(f"--annotations {option!r} is not one of: github, none")
-    return option == "github"
+    return max([*codes, 3 if unwritten else 0], key=SEVERITY.index)
 
 
 def run_all(
-    runs: list[tuple[Recipe, Backend]], options: RunOptions, console: Console, jobs: int
+    runs: list[tuple[Recipe, Backend]],
+    options: RunOptions,
+    console: Console,
+    jobs: int,
+    after: SignalsDeferred,
 ) -> list[Transcript]:
     """Run the recipes, `jobs` at a time; every recipe gets a transcript, also after Ctrl-C (or SIGTERM),
-    which stops them all. One at a time, cell output streams live; several at once, a board shows progress."""
+    which stops them all. One at a time, cell output streams live; several at once, a board shows progress.
+    Once the cells are done, signals are held back by `after` (from here, with no gap in between)."""
     previous = signal.signal(signal.SIGTERM, raise_keyboard_interrupt)
     control = RunControl()
     try:
@@ -282,16 +301,8 @@ def run_all(
                 if transcripts[-1].status is RunStatus.INTERRUPTED:
                     control.cancel()  # the recipes after it are recorded as interrupted, not run
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        after.hold(restore={signal.SIGTERM: previous})
     return transcripts
-
-
-def format_report_path(path: Path) -> str:
-    """The format a `--report` path asks for; an unknown suffix is a usage error."""
-    try:
-        return format_for_path(path)
-    except ValueError as exc:
-        raise UsageError(f"--report {path}: {exc}") from None
 
 
 @app.command()
@@ -309,9 +320,12 @@ def report(
         transcripts = load_transcripts(transcript)
         text = render_all(transcripts, output_format)
         if output is None:
-            sys.stdout.write(text)
+            write_stdout(text)
         else:
-            write_report(output, text)
+            try:
+                write_report(output, text)
+            except OSError as exc:
+                fail(f"cannot write {output}: {why_not_written(exc)}", 3)
 
 
 modal_app = typer.Typer(help="Manage the Modal sandboxes sandrun creates.", no_args_is_help=True)
@@ -357,7 +371,8 @@ def cells(recipe: Annotated[Path, typer.Argument(help="A recipe file.")]) -> Non
         loaded = load_recipe(recipe)
         for cell in loaded.cells:
             flags = " (skip)" if cell.skip else ""
-            typer.echo(f"{cell.index + 1:>3}  {cell.kind.value:<8}  {cell.location:<32}  {cell.label}{flags}")
+            line = f"{cell.index + 1:>3}  {cell.kind.value:<8}  {cell.location:<32}  {cell.label}{flags}"
+            typer.echo(for_terminal(line))
 
 
 def version_callback(value: bool) -> None:

@@ -1,6 +1,9 @@
 """Human output of `sandrun run` on stderr: live progress per cell, diffs, and a summary per recipe.
 
 Part of the command line: only `sandrun.app` uses it. Colours only on a terminal, and never with NO_COLOR.
+Text that comes from a recipe or a cell is shown with its control characters escaped (`for_terminal`): a cell
+must not drive the terminal of whoever runs it (OSC 52 writes the clipboard, CSI moves the cursor). The
+transcript keeps the bytes.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import threading
 import typer
 
 from sandrun.model import Cell, CellResult, CellStatus, OutputChunk, Recipe, RunStatus, Transcript
+from sandrun.text import for_terminal
 
 STATUS_COLOURS = {
     CellStatus.PASSED: "green",
@@ -33,7 +37,8 @@ class Console:
         self.line_open = False
 
     def say(self, text: str = "", colour: str | None = None, bold: bool = False) -> None:
-        """Print a line on stderr."""
+        """Print a line on stderr (control characters escaped)."""
+        text = for_terminal(text)
         if self.colour and (colour or bold):
             text = typer.style(text, fg=colour, bold=bold)
         typer.echo(text, err=True)
@@ -47,7 +52,7 @@ class Console:
         """Echo output as it arrives (stderr in red on a terminal)."""
         if self.quiet:
             return
-        text = chunk.text
+        text = for_terminal(chunk.text)
         if self.colour and chunk.stream == "stderr":
             text = typer.style(text, fg="red")
         sys.stderr.write(text)
@@ -164,7 +169,7 @@ class Board:
         self._erase()
         lines = [f"[{self.finished}/{self.total} done] {path}: {text}" for path, text in self.live.items()]
         for line in lines:
-            sys.stderr.write(line[: shutil.get_terminal_size().columns - 1] + "\n")
+            sys.stderr.write(for_terminal(line)[: shutil.get_terminal_size().columns - 1] + "\n")
         sys.stderr.flush()
         self.drawn = len(lines)
 

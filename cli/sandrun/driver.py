@@ -29,8 +29,14 @@ import types
 
 PROTOCOL_VERSION = 1
 STREAMS = ("stdout", "stderr")
+HOLD_BYTES = 8192
+HOLD_SECONDS = 0.02
+"""Python-level writes to one stream are held back and sent as one event, up to this many characters or this
+long: a loop of one-byte writes must not cost an event (and host memory, and time) per byte."""
 DRIVER_FILENAME = "<sandrun-driver>"
 MAIN_THREAD = threading.get_ident()
+REAPER: int | None = None
+"""The pid of the reaper this driver left as pid 1 of its PID namespace, if any (`stay_pid_1_as_reaper`)."""
 
 
 class CellTimeout(BaseException):
@@ -71,9 +77,12 @@ class Emitter:
 class Capture:
     """Turns everything written to fds 1 and 2 and to sys.stdout/sys.stderr into ordered `stream` events.
 
-    Python-level writes are sent at once, after whatever already sits in the fd pipes, so their relative
-    order is exact. A pump thread forwards fd-level output that arrives on its own (from children, C code,
-    background threads). Output produced between cells is held and given to the next cell.
+    Python-level writes to one stream are held briefly and sent together (`HOLD_BYTES`, `HOLD_SECONDS`),
+    and always before anything that comes after them: fd-level output (the pipes are checked at every
+    write), a write to the other stream, a flush, the cell's end. So their relative order stays exact. A
+    pump thread forwards fd-level output that arrives on its own (from children, C code, background
+    threads) and sends held text once it is `HOLD_SECONDS` old. Output produced between cells is kept and
+    given to the next cell.
     """
 
     def __init__(self, emitter: Emitter, fds: dict[str, int]) -> None:
@@ -85,9 +94,15 @@ class Capture:
         self.sent = dict.fromkeys(STREAMS, 0)
         self.dropped = dict.fromkeys(STREAMS, 0)
         self.pending: list[tuple[str, str]] = []
+        self.held: list[str] = []
+        self.held_name = STREAMS[0]
+        self.held_size = 0
+        self.held_since = 0.0
         self.readers = list(fds.values())
-        for fd in self.readers:
+        self.wake_r, self.wake_w = os.pipe()  # tells the pump that text is held, so that it sends it in time
+        for fd in (*self.readers, self.wake_r, self.wake_w):
             os.set_blocking(fd, False)
+        os.register_at_fork(before=self.flush, after_in_child=self._forget_held)
         threading.Thread(target=self._pump, name="sandrun-capture", daemon=True).start()
 
     def begin(self, cell_id: int, limit: int) -> None:
@@ -104,6 +119,7 @@ class Capture:
         """Forward what the pipes hold, stop attributing output to the cell; return dropped byte counts."""
         with self.emitter.lock:
             self._drain()
+            self._release()
             self.cell_id = None
             return {name: n for name, n in self.dropped.items() if n}
 
@@ -111,7 +127,32 @@ class Capture:
         """A Python-level write to `name`, placed after anything already written at the fd level."""
         with self.emitter.lock:
             self._drain()
-            self._emit(name, text)
+            if self.held and self.held_name != name:
+                self._release()
+            if not self.held:
+                self.held_name, self.held_since = name, time.monotonic()
+                try:  # noqa: SIM105 - contextlib is one import more at every start
+                    os.write(self.wake_w, b"!")
+                except OSError:  # full: the pump has wake-ups enough
+                    pass
+            self.held.append(text)
+            self.held_size += len(text)
+            if self.held_size >= HOLD_BYTES:
+                self._release()
+
+    def flush(self) -> None:
+        """Send what is held now (`sys.stdout.flush()`, `print(..., flush=True)`, before a fork)."""
+        with self.emitter.lock:
+            self._drain()
+            self._release()
+
+    def _release(self) -> None:
+        if self.held:
+            text, self.held, self.held_size = "".join(self.held), [], 0
+            self._emit(self.held_name, text)
+
+    def _forget_held(self) -> None:
+        self.held, self.held_size = [], 0  # the parent sends it; a forked child must not send it again
 
     def _emit(self, name: str, text: str) -> None:
         if not text:
@@ -143,17 +184,26 @@ class Capture:
                     break
                 if not chunk:
                     break
+                self._release()  # held text was written before this reached the pipe
                 self._emit(name, self.decoders[name].decode(chunk))
 
     def _pump(self) -> None:
-        fds = list(self.fds.values())
+        fds = [*self.fds.values(), self.wake_r]
         while True:
+            wait = max(0.0, self.held_since + HOLD_SECONDS - time.monotonic()) if self.held else None
             try:
-                select.select(fds, [], [])
+                ready, _, _ = select.select(fds, [], [], wait)
             except InterruptedError:
                 continue
+            if self.wake_r in ready:
+                try:  # noqa: SIM105
+                    os.read(self.wake_r, 4096)
+                except (BlockingIOError, InterruptedError):
+                    pass
             with self.emitter.lock:
                 self._drain()
+                if self.held and time.monotonic() - self.held_since >= HOLD_SECONDS:
+                    self._release()
 
 
 class TextStream(io.TextIOBase):
@@ -188,6 +238,10 @@ class TextStream(io.TextIOBase):
             raise TypeError(f"write() argument must be str, not {type(text).__name__}")
         self.capture.write(self.name_, text)
         return len(text)
+
+    def flush(self) -> None:
+        """Send what the capture holds."""
+        self.capture.flush()
 
 
 class ByteStream(io.RawIOBase):
@@ -288,11 +342,13 @@ class Interpreter:
         self.capture.begin(request["id"], limit)
         result: dict = {"status": "ok"}
         started = time.perf_counter()
+        compiling = True
         try:
             tree = ast.parse("\n" * (first_line - 1) + code, filename, "exec")
             last = tree.body.pop() if tree.body and isinstance(tree.body[-1], ast.Expr) else None
             body = compile(tree, filename, "exec")
             tail = compile(ast.Expression(last.value), filename, "eval") if last is not None else None
+            compiling = False
             self.running = True
             if timeout:
                 if signal.getsignal(signal.SIGALRM) != self.on_alarm:  # a cell installed its own
@@ -312,6 +368,8 @@ class Interpreter:
         except CellTimeout as exc:
             result.update(status="timeout", error=describe_error(exc, filename, limit))
         except BaseException as exc:
+            if compiling:  # nothing of the cell ran: the parser's frames (ast.py) mean nothing to the user
+                exc.__traceback__ = None
             result.update(status="error", error=describe_error(exc, filename, limit))
         result["duration"] = time.perf_counter() - started
         sys.stdout.flush()
@@ -360,7 +418,10 @@ def apply_limits(limits: dict) -> dict:
     for name, value in limits.items():
         try:
             kind = getattr(resource, name)
-            resource.setrlimit(kind, (value, value + 1 if name == "RLIMIT_CPU" else value))
+            pair = (value, value + 1 if name == "RLIMIT_CPU" else value)
+            resource.setrlimit(kind, pair)
+            if REAPER is not None:
+                resource.prlimit(REAPER, kind, pair)  # pid 1 is ours too: no process is left unlimited
             applied[name] = value
         except (AttributeError, ValueError, OSError) as exc:
             errors[name] = str(exc)
@@ -385,8 +446,43 @@ def take_over_standard_fds() -> tuple[int, int, dict[str, int], dict[int, int]]:
     return proto_in, proto_out, readers, writers
 
 
+def stay_pid_1_as_reaper() -> None:
+    """When started as pid 1 of a PID namespace (bubblewrap's `--as-pid-1`), fork: the parent stays pid 1,
+    holding nothing (its stdio on /dev/null), and only reaps orphans; the child goes on as the driver.
+
+    Why not let bubblewrap's own init be pid 1: every cell can open /proc/1, and that init held bubblewrap's
+    stderr and showed bubblewrap's whole command line. Why not be pid 1 ourselves: pid 1 ignores the
+    signals that a cell sends itself without a handler, and orphans would pile up as zombies.
+    """
+    global REAPER
+    if os.getpid() != 1:
+        return
+    child = os.fork()
+    if child:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        null = os.open(os.devnull, os.O_RDWR)
+        for fd in (0, 1, 2):
+            os.dup2(null, fd)
+        for name in os.listdir("/proc/self/fd"):  # cheaper than closerange where close_range is missing
+            if int(name) > 2:
+                try:  # noqa: SIM105 - contextlib is one more import on every start
+                    os.close(int(name))
+                except OSError:
+                    pass  # the listing's own fd, closed already
+        while True:
+            try:
+                pid, status = os.wait()
+            except ChildProcessError:
+                os._exit(0)
+            if pid == child:  # the driver is gone: so is the sandbox (the kernel kills the rest)
+                code = os.waitstatus_to_exitcode(status)
+                os._exit(128 - code if code < 0 else code)
+    REAPER = 1
+
+
 def main() -> None:
     """Serve run requests until the host closes the channel."""
+    stay_pid_1_as_reaper()
     proto_in, proto_out, readers, writers = take_over_standard_fds()
     emitter = Emitter(proto_out)
     capture = Capture(emitter, readers)

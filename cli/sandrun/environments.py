@@ -1,8 +1,11 @@
-"""Virtual environments for a recipe's `packages:`, built on the host (with network), run in the sandbox.
+"""Virtual environments for a recipe's `packages:`, built in a sandbox, cached, run in the sandbox.
 
 Built once per (normalized package list, base interpreter), cached in `<cache_dir>/envs/<key>/`.
 - `python -m venv --without-pip` (0.06 s), then sandrun's own pip installs with `pip --python <env>`.
   A venv with pip (ensurepip) costs 5 s more; it is only made when sandrun's pip cannot serve.
+- With the `local` backend both steps run inside a sandbox (`sandrun.sandboxed_build`): nothing a package
+  names (a `setup.py`, a build backend) runs on the host, and a recipe's `python:` is asked its version
+  there too. Without one (the `process` backend, which isolates nothing) they run on the host.
 - Built in place under an `fcntl.flock` lock per key; complete once `sandrun-env.json` exists (written last,
   atomically). Not built elsewhere and renamed: a renamed venv still imports its packages, but its console
   scripts (`bin/*`, first on the sandbox's PATH) keep the old path in their shebang. A directory without
@@ -29,14 +32,22 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from subprocess import DEVNULL, PIPE, STDOUT
+from typing import TYPE_CHECKING
 
 from sandrun.errors import BackendError
+
+if TYPE_CHECKING:
+    from sandrun.backends.local import LocalBackend
 
 MARKER = "sandrun-env.json"
 """Written last into an environment: an environment is complete exactly when this file exists."""
 BUILD_TIMEOUT = 600.0
 """Seconds a whole build (venv, pip install) may take."""
 PIP_HINT = "check the requirement strings; the environment is built with network access from this machine"
+SANDBOX_HINT = (
+    "check the requirement strings; the build runs in a sandbox that reaches only the package indexes of "
+    "your pip configuration, and sees no local files but the packages and what that configuration names"
+)
 PIP_ARGS = ("install", "--disable-pip-version-check", "--no-input", "-q")
 DESCRIBE = (
     "{'implementation': sys.implementation.name, 'version': sys.version.split()[0], "
@@ -71,16 +82,27 @@ class EnvironmentSpec:
         return tuple(sorted({p.strip() for p in self.packages if p.strip()}))
 
 
-@functools.cache
-def interpreter_info(python: str) -> dict[str, str]:
+def interpreter_info(python: str, sandbox: LocalBackend | None = None) -> dict[str, str]:
     """Implementation, full version and real base prefix of `python`: found by running it (once per
-    process), or without running anything when it is sandrun's own interpreter."""
+    process) in `sandbox` (on the host without one), or without running anything when it is sandrun's own
+    interpreter."""
     if python == sys.executable:
         return eval(DESCRIBE)  # the very expression the probe prints: identical keys either way
+    return _probe(python, sandbox)
+
+
+@functools.cache
+def _probe(python: str, sandbox: LocalBackend | None) -> dict[str, str]:
     probe = f"import json, os, sys; print(json.dumps({DESCRIBE}))"
     try:
-        done = subprocess.run([python, "-I", "-c", probe], capture_output=True, text=True, timeout=60)
-        info = json.loads(done.stdout) if done.returncode == 0 else None
+        if sandbox is not None:
+            from sandrun.sandboxed_build import run_probe
+
+            status, out = run_probe(sandbox, [python, "-I", "-c", probe])
+        else:
+            done = subprocess.run([python, "-I", "-c", probe], capture_output=True, text=True, timeout=60)
+            status, out = done.returncode, done.stdout
+        info = json.loads(out) if status == 0 else None
     except (OSError, subprocess.TimeoutExpired, ValueError):
         info = None
     if not isinstance(info, dict):
@@ -91,11 +113,11 @@ def interpreter_info(python: str) -> dict[str, str]:
     return info
 
 
-def environment_key(spec: EnvironmentSpec) -> str:
+def environment_key(spec: EnvironmentSpec, sandbox: LocalBackend | None = None) -> str:
     """A stable name for the environment: the interpreter's major.minor, then a hash of the normalized
     packages and the interpreter's implementation, full version and base prefix (where `bin/python`
     points: two installations of one version must not share an environment)."""
-    info = interpreter_info(spec.python)
+    info = interpreter_info(spec.python, sandbox)
     identity = json.dumps([spec.requirements, info], sort_keys=True)
     digest = hashlib.sha256(identity.encode()).hexdigest()[:20]
     short = ".".join(info["version"].split(".")[:2])
@@ -118,17 +140,19 @@ def ensure_environment(
     cache_dir: Path,
     log: Callable[[str], None] | None = None,
     timeout: float = BUILD_TIMEOUT,
+    sandbox: LocalBackend | None = None,
 ) -> str:
     """The interpreter of the environment for `spec`, built first unless a complete one is cached.
 
-    Safe to call from several threads and processes at once: one builds, the others wait and reuse it.
+    The build runs in `sandbox`; None (for the `process` backend, which isolates nothing) runs it on the
+    host. Safe to call from several threads and processes at once: one builds, the others wait and reuse it.
     Raises `EnvironmentBuildError` (a `BackendError`) with pip's message when the build fails; nothing of
     the failed build is left behind.
     """
     say = log or (lambda _message: None)
     envs = Path(os.path.abspath(cache_dir)) / "envs"
     envs.mkdir(parents=True, exist_ok=True)  # its mode does not matter: see `SandboxPlan.reachable`
-    target = envs / environment_key(spec)
+    target = envs / environment_key(spec, sandbox)
     python = str(target / "bin" / "python")
     if is_complete(target):
         return python
@@ -140,7 +164,7 @@ def ensure_environment(
         started = time.monotonic()
         say(f"building an environment for {', '.join(spec.requirements) or 'no packages'} in {target}")
         try:
-            Builder(spec, target, timeout).build()
+            Builder(spec, target, timeout, sandbox).build()
         except BaseException:
             shutil.rmtree(target, ignore_errors=True)
             raise
@@ -168,6 +192,26 @@ def locked(path: Path, say: Callable[[str], None]) -> Iterator[None]:
         os.close(fd)
 
 
+def write_marker(target: Path, text: str) -> None:
+    """Write `text` as the marker, last, atomically, through no symbolic link a build may have planted:
+    relative to a descriptor of `target` itself, with O_NOFOLLOW and O_EXCL."""
+    flags = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+    folder = os.open(target, flags)
+    partial = f"{MARKER}.partial"
+    try:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(partial, dir_fd=folder)
+        fd = os.open(
+            partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644, dir_fd=folder
+        )
+        with os.fdopen(fd, "w", encoding="utf-8") as file:
+            os.fchmod(file.fileno(), 0o644)
+            file.write(text)
+        os.replace(partial, MARKER, src_dir_fd=folder, dst_dir_fd=folder)
+    finally:
+        os.close(folder)
+
+
 def host_pip(version: str) -> list[str] | None:
     """sandrun's own pip, if it can install into an interpreter of `version` with `--python`: pip 22.3+,
     and a Python no newer than sandrun's (an older pip may not know a newer Python)."""
@@ -184,28 +228,26 @@ def host_pip(version: str) -> list[str] | None:
 class Builder:
     """One build of one environment, within one time budget."""
 
-    def __init__(self, spec: EnvironmentSpec, target: Path, timeout: float) -> None:
+    def __init__(
+        self, spec: EnvironmentSpec, target: Path, timeout: float, sandbox: LocalBackend | None = None
+    ) -> None:
         self.spec = spec
         self.target = target
         self.timeout = timeout
+        self.sandbox = sandbox
         self.deadline = time.monotonic() + timeout
 
     def build(self) -> None:
         """Create the venv at `target`, install the packages, write the marker last."""
-        import importlib.metadata
-
-        info = interpreter_info(self.spec.python)
+        info = interpreter_info(self.spec.python, self.sandbox)
         packages = self.spec.requirements
         pip = host_pip(info["version"])
-        python = str(self.target / "bin" / "python")
-        venv = [self.spec.python, "-I", "-m", "venv", *(["--without-pip"] if pip else []), str(self.target)]
-        self.run(venv, "creating the virtual environment")
-        if packages:
-            pip_command = [*pip, "--python", python] if pip else [python, "-m", "pip"]
-            self.run([*pip_command, *PIP_ARGS, *packages], f"installing {', '.join(packages)}", PIP_HINT)
-        site = [str(path) for path in self.target.glob("lib/*/site-packages")]
-        dists = importlib.metadata.distributions(path=site)
-        installed = sorted(f"{dist.metadata['Name']}=={dist.version}" for dist in dists)
+        if self.sandbox is not None:
+            from sandrun.sandboxed_build import build_in_sandbox
+
+            installed = build_in_sandbox(self, self.sandbox, pip is not None)
+        else:
+            installed = self.build_on_host(pip)
         record = {
             "packages": list(packages),
             "python": self.spec.python,
@@ -214,10 +256,22 @@ class Builder:
             "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "installed": installed,
         }
-        partial = self.target / f"{MARKER}.partial"
-        partial.write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
-        partial.chmod(0o644)
-        os.replace(partial, self.target / MARKER)
+        write_marker(self.target, json.dumps(record, indent=2) + "\n")
+
+    def build_on_host(self, pip: list[str] | None) -> list[str]:
+        """Both steps as host processes (the `process` backend): what got installed."""
+        import importlib.metadata
+
+        packages = self.spec.requirements
+        python = str(self.target / "bin" / "python")
+        venv = [self.spec.python, "-I", "-m", "venv", *(["--without-pip"] if pip else []), str(self.target)]
+        self.run(venv, "creating the virtual environment")
+        if packages:
+            pip_command = [*pip, "--python", python] if pip else [python, "-m", "pip"]
+            self.run([*pip_command, *PIP_ARGS, *packages], f"installing {', '.join(packages)}", PIP_HINT)
+        site = [str(path) for path in self.target.glob("lib/*/site-packages")]
+        dists = importlib.metadata.distributions(path=site)
+        return sorted(f"{dist.metadata['Name']}=={dist.version}" for dist in dists)
 
     def run(self, argv: Sequence[str], what: str, hint: str | None = None) -> None:
         """Run one step before the deadline; EnvironmentBuildError with the tail of its output if it fails."""

@@ -125,7 +125,19 @@ def judge_error(expect: Expectation, raised: CellError | None, raised_types: Seq
     if not error_matches(expect.error, raised_types or (raised.type,)):
         return Verdict(CellStatus.FAILED, f"expected {wanted}, but the cell raised {got}")
     if expect.error_message and not re.search(expect.error_message, raised.message):
-        return Verdict(
-            CellStatus.FAILED, f"raised {got}, but the message does not match {expect.error_message!r}"
-        )
+        shown = as_written(expect.error_message)
+        return Verdict(CellStatus.FAILED, f"raised {got}, but the message does not match '{shown}'")
     return Verdict(CellStatus.PASSED)
+
+
+def as_written(pattern: str) -> str:
+    """An `error_message` pattern as its author wrote it: readers turn plain text (from a traceback in a
+    document) into an escaped regex, `(?s)`-joined at each `...`; shown escaped, it would look like a
+    regex the user never wrote. A real regex is shown as it is (not as its repr, which doubles backslashes).
+    """
+    body, ellipsis = (pattern[4:], True) if pattern.startswith("(?s)") else (pattern, False)
+    pieces = body.split(".*") if ellipsis else [body]
+    plain = [re.sub(r"\\(.)", r"\1", piece, flags=re.DOTALL) for piece in pieces]
+    if [re.escape(piece) for piece in plain] == pieces:
+        return ELLIPSIS.join(plain)
+    return pattern

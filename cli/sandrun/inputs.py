@@ -5,11 +5,13 @@ transcripts. Every problem is a `UsageError` (or `RecipeError`) that says what i
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from pathlib import Path
 
 from sandrun.errors import SandrunError, UsageError
 from sandrun.model import Recipe, Transcript
 from sandrun.readers import load_recipe
+from sandrun.reports import format_for_path
 from sandrun.reports.json_report import transcript_from_dict
 
 SIZE_UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
@@ -68,3 +70,20 @@ def load_transcripts(path: Path) -> list[Transcript]:
         raise UsageError(f"{path}: cannot read it: {exc.strerror}") from None
     except (ValueError, KeyError, TypeError, AttributeError) as exc:
         raise UsageError(f"{path}: not a sandrun JSON transcript ({type(exc).__name__}: {exc})") from None
+
+
+def format_report_path(path: Path) -> str:
+    """The format a `--report` path asks for; an unknown suffix is a usage error."""
+    try:
+        return format_for_path(path)
+    except ValueError as exc:
+        raise UsageError(f"--report {path}: {exc}") from None
+
+
+def choose_annotations(option: str | None, environ: Mapping[str, str]) -> bool:
+    """Whether to print GitHub annotations: as asked, or by default inside GitHub Actions."""
+    if option is None:
+        return environ.get("GITHUB_ACTIONS") == "true"
+    if option not in ("github", "none"):
+        raise UsageError(f"--annotations {option!r} is not one of: github, none")
+    return option == "github"

@@ -30,7 +30,7 @@ from sandrun.model import (
     RunStatus,
     Transcript,
 )
-from sandrun.session import DEFAULT_GRACE, DEFAULT_OUTPUT_LIMIT, CellOutcome, Session
+from sandrun.session import DEFAULT_GRACE, DEFAULT_OUTPUT_LIMIT, CellOutcome, OutputRuns, Session
 
 DEFAULT_CELL_TIMEOUT = 60.0
 UNEXPECTED = (CellStatus.FAILED, CellStatus.TIMEOUT, CellStatus.ERROR)
@@ -184,6 +184,7 @@ def sandbox_options(recipe: Recipe, options: RunOptions) -> SandboxOptions:
         python=options.python or recipe.python,
         workdir=options.workdir,
         files={name: base / name for name in recipe.files},
+        files_from=base,
         network=options.network if options.network is not None else bool(recipe.network),
         limits=options.limits,
     )
@@ -193,7 +194,8 @@ def prepare_packages(
     recipe: Recipe, backend: Backend, sandbox: SandboxOptions, cache_dir: Path | None
 ) -> SandboxOptions:
     """The sandbox options once the recipe's `packages` are taken care of: a backend that builds images gets
-    the list; for the others a cached virtual environment is built here, with network, and used inside."""
+    the list; for the others a cached virtual environment is built (inside a sandbox of its own for the
+    `local` backend, on the host for `process`) and used inside."""
     if not recipe.packages:
         return sandbox
     base = Path(recipe.path).parent
@@ -203,8 +205,11 @@ def prepare_packages(
     if cache_dir is None:
         raise BackendError("this recipe needs packages, but no cache directory was given to build them in")
     spec = EnvironmentSpec(packages=packages, python=sandbox.python or backend.default_python())
+    from sandrun.backends.local import LocalBackend  # the build's own sandbox; the process backend has none
+
+    build_sandbox = backend if isinstance(backend, LocalBackend) else None
     try:
-        return replace(sandbox, python=ensure_environment(spec, cache_dir))
+        return replace(sandbox, python=ensure_environment(spec, cache_dir, sandbox=build_sandbox))
     except BackendError as exc:
         raise BackendError(f"setting up the recipe's packages failed: {exc}") from None
 
@@ -223,7 +228,7 @@ class _Run:
         self.stop_reason: str | None = None
         self.stop_status: RunStatus | None = None
         self.current: Cell | None = None
-        self.current_outputs: list[OutputChunk] = []
+        self.current_outputs = OutputRuns()
         self.current_started = 0.0
 
     def cells(self, session: Session) -> None:
@@ -247,11 +252,11 @@ class _Run:
 
     def run_cell(self, session: Session, cell: Cell) -> CellResult:
         """Send one code cell and judge what came back."""
-        self.current, self.current_outputs, self.current_started = cell, [], time.monotonic()
+        self.current, self.current_outputs, self.current_started = cell, OutputRuns(), time.monotonic()
         self.listener.cell_started(cell)
 
         def on_output(chunk: OutputChunk) -> None:
-            self.current_outputs.append(chunk)
+            self.current_outputs.add(chunk)
             self.listener.cell_output(cell, chunk)
 
         timeout = cell.timeout or self.recipe.timeout or self.options.cell_timeout
@@ -292,7 +297,7 @@ class _Run:
                 CellResult(
                     self.current,
                     CellStatus.ERROR,
-                    tuple(self.current_outputs),
+                    tuple(self.current_outputs.chunks()),
                     error=error,
                     duration=time.monotonic() - self.current_started,
                     reason="interrupted",

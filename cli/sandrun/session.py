@@ -8,7 +8,6 @@ same logic; the backend only moves bytes.
 
 from __future__ import annotations
 
-import itertools
 import json
 import signal
 import time
@@ -19,7 +18,10 @@ from importlib import resources
 
 from sandrun.backends.base import Backend, Channel, SandboxOptions
 from sandrun.errors import BackendError
+from sandrun.events import ProtocolViolation, done_fields, parse_event, stream_fields, text_field
 from sandrun.model import CellError, OutputChunk
+
+__all__ = ["CellOutcome", "OutputCollector", "OutputRuns", "ProtocolViolation", "Session", "parse_event"]
 
 BOOT = (
     "import os\n"
@@ -37,6 +39,9 @@ BOOT = (
 DEFAULT_OUTPUT_LIMIT = 1 << 20
 DEFAULT_GRACE = 3.0
 START_TIMEOUT = 60.0
+SEND_TIMEOUT = 60.0
+"""Seconds a cell without a timeout gives the interpreter to take its code;
+a healthy interpreter takes it at once."""
 SIGNAL_MEANINGS = {
     "SIGSEGV": " (a segmentation fault)",
     "SIGXCPU": " (it used up its CPU-time limit; see --cpu-time)",
@@ -68,10 +73,6 @@ class CellOutcome:
     """The raised exception's class and its bases, most specific first, for matching expectations."""
     duration: float = 0.0
     peak_memory: int | None = None
-
-
-class ProtocolViolation(Exception):
-    """The sandbox sent bytes that are not the driver protocol (e.g. a cell wrote to the private fds)."""
 
 
 class Session:
@@ -109,9 +110,10 @@ class Session:
         try:
             source = driver_source()
             setup = json.dumps({"op": "limits", "limits": limits}).encode() + b"\n" if limits else b""
-            channel.send(b"%010d" % len(source) + source + setup)
+            if not channel.send(b"%010d" % len(source) + source + setup, start_timeout):
+                raise BackendError("the interpreter did not read its start-up input within the start timeout")
             ready = session._expect("ready", deadline)
-            session.python_version = str(ready.get("python"))
+            session.python_version = text_field(ready, "python", "ready")
             if limits:
                 errors = session._expect("limits", deadline).get("errors")
                 if errors:
@@ -153,26 +155,26 @@ class Session:
         collector = OutputCollector(self.output_limit, outcome.outputs, on_output)
         started = time.monotonic()
         deadline = started + timeout + grace if timeout else None
+        allowed = timeout + grace if timeout else SEND_TIMEOUT
         finished = False
         try:
-            self.channel.send(json.dumps(request).encode() + b"\n")
-            while True:
+            if not self.channel.send(json.dumps(request).encode() + b"\n", allowed):
+                self._give_up(outcome, f"the interpreter did not take the cell's code within {allowed:g} s")
+            while outcome.status != "timeout":
                 event = self._next_event(deadline)
                 if event is None:
-                    self._kill(f"the cell ignored its {timeout:g} s timeout for {grace:g} s more")
-                    outcome.status = "timeout"
-                    outcome.error = CellError("TimeoutError", f"{self.dead_reason}; the sandbox was killed")
+                    self._give_up(outcome, f"the cell ignored its {timeout:g} s timeout for {grace:g} s more")
                     break
                 if event.get("id") != cell_id:
                     continue  # late events of an earlier cell
                 if event.get("ev") == "stream":
-                    collector.add(str(event.get("name")), str(event.get("text", "")))
+                    collector.add(*stream_fields(event))
                 elif event.get("ev") == "done":
                     self._apply_done(event, outcome, collector)
                     finished = True
                     break
         except (BackendError, ProtocolViolation) as exc:
-            self._kill(str(exc))
+            self._kill(f"{exc}{self._diagnostics()}")  # what the sandbox said explains a crash
         if not finished and outcome.status != "timeout":
             outcome.status = "crashed"
             outcome.error = CellError("SandboxDied", self.dead_reason)
@@ -202,20 +204,17 @@ class Session:
         return f"exited with status {code}"
 
     def _apply_done(self, event: dict, outcome: CellOutcome, collector: OutputCollector) -> None:
-        outcome.status = str(event.get("status", "error"))
-        outcome.value = event.get("value")
-        outcome.peak_memory = event.get("peak_memory")
-        error = event.get("error")
-        if isinstance(error, dict):
-            outcome.error = CellError(
-                type=str(error.get("type")),
-                message=str(error.get("message", "")),
-                traceback=str(error.get("traceback", "")),
-                line=error.get("line"),
-            )
-            outcome.error_types = tuple(str(t) for t in error.get("types", ()))
-        for stream, dropped in (event.get("truncated") or {}).items():
-            collector.dropped[stream] = collector.dropped.get(stream, 0) + int(dropped)
+        done = done_fields(event)
+        outcome.status, outcome.value, outcome.peak_memory = done.status, done.value, done.peak_memory
+        outcome.error, outcome.error_types = done.error, done.error_types
+        for stream, dropped in done.truncated.items():
+            collector.dropped[stream] = collector.dropped.get(stream, 0) + dropped
+
+    def _give_up(self, outcome: CellOutcome, reason: str) -> None:
+        """The sandbox missed a deadline: kill it; the cell is a timeout."""
+        self._kill(reason)
+        outcome.status = "timeout"
+        outcome.error = CellError("TimeoutError", f"{self.dead_reason}; the sandbox was killed")
 
     def _kill(self, reason: str) -> None:
         if not self.dead_reason:
@@ -248,16 +247,31 @@ class Session:
             self._buffer += chunk
 
 
-def parse_event(line: bytes) -> dict:
-    """One protocol line as a dict; anything else is a `ProtocolViolation`."""
-    try:
-        event = json.loads(line)
-    except ValueError:
-        preview = line[:80].decode("utf-8", "replace")
-        raise ProtocolViolation(f"the sandbox broke the protocol by writing {preview!r}") from None
-    if not isinstance(event, dict):
-        raise ProtocolViolation(f"the sandbox sent {type(event).__name__} instead of an event")
-    return event
+class OutputRuns:
+    """Output chunks merged as they arrive, one run of text per change of stream (a `print` arrives as two
+    writes, a loop of one-byte writes as one event each): memory stays near the size of the text itself."""
+
+    BATCH = 1024
+    """Pieces joined at a time: few, so per-piece overhead stays small; so bytes are rarely copied."""
+
+    def __init__(self) -> None:
+        self._runs: list[tuple[str, list[str], list[str]]] = []
+
+    def add(self, chunk: OutputChunk) -> None:
+        """Append a chunk to the run of its stream, or start a new run."""
+        if not chunk.text:
+            return
+        if not self._runs or self._runs[-1][0] != chunk.stream:
+            self._runs.append((chunk.stream, [], []))
+        _, joined, pieces = self._runs[-1]
+        pieces.append(chunk.text)
+        if len(pieces) >= self.BATCH:
+            joined.append("".join(pieces))
+            pieces.clear()
+
+    def chunks(self) -> list[OutputChunk]:
+        """The output so far: one chunk per run."""
+        return [OutputChunk(stream, "".join(done) + "".join(pieces)) for stream, done, pieces in self._runs]
 
 
 class OutputCollector:
@@ -268,14 +282,14 @@ class OutputCollector:
     ) -> None:
         self.limit = limit
         self.outputs = outputs
+        """Filled by `finish`: one chunk per change of stream."""
         self.on_output = on_output
+        self.runs = OutputRuns()
         self.kept: dict[str, int] = {}
         self.dropped: dict[str, int] = {}
 
     def add(self, stream: str, text: str) -> None:
-        """Record a chunk of `stream`, cutting it at the limit."""
-        if stream not in ("stdout", "stderr"):
-            raise ProtocolViolation(f"the sandbox sent output for an unknown stream {stream[:20]!r}")
+        """Record a chunk of `stream` (a checked stream name), cutting it at the limit."""
         size = len(text.encode("utf-8", "replace"))
         room = self.limit - self.kept.get(stream, 0)
         if size > room:
@@ -288,8 +302,7 @@ class OutputCollector:
         self._append(OutputChunk(stream, text))
 
     def finish(self) -> None:
-        """Append one marker per stream that lost output, and merge neighbouring chunks of one stream (a
-        `print` arrives as two writes): the transcript keeps one chunk per change of stream."""
+        """Append one marker per stream that lost output, and fill `outputs` with the merged runs."""
         for stream, count in self.dropped.items():
             if count:
                 note = (
@@ -297,10 +310,9 @@ class OutputCollector:
                 )
                 note += "]\n"
                 self._append(OutputChunk(stream, note))
-        runs = itertools.groupby(self.outputs, key=lambda chunk: chunk.stream)
-        self.outputs[:] = [OutputChunk(stream, "".join(c.text for c in chunks)) for stream, chunks in runs]
+        self.outputs[:] = self.runs.chunks()
 
     def _append(self, chunk: OutputChunk) -> None:
-        self.outputs.append(chunk)
+        self.runs.add(chunk)
         if self.on_output is not None:
             self.on_output(chunk)

@@ -17,11 +17,11 @@ import os
 import re
 from dataclasses import dataclass
 from importlib import import_module
-from pathlib import Path
 
 import yaml
 
-from sandrun.atomic import write_text_atomically as write_report
+from sandrun import safefs
+from sandrun.atomic import write_text_at
 from sandrun.errors import RecipeError, SandrunError
 from sandrun.expect import repl_view, text_matches
 from sandrun.model import Cell, CellResult, CellStatus, ExpectedText, MatchMode, Recipe, RunStatus, Transcript
@@ -112,9 +112,26 @@ def update_recipe(path: str | os.PathLike[str], transcript: Transcript) -> Updat
     ran in `transcript`. Refuses if the file changed since the run, or the run cannot be trusted."""
     name = os.fspath(path)
     refuse_untrusted(transcript, name)
+    found_in = os.path.dirname(name) or "."
     try:
-        data = Path(name).read_bytes()
+        with safefs.real_directory_of(found_in, os.path.basename(name)) as (directory, real_name):
+            return _update_at(directory, real_name, name, transcript)
+    except safefs.LinkRefused as exc:
+        raise UpdateRefused(
+            f"not updating {name}: {exc.strerror}", hint="update the file the link points to directly"
+        ) from None
+    except FileNotFoundError as exc:
+        raise RecipeError(name, None, f"cannot read the file: {exc.strerror}") from None
+
+
+def _update_at(directory: int, real_name: str, name: str, transcript: Transcript) -> UpdateResult:
+    """`update_recipe` of `real_name` in the held `directory`: read, check, plan, verify, replace."""
+    try:
+        with os.fdopen(safefs.open_file(directory, real_name), "rb") as handle:
+            data = handle.read()
     except OSError as exc:
+        if isinstance(exc, safefs.LinkRefused):
+            raise
         raise RecipeError(name, None, f"cannot read the file: {exc.strerror}") from None
     if hashlib.sha256(data).hexdigest() != transcript.recipe.sha256:
         raise UpdateRefused(f"not updating {name}: it changed since it was run", hint="run it again first")
@@ -122,8 +139,8 @@ def update_recipe(path: str | os.PathLike[str], transcript: Transcript) -> Updat
     bom = "\ufeff" if text.startswith("\ufeff") else ""
     edits, notes, updated = _plan(transcript.recipe, transcript, text[len(bom) :])
     new_text = bom + updated
-    if new_text != text:
-        write_report(os.path.realpath(name), new_text)  # the real file, so a symlink stays a symlink
+    if new_text != text:  # the real file, so a link (inside the directory) stays a link
+        write_text_at(directory, real_name, new_text)
     return UpdateResult(name, tuple(edits), new_text != text, tuple(notes))
 
 

@@ -207,10 +207,18 @@ class CommandRouter(TaskCommandRouterBase):
 
     @unary
     async def TaskExecWait(self, req: Any) -> sr_pb2.TaskExecWaitResponse:
-        ex = self.exec(req.task_id, req.exec_id)
+        sb, ex = self.sandbox(req.task_id), self.exec(req.task_id, req.exec_id)
         await ex.proc.wait()
+        if ex.timed_out:
+            # The client starts its own deadline only once the start RPC has answered, a little after this
+            # side's timer: were the kill's exit status sent, a busy machine would let it beat the client's
+            # deadline (137 instead of -1). A timed-out exec has no status to give; the client's deadline
+            # ends the wait (-1), or the sandbox's end does.
+            await sb.finished.wait()
+            raise GRPCError(Status.NOT_FOUND, f"task {req.task_id} finished")
         return sr_pb2.TaskExecWaitResponse(**ex.exit_status())
 
     @unary
     async def TaskExecPoll(self, req: Any) -> sr_pb2.TaskExecPollResponse:
-        return sr_pb2.TaskExecPollResponse(**self.exec(req.task_id, req.exec_id).exit_status())
+        ex = self.exec(req.task_id, req.exec_id)
+        return sr_pb2.TaskExecPollResponse(**({} if ex.timed_out else ex.exit_status()))  # see TaskExecWait

@@ -28,6 +28,44 @@ IS_ROOT = os.geteuid() == 0
 root_only = pytest.mark.skipif(not IS_ROOT, reason="proves what happens when sandrun runs as root (uid 0)")
 
 
+PROTOCOL_FDS = """
+import fcntl, os
+
+def protocol_fds():
+    # The driver's private copies of the channel to the host: the pipes whose other end is not in this
+    # process (the capture pipes have both ends here; fd 0 is an empty pipe). Returns (requests, events).
+    pipes = {}
+    for name in os.listdir("/proc/self/fd"):
+        try:
+            fd, target = int(name), os.readlink(f"/proc/self/fd/{name}")
+            mode = fcntl.fcntl(fd, fcntl.F_GETFL) & os.O_ACCMODE
+        except OSError:
+            continue
+        if target.startswith("pipe:") and fd > 2:
+            pipes.setdefault(target, {})[mode] = fd
+    lone = [ends for ends in pipes.values() if len(ends) == 1]
+    (requests,) = [ends[os.O_RDONLY] for ends in lone if os.O_RDONLY in ends]
+    (events,) = [ends[os.O_WRONLY] for ends in lone if os.O_WRONLY in ends]
+    return requests, events
+"""
+"""Cell code defining `protocol_fds()`, for attacks on the driver's own channel to the host."""
+
+
+LARGE_CELL = "big = " + repr("x" * (256 << 10))
+"""A cell of 256 KiB: four times what a pipe holds."""
+PLUG_REQUESTS = (
+    PROTOCOL_FDS
+    + """
+requests, _ = protocol_fds()
+kept = os.dup(requests)  # the host's pipe keeps a reader: its writes block instead of failing
+plug_r, plug_w = os.pipe()
+os.dup2(plug_r, requests)
+'plugged'
+"""
+)
+"""A cell that plugs the driver's request channel: the driver never reads the host's requests again."""
+
+
 @functools.cache
 def local_unavailable() -> str | None:
     """Why the `local` backend cannot sandbox here, or None (probed once per test run)."""
@@ -108,12 +146,14 @@ class CliRun:
     transcript: dict[str, Any] | None
 
 
-def sandrun_cli(*args: str | Path, cwd: Path, env: dict[str, str] | None = None) -> CliRun:
-    """Run `python -m sandrun run ARGS --backend local --format json` in a real process."""
-    if reason := local_unavailable():
+def sandrun_cli(
+    *args: str | Path, cwd: Path, env: dict[str, str] | None = None, backend: str = "local"
+) -> CliRun:
+    """Run `python -m sandrun run ARGS --backend BACKEND --format json` in a real process."""
+    if backend == "local" and (reason := local_unavailable()):
         pytest.skip(f"the local backend is unavailable: {reason}")
     proc = subprocess.run(
-        [sys.executable, "-m", "sandrun", "run", *map(str, args), "--backend", "local", "--format", "json"],
+        [sys.executable, "-m", "sandrun", "run", *map(str, args), "--backend", backend, "--format", "json"],
         cwd=cwd,
         env=env if env is not None else dict(os.environ),
         capture_output=True,

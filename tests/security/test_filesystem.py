@@ -7,6 +7,7 @@ nothing) does see the host files the sandbox must not see, so the probes can fai
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import tempfile
@@ -116,13 +117,27 @@ def test_filling_any_other_place_stops_at_the_limit(shared: Session, directory: 
     assert written <= DISK
 
 
+BOUND = [Path(p) for p in (sys.prefix, sys.base_prefix, Path(os.path.realpath(sys.executable)).parents[1])]
+"""The interpreter's directories, which every sandbox of these tests binds read-only (at their host paths)."""
+
+
+def unbound_entries(top: Path) -> list[Path]:
+    """What is in `top` that no sandbox may see: every entry, except a bound interpreter directory; an entry
+    that holds one (the venv under a user's home or /opt) exists inside, so its entries are listed instead.
+    """
+    found = []
+    with contextlib.suppress(PermissionError):  # another user's home: its entries are not ours to list
+        for entry in top.iterdir():
+            if any(entry in root.parents for root in BOUND) and entry.is_dir() and not entry.is_symlink():
+                found += unbound_entries(entry)
+            elif entry not in BOUND:
+                found.append(entry)
+    return found
+
+
 def host_secrets(tmp_path: Path) -> list[str]:
     """Host paths the sandbox must not see: home entries, this project, shadow files, private temp files."""
-    bound = [Path(p) for p in (sys.prefix, sys.base_prefix, os.path.realpath(sys.executable))]
-    home = Path.home()
-    home_entries = [
-        entry for entry in home.iterdir() if not any(entry == b or entry in b.parents for b in bound)
-    ]
+    home_entries = unbound_entries(Path.home())
     private = tmp_path / "private"
     private.mkdir(mode=0o700)
     (private / "note.txt").write_text("private\n")
@@ -156,11 +171,12 @@ def test_host_files_are_invisible(sandbox: StartSandbox, tmp_path: Path) -> None
 def test_shadow_and_other_users_are_invisible(sandbox: StartSandbox) -> None:
     """No shadow files; no host account, home directory or system data directory shows through."""
     others = [
-        str(Path(top, entry))
+        str(entry)
         for top in ("/home", "/var", "/srv", "/opt", "/mnt", "/media", "/run")
         if os.path.isdir(top)
-        for entry in os.listdir(top)
+        for entry in unbound_entries(Path(top))
     ]
+    assert others, "nothing to look for: the probe would prove nothing"
     probe = HELPERS + (
         f"({{p: visible(p) for p in ['/etc/shadow', '/etc/gshadow', '/etc/sudoers']}}, "
         f"{{p: os.path.lexists(p) for p in {others!r} if not WORK.startswith(p)}}, "

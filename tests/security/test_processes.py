@@ -15,6 +15,9 @@ from collections.abc import Iterator
 
 import pytest
 
+from sandrun.backends.base import SandboxOptions
+from sandrun.backends.process import ProcessBackend
+from sandrun.session import Session
 from tests.security.sandboxes import (
     StartSandbox,
     host_pids_with,
@@ -119,11 +122,12 @@ background = subprocess.Popen(["sleep", MARK], start_new_session=True)
 """
 
 
-def test_every_process_is_gone_after_close(sandbox: StartSandbox) -> None:
+@pytest.mark.parametrize("backend", ["local", "process"])
+def test_every_process_is_gone_after_close(sandbox: StartSandbox, backend: str) -> None:
     mark = f"59.{secrets.randbelow(10**12):012d}"  # a unique `sleep` duration; under a minute if leaked
     needle = f"sleep\0{mark}\0".encode()
     try:
-        session = sandbox()
+        session = sandbox(backend=backend)
         outcome = run(session, DAEMONS.replace("MARK", repr(mark)))
         assert outcome.status == "ok", outcome.error
         assert len(wait_for_pids(needle, 2, 5.0)) == 2, (
@@ -135,12 +139,13 @@ def test_every_process_is_gone_after_close(sandbox: StartSandbox) -> None:
         kill_leftovers(needle)
 
 
-def test_processes_are_gone_after_the_sandbox_dies(sandbox: StartSandbox) -> None:
+@pytest.mark.parametrize("backend", ["local", "process"])
+def test_processes_are_gone_after_the_sandbox_dies(sandbox: StartSandbox, backend: str) -> None:
     """Even when the driver dies first (killed from inside), its daemons do not survive the session."""
     mark = f"59.{secrets.randbelow(10**12):012d}"
     needle = f"sleep\0{mark}\0".encode()
     try:
-        session = sandbox()
+        session = sandbox(backend=backend)
         assert run(session, DAEMONS.replace("MARK", repr(mark))).status == "ok"
         assert len(wait_for_pids(needle, 2, 5.0)) == 2
         died = run(session, "import os, signal\nos.kill(os.getpid(), signal.SIGKILL)")
@@ -149,4 +154,27 @@ def test_processes_are_gone_after_the_sandbox_dies(sandbox: StartSandbox) -> Non
         session.close()
         assert wait_until_gone(needle, 1.0) == []
     finally:
+        kill_leftovers(needle)
+
+
+@pytest.mark.parametrize("reaped", [True, False], ids=["reaper", "control-without-reaper"])
+def test_process_backend_daemons_do_not_outlive_close(reaped: bool) -> None:
+    """The process backend isolates nothing, but kills everything the run started: its reaper (a child
+    subreaper) catches the daemon that left the process group and emptied its environment. Control:
+    without the reaper, that daemon survives the run."""
+    if not ProcessBackend.reaped:
+        pytest.skip("the reaper needs Linux (PR_SET_CHILD_SUBREAPER)")
+    mark = f"59.{secrets.randbelow(10**12):012d}"
+    needle = f"sleep\0{mark}\0".encode()
+    backend = ProcessBackend()
+    backend.reaped = reaped
+    session = Session.start(backend, SandboxOptions())
+    try:
+        assert run(session, DAEMONS.replace("MARK", repr(mark))).status == "ok"
+        assert len(wait_for_pids(needle, 2, 5.0)) == 2, "control: the host sees both while the run lasts"
+        session.close()
+        survivors = host_pids_with(needle)  # close() returns once the reaper has reaped everything
+        assert len(survivors) == (0 if reaped else 1), survivors
+    finally:
+        session.close()
         kill_leftovers(needle)

@@ -17,27 +17,20 @@ from typing import TypeVar
 import pytest
 
 from sandrun.session import CellOutcome, Session
-from tests.security.sandboxes import StartSandbox, run, stdout, value
+from tests.security.sandboxes import PROTOCOL_FDS, StartSandbox, run, stdout, value
 
 T = TypeVar("T")
 BOUND = 5.0
 """Seconds any of these attacks may take to be dealt with (the cells' own timeouts are shorter)."""
 
 
-FIND_PROTOCOL_OUT = """
-import os
-
+FIND_PROTOCOL_OUT = (
+    PROTOCOL_FDS
+    + """
 def protocol_out():
-    # The driver's private copy of the channel to the host: the pipe bubblewrap's init holds as its stdout.
-    target = os.readlink("/proc/1/fd/1")
-    for name in os.listdir("/proc/self/fd"):
-        try:
-            if int(name) > 2 and os.readlink(f"/proc/self/fd/{name}") == target:
-                return int(name)
-        except OSError:
-            pass
-    raise LookupError("no protocol fd")
+    return protocol_fds()[1]
 """
+)
 
 
 def timed(action: Callable[[], T]) -> tuple[T, float]:

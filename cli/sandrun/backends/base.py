@@ -17,7 +17,8 @@ class Limits:
     """Resource limits for one sandbox; None means no limit of that kind."""
 
     memory: int | None = 4 << 30
-    """Bytes of address space for each process (a memory bomb gets MemoryError)."""
+    """Bytes of address space for each process (a memory bomb gets MemoryError), and of memory for the whole
+    sandbox where the backend can count it (the local backend's cgroup)."""
     cpu_time: int | None = 900
     """CPU seconds for each process; the interpreter is killed when its budget runs out."""
     max_procs: int | None = 256
@@ -34,6 +35,19 @@ class Limits:
 
 
 @dataclass(frozen=True)
+class Mounts:
+    """Host paths a sandbox sees at the same path, beyond the interpreter: what a package build needs."""
+
+    read_only: tuple[Path, ...] = ()
+    """Files and directories bound read-only (a base interpreter, pip's configuration, a local package)."""
+    writable: Path | None = None
+    """The one host directory the sandbox may write (the environment being built); None: none."""
+    proxy_socket: Path | None = None
+    """A host unix socket (the package index proxy), its directory bound read-only. The sandbox may then
+    open internet sockets too, which still reach only its own loopback: it has no host network."""
+
+
+@dataclass(frozen=True)
 class SandboxOptions:
     """What the sandbox must look like; every backend honours what it can and records the rest."""
 
@@ -45,18 +59,27 @@ class SandboxOptions:
     """Host directory to work in; None means a fresh temporary one, removed at the end."""
     files: Mapping[str, Path] = field(default_factory=dict)
     """Files copied into the work directory before the run: name inside -> host path."""
+    files_from: Path | None = None
+    """The directory `files` are taken from (the recipe's): a link below it that leads out of it is refused.
+    None: each file's own directory (only the file itself must not be a link)."""
     packages: tuple[str, ...] = ()
     """pip requirements for backends that build their own image (`Backend.installs_packages`)."""
     network: bool = False
     """Whether cells may reach the network (backends that cannot cut it off say so in their isolation)."""
     limits: Limits = field(default_factory=Limits)
+    mounts: Mounts = field(default_factory=Mounts)
+    """Extra host paths (local backend only; sandrun's own package builds use them, recipes cannot)."""
 
 
 class Channel(Protocol):
     """A running process inside a sandbox, seen as bytes in and bytes out."""
 
-    def send(self, data: bytes) -> None:
-        """Write all of `data` to the process's stdin. Raises `BackendError` if it is gone."""
+    def send(self, data: bytes, timeout: float) -> bool:
+        """Write all of `data` to the process's stdin within `timeout` seconds.
+
+        True once all of it is written; False if the process did not take it in time (it stopped reading:
+        the caller gives the sandbox up). Raises `BackendError` if the process is gone. Never waits longer.
+        """
 
     def receive(self, timeout: float | None) -> bytes | None:
         """The next chunk of the process's stdout: b"" once closed, None if nothing came in `timeout`."""

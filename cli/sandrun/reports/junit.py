@@ -24,6 +24,7 @@ from collections.abc import Sequence
 from pathlib import PurePosixPath
 
 from sandrun.model import CellKind, CellResult, CellStatus, RunStatus, Transcript
+from sandrun.text import writable
 
 _NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 _COUNTED = ("tests", "failures", "errors", "skipped")
@@ -31,8 +32,9 @@ RUN_CASE_NAME = "(run)"
 
 
 def xml_safe(text: str) -> str:
-    """`text` without the characters XML 1.0 does not allow in a document."""
-    return _NOT_XML.sub("", text)
+    """`text` without the characters XML 1.0 does not allow in a document (lone surrogates are kept, written
+    as their escape `\\ud800`, as in every report)."""
+    return _NOT_XML.sub("", writable(text))
 
 
 def _seconds(value: float) -> str:
