@@ -1,4 +1,8 @@
-"""The pytest plugin, run by pytest itself (`pytester`) on recipes in throwaway directories."""
+"""The pytest plugin, run by pytest itself (`pytester`) on recipes in throwaway directories.
+
+Runs are in-process (fast) but for xdist. pytester restores `sys.modules` after each run, so modules first
+imported inside one would come back as fresh copies next time, with classes that do not match those held
+elsewhere: `warm_up` imports what reading and running recipes needs, once, before any run."""
 
 from __future__ import annotations
 
@@ -32,6 +36,19 @@ cells:
     expect: {stdout: "hello 2"}
   - code: print(x)
 """
+
+
+@pytest.fixture(scope="module", autouse=True)
+def warm_up(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Read a recipe of every format, so that their readers are imported before pytester's snapshot."""
+    import sandrun.pytest_recipes  # noqa: F401
+    from sandrun.readers import load_recipe
+
+    folder = tmp_path_factory.mktemp("warm-up")
+    texts = {"r.yaml": STATEFUL, "d.md": "```python\nprint(1)\n```\n", "p.py": "# %%\nx = 1\n"}
+    for name, text in texts.items():
+        (folder / name).write_text(text)
+        load_recipe(folder / name)
 
 
 @pytest.fixture(autouse=True)
@@ -126,6 +143,8 @@ def test_percent_py_files_are_recipes_only_when_named_and_never_imported(pyteste
     pytester.makefile(".yaml", r=STATEFUL)
     assert outcomes(pytester.runpytest("--sandrun", ".")) == {"passed": 4}
     assert outcomes(pytester.runpytest("--sandrun", "notes.py")) == {"passed": 2}
+    # pytest drops an argument that another one holds: the named file must still be taken
+    assert outcomes(pytester.runpytest("--sandrun", ".", "notes.py")) == {"passed": 6}
 
 
 def test_markdown_documents_below_a_path_are_collected(pytester: pytest.Pytester) -> None:

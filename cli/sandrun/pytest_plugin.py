@@ -76,9 +76,14 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
-    """A recipe file below the roots (`.py` ones come through `pytest_pycollect_makemodule`)."""
+    """A recipe file below the roots. A named `.py` comes through `pytest_pycollect_makemodule` when pytest
+    takes it for a module (it is one of its initial paths), else here (a directory named too subsumed it)."""
     config = parent.config
-    if ROOTS not in config.stash or file_path.suffix.lower() not in RECIPE_SUFFIXES:
+    if ROOTS not in config.stash:
+        return None
+    if file_path.suffix == ".py" and not parent.session.isinitpath(file_path):
+        return _named_percent_recipe(file_path, parent)
+    if file_path.suffix.lower() not in RECIPE_SUFFIXES:
         return None
     path = file_path.resolve()
     if not any(path == root or root in path.parents for root in config.stash[ROOTS]):
@@ -98,14 +103,21 @@ def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Col
 def pytest_pycollect_makemodule(module_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
     """A percent-format `.py` named on the command line is a recipe, never imported as a test module
     (which would run its code on the host)."""
-    config = parent.config
-    if NAMED not in config.stash or module_path.resolve() not in config.stash[NAMED]:
+    if NAMED not in parent.config.stash:
         return None
-    if any(fnmatch.fnmatch(module_path.name, pattern) for pattern in config.getini("python_files")):
+    return _named_percent_recipe(module_path, parent)
+
+
+def _named_percent_recipe(path: Path, parent: pytest.Collector) -> pytest.Collector | None:
+    """The recipe of a `.py` the command line names, unless it is a test module by `python_files`."""
+    config = parent.config
+    if path.resolve() not in config.stash[NAMED]:
+        return None
+    if any(fnmatch.fnmatch(path.name, pattern) for pattern in config.getini("python_files")):
         return None
     from sandrun.pytest_recipes import RecipeFile
 
-    recipe: pytest.Collector = RecipeFile.from_parent(parent, path=module_path)
+    recipe: pytest.Collector = RecipeFile.from_parent(parent, path=path)
     return recipe
 
 
