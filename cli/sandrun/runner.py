@@ -16,6 +16,7 @@ from typing import Protocol
 
 from sandrun import __version__
 from sandrun.backends.base import Backend, Limits, SandboxOptions
+from sandrun.defaults import DEFAULT_CELL_TIMEOUT
 from sandrun.environments import EnvironmentSpec, ensure_environment
 from sandrun.errors import BackendError
 from sandrun.expect import judge
@@ -32,7 +33,6 @@ from sandrun.model import (
 )
 from sandrun.session import DEFAULT_GRACE, DEFAULT_OUTPUT_LIMIT, CellOutcome, OutputRuns, Session
 
-DEFAULT_CELL_TIMEOUT = 60.0
 UNEXPECTED = (CellStatus.FAILED, CellStatus.TIMEOUT, CellStatus.ERROR)
 
 
