@@ -93,21 +93,31 @@ PEAKS: dict[str, int] = {}
 """Largest resident set (bytes) seen per command name: the process or a child it waited for."""
 
 
+MEASURE = (
+    "import os,sys\n"
+    "pid=os.fork()\n"
+    "if pid==0:\n"
+    " os.execv(sys.argv[1],sys.argv[1:])\n"
+    "_,status,usage=os.wait4(pid,0)\n"
+    "os.write(2,b'\\nmaxrss=%d\\n'%usage.ru_maxrss)\n"
+    "sys.exit(os.waitstatus_to_exitcode(status))\n"
+)
+"""Runs a command and reports its peak resident set. A process inherits the peak of the one it was forked
+from, so the command is forked from this small interpreter, never from the benchmark itself."""
+
+
 def run_quiet(argv: Sequence[str], peak: str = "") -> None:
     """Run a command to completion; a failure raises `RuntimeError` with the last line it printed.
 
     With `peak`, the largest resident set of the process (and of the children it reaped) is kept under
     that name in `PEAKS`."""
-    with tempfile.TemporaryFile() as err:
-        child = subprocess.Popen(list(argv), stdout=subprocess.DEVNULL, stderr=err)
-        _, status, usage = os.wait4(child.pid, 0)
-        child.returncode = os.waitstatus_to_exitcode(status)
-        if peak:
-            PEAKS[peak] = max(PEAKS.get(peak, 0), usage.ru_maxrss * 1024)
-        if child.returncode != 0:
-            err.seek(0)
-            last = (err.read().decode(errors="replace").strip().splitlines() or ["(no output)"])[-1]
-            raise RuntimeError(f"exit {child.returncode}: {last}")
+    command = [sys.executable, "-c", MEASURE, *argv] if peak else list(argv)
+    done = subprocess.run(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    lines = done.stderr.strip().splitlines() or ["(no output)"]
+    if peak and lines[-1].startswith("maxrss="):
+        PEAKS[peak] = max(PEAKS.get(peak, 0), int(lines.pop().partition("=")[2]) * 1024)
+    if done.returncode != 0:
+        raise RuntimeError(f"exit {done.returncode}: {(lines or ['(no output)'])[-1]}")
 
 
 def timed_command(argv: Sequence[str], runs: int, peak: str = "") -> list[float]:
