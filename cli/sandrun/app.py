@@ -312,12 +312,18 @@ def run_all(
 
             transcripts = run_many(runs, options, jobs, listener_for, control, board.finish)
         else:
+            from sandrun.prestart import Prestarter
+
             transcripts = []
-            for recipe, backend in runs:
-                transcripts.append(run_recipe(recipe, backend, options, console, control))
-                console.summary(transcripts[-1])
-                if transcripts[-1].status is RunStatus.INTERRUPTED:
-                    control.cancel()  # the recipes after it are recorded as interrupted, not run
+            ahead = Prestarter(runs, options, 2, control)  # the next recipe's sandbox boots as one runs
+            try:
+                for index, (recipe, backend) in enumerate(runs):
+                    transcripts.append(run_recipe(recipe, backend, options, console, control, ahead, index))
+                    console.summary(transcripts[-1])
+                    if transcripts[-1].status is RunStatus.INTERRUPTED:
+                        control.cancel()  # the recipes after it are recorded as interrupted, not run
+            finally:
+                ahead.close()
     finally:
         after.hold(restore={signal.SIGTERM: previous})
     return transcripts

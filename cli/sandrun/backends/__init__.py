@@ -29,4 +29,5 @@ def get_backend(name: str, env: Mapping[str, str] | None = None) -> Backend:
     if target is None:
         raise UsageError(f"unknown backend {name!r}", hint=f"choose one of: {', '.join(BACKENDS)}")
     module, _, cls = target.partition(":")
-    return getattr(import_module(module), cls)(env or {})
+    backend: Backend = getattr(import_module(module), cls)(env or {})
+    return backend
