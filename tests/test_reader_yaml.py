@@ -608,3 +608,20 @@ def test_directory(tmp_path: Path) -> None:
     with pytest.raises(RecipeError) as info:
         load_recipe(str(path))
     assert str(info.value) == f"{path}: is a directory, not a recipe file"
+
+
+def test_libyaml_and_the_pure_python_loader_give_the_same_recipe(monkeypatch: pytest.MonkeyPatch) -> None:
+    from sandrun.readers import yaml_recipe
+
+    if yaml_recipe.FAST_LOADER is None:
+        pytest.skip("PyYAML was built without libyaml")
+    text = (
+        "name: héllo ✓\ntimeout: 5\nenv: {A: b}\ncells:\n  - print('é🎉')\n  - code: |\n      x = 1\n"
+        "      print('✓✓')\n    expect:\n      stdout: \"✓✓\\n\"\n  - >\n    y = 2\n"
+        "  - {code: z = 3, skip: true}\n"
+    )
+    fast = yaml_recipe.parse(text, "r.yaml", "0")
+    monkeypatch.setattr(yaml_recipe, "FAST_LOADER", None)
+    slow = yaml_recipe.parse(text, "r.yaml", "0")
+    assert fast == slow
+    assert [cell.line for cell in fast.cells] == [5, 7, 12, 13]
