@@ -225,10 +225,11 @@ def run(
             if len(transcripts) > 1:
                 overall(console, transcripts, time.monotonic() - started)
             from sandrun.delivery import deliver, write_stdout
-            from sandrun.reports.annotations import github_annotations
             from sandrun.text import for_terminal
 
             if annotate:  # on stdout, unless stdout carries a transcript
+                from sandrun.reports.annotations import github_annotations
+
                 commands = "".join(command + "\n" for command in github_annotations(transcripts))
                 write_stdout(commands) if output_format == "text" else sys.stderr.write(commands)
             stdout_format = None if output_format == "text" else output_format

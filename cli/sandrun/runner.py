@@ -16,7 +16,6 @@ from typing import TYPE_CHECKING, Protocol
 from sandrun import __version__
 from sandrun.backends.base import Backend, Limits, SandboxOptions
 from sandrun.defaults import DEFAULT_CELL_TIMEOUT
-from sandrun.environments import EnvironmentSpec, ensure_environment
 from sandrun.errors import BackendError
 from sandrun.expect import judge
 from sandrun.model import (
@@ -218,6 +217,8 @@ def prepare_packages(
         return replace(sandbox, packages=packages)
     if cache_dir is None:
         raise BackendError("this recipe needs packages, but no cache directory was given to build them in")
+    from sandrun.environments import EnvironmentSpec, ensure_environment  # only recipes with packages
+
     spec = EnvironmentSpec(packages=packages, python=sandbox.python or backend.default_python())
     from sandrun.backends.local import LocalBackend  # the build's own sandbox; the process backend has none
 
