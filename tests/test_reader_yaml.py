@@ -12,12 +12,21 @@ import pytest
 
 from sandrun.errors import RecipeError
 from sandrun.model import Cell, CellKind, Expectation, Recipe
-from sandrun.readers import load_recipe
+from sandrun.readers import load_recipe, yaml_nodes
 from sandrun.readers.yaml_recipe import CELL_KEYS, RECIPE_KEYS, parse
 
 WriteRecipe = Callable[[str, str], Path]
 RECIPE_HINT = f"valid keys: {', '.join(RECIPE_KEYS)}"
 CELL_HINT = f"valid keys: {', '.join(CELL_KEYS)}"
+
+
+@pytest.fixture(autouse=True, params=["libyaml", "pure-python"])
+def yaml_loader(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every test twice: events read by libyaml, then by the pure-Python loader (same lines and messages)."""
+    if request.param == "pure-python":
+        monkeypatch.setattr(yaml_nodes, "_FAST", None)
+    elif yaml_nodes._FAST is None:
+        pytest.skip("PyYAML was built without libyaml")
 
 
 def load(write_recipe: WriteRecipe, text: str, name: str = "recipe.yaml") -> tuple[Recipe, list[str]]:
@@ -608,20 +617,3 @@ def test_directory(tmp_path: Path) -> None:
     with pytest.raises(RecipeError) as info:
         load_recipe(str(path))
     assert str(info.value) == f"{path}: is a directory, not a recipe file"
-
-
-def test_libyaml_and_the_pure_python_loader_give_the_same_recipe(monkeypatch: pytest.MonkeyPatch) -> None:
-    from sandrun.readers import yaml_recipe
-
-    if yaml_recipe.FAST_LOADER is None:
-        pytest.skip("PyYAML was built without libyaml")
-    text = (
-        "name: héllo ✓\ntimeout: 5\nenv: {A: b}\ncells:\n  - print('é🎉')\n  - code: |\n      x = 1\n"
-        "      print('✓✓')\n    expect:\n      stdout: \"✓✓\\n\"\n  - >\n    y = 2\n"
-        "  - {code: z = 3, skip: true}\n"
-    )
-    fast = yaml_recipe.parse(text, "r.yaml", "0")
-    monkeypatch.setattr(yaml_recipe, "FAST_LOADER", None)
-    slow = yaml_recipe.parse(text, "r.yaml", "0")
-    assert fast == slow
-    assert [cell.line for cell in fast.cells] == [5, 7, 12, 13]
