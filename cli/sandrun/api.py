@@ -15,8 +15,9 @@ from pathlib import Path
 
 from sandrun.backends import DEFAULT_BACKEND, get_backend
 from sandrun.backends.base import Limits
+from sandrun.defaults import DEFAULT_CELL_TIMEOUT
 from sandrun.model import Recipe, Transcript
-from sandrun.runner import DEFAULT_CELL_TIMEOUT, RunListener, RunOptions, run_recipe
+from sandrun.runner import RunListener, RunOptions, run_recipe
 from sandrun.session import DEFAULT_GRACE
 
 Size = int | str

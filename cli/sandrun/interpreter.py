@@ -24,9 +24,10 @@ from typing import Literal
 from sandrun.api import Size, default_cache, limits, size
 from sandrun.backends import get_backend
 from sandrun.backends.base import SandboxOptions
+from sandrun.defaults import DEFAULT_CELL_TIMEOUT
 from sandrun.errors import BackendError
 from sandrun.model import CellError, OutputChunk, Recipe
-from sandrun.runner import DEFAULT_CELL_TIMEOUT, prepare_packages
+from sandrun.runner import prepare_packages
 from sandrun.session import DEFAULT_GRACE, CellOutcome
 from sandrun.session import Session as SandboxSession
 from sandrun.session_files import (

@@ -25,12 +25,12 @@ import pytest
 from sandrun import __version__
 from sandrun.backends import DEFAULT_BACKEND, get_backend
 from sandrun.backends.base import Backend
+from sandrun.defaults import DEFAULT_CELL_TIMEOUT
 from sandrun.environments import default_cache_dir
 from sandrun.errors import BackendError, SandrunError
 from sandrun.model import Cell, CellKind, CellResult, CellStatus, Recipe, RunStatus, Transcript
 from sandrun.readers import load_recipe
 from sandrun.runner import (
-    DEFAULT_CELL_TIMEOUT,
     UNEXPECTED,
     RunOptions,
     prepare_packages,
