@@ -38,21 +38,22 @@ def _canonical(fmt: str) -> str:
     return canonical
 
 
-def render(t: Transcript, fmt: str) -> str:
+def render(t: Transcript, fmt: str, files_dir: str | None = None) -> str:
     """The transcript as text in format `fmt`: `json`, `md`/`markdown` or `junit`/`xml`.
 
     ValueError for anything else. A lone surrogate anywhere in the transcript is written as its escape
     (`\\ud800`: in JSON, the string's own escape), so the text can always be written as UTF-8.
+    `files_dir`: where a Markdown page links its images (`rich.image_files` are to be written there).
     """
     canonical = _canonical(fmt)
     if canonical == "json":
         return writable(render_json(t))
     if canonical == "md":
-        return writable(render_markdown(t))
+        return writable(render_markdown(t, files_dir))
     return render_all([t], canonical)
 
 
-def render_all(transcripts: Sequence[Transcript], fmt: str) -> str:
+def render_all(transcripts: Sequence[Transcript], fmt: str, files_dir: str | None = None) -> str:
     """Several transcripts as one document in format `fmt` (names as for `render`).
 
     JSON: the transcript object when there is exactly one, else an array of them. Markdown: the pages one
@@ -65,11 +66,11 @@ def render_all(transcripts: Sequence[Transcript], fmt: str) -> str:
 
         return writable(render_junit(transcripts))
     if len(transcripts) == 1:
-        return render(transcripts[0], canonical)
+        return render(transcripts[0], canonical, files_dir)
     if canonical == "json":
         data = [transcript_to_dict(t) for t in transcripts]
         return writable(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
-    return writable(MARKDOWN_SEPARATOR.join(render_markdown(t) for t in transcripts))
+    return writable(MARKDOWN_SEPARATOR.join(render_markdown(t, files_dir) for t in transcripts))
 
 
 def format_for_path(path: str | os.PathLike[str]) -> str:
