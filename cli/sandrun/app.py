@@ -106,12 +106,15 @@ def run(
     output_format: Annotated[
         str,
         typer.Option(
-            "--format", help="What to print on stdout: text (nothing; progress on stderr), json, md, junit."
+            "--format",
+            help="What to print on stdout: text (nothing; progress on stderr), json, md, junit, ipynb.",
         ),
     ] = "text",
     report: Annotated[
         list[Path] | None,
-        typer.Option(help="Write the transcript to this file (.json, .md, or .xml for JUnit); repeatable."),
+        typer.Option(
+            help="Write the transcript to this file (.json, .md, .ipynb, or .xml for JUnit); repeatable."
+        ),
     ] = None,
     cell_timeout: Annotated[
         float, typer.Option(help="Seconds per cell, unless the cell or the recipe sets its own.", min=0.001)
@@ -145,6 +148,10 @@ def run(
             "--jobs", "-j", help="Recipes run at once, each in its own sandbox (default: CPUs).", min=1
         ),
     ] = None,
+    check_outputs: Annotated[
+        bool,
+        typer.Option(help="Notebooks: their stored stdout and values are the expected output."),
+    ] = False,
     update: Annotated[
         bool,
         typer.Option(
@@ -179,7 +186,7 @@ def run(
                 raise UsageError(f"--report {path}: the directory {path.parent} does not exist")
         if workdir is not None and not workdir.is_dir():
             raise UsageError(f"--workdir {workdir} is not a directory")
-        loaded = load_all(find_recipes(recipes))
+        loaded = load_all(find_recipes(recipes), check_outputs)
         options = RunOptions(
             cell_timeout=cell_timeout,
             keep_going=keep_going or update,
@@ -310,7 +317,7 @@ def report(
     transcript: Annotated[
         Path, typer.Argument(help="A transcript saved with --report x.json or --format json.")
     ],
-    output_format: Annotated[str, typer.Option("--format", help="json, md or junit.")] = "md",
+    output_format: Annotated[str, typer.Option("--format", help="json, md, junit or ipynb.")] = "md",
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Write to this file.")] = None,
 ) -> None:
     """Re-render a saved JSON transcript (one, or a list of them) without running anything."""

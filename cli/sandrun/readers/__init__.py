@@ -7,6 +7,7 @@ and picking the reader.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections.abc import Callable
 from pathlib import Path
@@ -18,23 +19,30 @@ Parser = Callable[[str, str, str], Recipe]
 
 
 def _parsers() -> dict[str, Parser]:
-    from sandrun.readers import markdown_doc, percent, yaml_recipe
+    from sandrun.readers import ipynb, markdown_doc, percent, yaml_recipe
 
     return {
         ".yaml": yaml_recipe.parse,
         ".yml": yaml_recipe.parse,
         ".py": percent.parse,
         ".md": markdown_doc.parse,
+        ".ipynb": ipynb.parse,
     }
 
 
-SUPPORTED_SUFFIXES = (".yaml", ".yml", ".py", ".md")
+SUPPORTED_SUFFIXES = (".yaml", ".yml", ".py", ".md", ".ipynb")
 
 
-def load_recipe(path: str | Path) -> Recipe:
-    """Read the recipe at `path`, choosing the format by suffix. Raises `RecipeError` for any problem."""
+def load_recipe(path: str | Path, check_outputs: bool = False) -> Recipe:
+    """Read the recipe at `path`, choosing the format by suffix. Raises `RecipeError` for any problem.
+
+    `check_outputs`: a notebook's stored outputs become its expectations (other formats ignore it)."""
     name = str(path)
     parser = _parsers().get(Path(name).suffix.lower())
+    if parser is not None and check_outputs and Path(name).suffix.lower() == ".ipynb":
+        from sandrun.readers import ipynb
+
+        parser = functools.partial(ipynb.parse, check_outputs=True)
     if parser is None:
         raise RecipeError(
             name,
