@@ -108,6 +108,7 @@ def test_open_figures_are_captured_as_png_and_closed(run_cell: RunCell) -> None:
         """
     )
     assert outcome.status == "ok", outcome.error
+    assert [c.text for c in outcome.outputs if c.stream == "stderr"] == []  # fontconfig found its settings
     (figure,) = rich(outcome)
     assert figure.text.startswith("<Figure size 200x150")
     assert figure.data is not None
