@@ -107,13 +107,13 @@ def run(
         str,
         typer.Option(
             "--format",
-            help="What to print on stdout: text (nothing; progress on stderr), json, md, junit, ipynb.",
+            help="What to print on stdout: text (nothing; progress on stderr), json, md, junit, ipynb, html.",
         ),
     ] = "text",
     report: Annotated[
         list[Path] | None,
         typer.Option(
-            help="Write the transcript to this file (.json, .md, .ipynb, or .xml for JUnit); repeatable."
+            help="Write the transcript to this file (.json, .md, .ipynb, .html; .xml: JUnit); repeatable."
         ),
     ] = None,
     cell_timeout: Annotated[
@@ -148,10 +148,7 @@ def run(
             "--jobs", "-j", help="Recipes run at once, each in its own sandbox (default: CPUs).", min=1
         ),
     ] = None,
-    check_outputs: Annotated[
-        bool,
-        typer.Option(help="Notebooks: their stored stdout and values are the expected output."),
-    ] = False,
+    check_outputs: Annotated[bool, typer.Option(help="Notebooks: check their stored outputs.")] = False,
     update: Annotated[
         bool,
         typer.Option(
@@ -317,7 +314,7 @@ def report(
     transcript: Annotated[
         Path, typer.Argument(help="A transcript saved with --report x.json or --format json.")
     ],
-    output_format: Annotated[str, typer.Option("--format", help="json, md, junit or ipynb.")] = "md",
+    output_format: Annotated[str, typer.Option("--format", help="json, md, junit, ipynb or html.")] = "md",
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Write to this file.")] = None,
 ) -> None:
     """Re-render a saved JSON transcript (one, or a list of them) without running anything."""

@@ -1,6 +1,6 @@
 """Reports: a `Transcript` rendered as text, and written to a file.
 
-Every renderer is a pure function of the transcript(s): JSON, Markdown, JUnit XML and Jupyter notebooks
+Every renderer is a pure function of the transcript(s): JSON, Markdown, JUnit XML, notebooks and HTML
 (`render` for one transcript, `render_all` for several in one document). The format of a `--report` file
 follows its suffix (`format_for_path`), and files are written atomically (`write_report`), so a reader
 never sees half a report and an interrupted write leaves any previous report in place.
@@ -20,12 +20,14 @@ from sandrun.reports.markdown import render_markdown
 from sandrun.text import writable
 
 FORMATS: dict[str, str] = {
-    "json": "json", "md": "md", "markdown": "md", "junit": "junit", "xml": "junit", "ipynb": "ipynb"
+    "json": "json", "md": "md", "markdown": "md", "junit": "junit", "xml": "junit", "ipynb": "ipynb",
+    "html": "html",
 }  # fmt: skip
 """Accepted format names, mapped to the canonical one."""
 
 SUFFIXES: dict[str, str] = {
-    ".json": "json", ".md": "md", ".markdown": "md", ".xml": "junit", ".ipynb": "ipynb"
+    ".json": "json", ".md": "md", ".markdown": "md", ".xml": "junit", ".ipynb": "ipynb", ".html": "html",
+    ".htm": "html",
 }  # fmt: skip
 """Report file suffixes (compared case-insensitively), mapped to their format."""
 
@@ -43,7 +45,7 @@ def _canonical(fmt: str) -> str:
 
 
 def render(t: Transcript, fmt: str, files_dir: str | None = None) -> str:
-    """The transcript as text in format `fmt`: `json`, `md`/`markdown`, `junit`/`xml` or `ipynb`.
+    """The transcript as text in format `fmt`: `json`, `md`/`markdown`, `junit`/`xml`, `ipynb` or `html`.
 
     ValueError for anything else. A lone surrogate anywhere in the transcript is written as its escape
     (`\\ud800`: in JSON, the string's own escape), so the text can always be written as UTF-8.
@@ -62,7 +64,7 @@ def render_all(transcripts: Sequence[Transcript], fmt: str, files_dir: str | Non
 
     JSON: the transcript object when there is exactly one, else an array of them. Markdown: the pages one
     after another, separated by a `---` rule. JUnit: one XML document with a test suite per transcript.
-    ipynb: one notebook, each recipe under a heading when there are several.
+    ipynb: one notebook, each recipe under a heading when there are several. html: one page.
     ValueError for an unknown format. Lone surrogates are escaped, as by `render`.
     """
     canonical = _canonical(fmt)
@@ -74,6 +76,10 @@ def render_all(transcripts: Sequence[Transcript], fmt: str, files_dir: str | Non
         from sandrun.reports.ipynb import render_ipynb
 
         return writable(render_ipynb(transcripts))
+    if canonical == "html":
+        from sandrun.reports.html import render_html
+
+        return writable(render_html(transcripts))
     if len(transcripts) == 1:
         return render(transcripts[0], canonical, files_dir)
     if canonical == "json":
