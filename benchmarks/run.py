@@ -215,6 +215,24 @@ def bench_whole_runs(backends: Sequence[str], python: str, folder: Path, rows: l
             rows.append(speedup)
 
 
+def bench_notebook_runs(
+    backends: Sequence[str], python: str, folder: Path, rows: list[Row], runs: int
+) -> None:
+    """`sandrun run notebook.ipynb -q` against `jupyter execute notebook.ipynb`: the very same file."""
+    _, notebook = write_inputs(folder, 20)
+    command = [str(ENV_BIN / "jupyter"), "execute", str(notebook)]
+    jupyter = timed(lambda: run_quiet(command), runs + 1)[1:]
+    for name in backends:
+        progress(f"sandrun/{name} run: the 20-cell notebook x {runs} (+1 warm-up)")
+        argv = [str(ENV_BIN / "sandrun"), "run", str(notebook), "-q", "--backend", name, "--python", python]
+        samples = timed(lambda a=argv: run_quiet(a), runs + 1)[1:]
+        rows.append(Row("whole run, 20-cell .ipynb", f"sandrun/{name}", samples))
+        ratio = statistics.median(jupyter) / statistics.median(samples)
+        speedup = Row("speedup, 20-cell .ipynb", f"sandrun/{name} vs jupyter execute", note=f"{ratio:.1f}x")
+        speedup.target, speedup.verdict = f"≥ {SPEEDUP_TARGET:g}x", verdict(ratio >= SPEEDUP_TARGET)
+        rows.append(speedup)
+
+
 def bench_parallel(backends: Sequence[str], python: str, folder: Path, rows: list[Row], runs: int) -> None:
     """40 recipes of 20 cells, one at a time (-j 1) against two at a time (-j 2)."""
     recipe, _ = write_inputs(folder, 20)
@@ -294,6 +312,7 @@ def main() -> None:
             bench_session(name, python, rows, args.cells, warmup=200)
         bench_kernel(rows, args.kernel_cells, warmup=30)
         bench_whole_runs(backends, python, Path(tmp), rows, args.runs)
+        bench_notebook_runs(backends, python, Path(tmp), rows, args.runs)
         bench_parallel(backends, python, Path(tmp), rows, max(2, args.runs // 2))
 
     print("## sandrun benchmark\n")
