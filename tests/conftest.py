@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import textwrap
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import jsonschema
 import pytest
+from hypothesis import HealthCheck, settings
 
 from sandrun.backends import get_backend
 from sandrun.backends.base import SandboxOptions
@@ -15,6 +17,13 @@ from sandrun.reports.json_report import load_schema
 from sandrun.session import CellOutcome, Session
 
 ROOT = Path(__file__).resolve().parents[1]
+
+# Property-based tests: a few hundred examples in all by default (CI), 10,000 per reader with
+# HYPOTHESIS_PROFILE=long. Examples are timed by the tests themselves (CPU time), not by Hypothesis.
+_SLOW_IS_FINE = [HealthCheck.too_slow, HealthCheck.data_too_large]
+settings.register_profile("ci", max_examples=60, deadline=None, suppress_health_check=_SLOW_IS_FINE)
+settings.register_profile("long", max_examples=10_000, deadline=None, suppress_health_check=_SLOW_IS_FINE)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 RECIPES = ROOT / "recipes"
 
 

@@ -130,6 +130,12 @@ def test_traceback_names_the_recipe_file_and_real_lines(run_cell: RunCell) -> No
     assert "sandrun" not in tb
 
 
+def test_traceback_lines_are_cut_where_python_cuts_them(run_cell: RunCell) -> None:
+    outcome = run_cell('s = "a\u2028b\x0cc"\nraise ValueError(s)', line=3)
+    assert outcome.error is not None and outcome.error.line == 4
+    assert "raise ValueError(s)" in outcome.error.traceback  # not the tail of the line before
+
+
 def test_syntax_error_points_at_its_line(run_cell: RunCell) -> None:
     outcome = run_cell("x = 1\nif x\n    pass", line=5)
     assert outcome.error is not None

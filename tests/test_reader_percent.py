@@ -14,8 +14,9 @@ Out of scope, on purpose:
 - The YAML header's content: sandrun skips it without validating it, and always reads Python percent
   cells, whatever `format_name` or kernel language the header names (jupytext would follow them, or
   fail on a malformed `jupyter:` section).
-- Line separators other than `\\n`, `\\r\\n` and `\\r` (form feeds, U+2028...): lines are cut with
-  `str.splitlines`, as jupytext does, which Python's own line count does not follow.
+- Line separators other than `\\n`, `\\r\\n` and `\\r` (form feeds, U+2028...): jupytext cuts lines with
+  `str.splitlines`; sandrun cuts them where Python's tokenizer does, so such characters stay inside their
+  line (see `tests/test_reader_robustness.py`); the corpus has none.
 """
 
 from __future__ import annotations

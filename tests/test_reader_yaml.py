@@ -12,12 +12,21 @@ import pytest
 
 from sandrun.errors import RecipeError
 from sandrun.model import Cell, CellKind, Expectation, Recipe
-from sandrun.readers import load_recipe
+from sandrun.readers import load_recipe, yaml_nodes
 from sandrun.readers.yaml_recipe import CELL_KEYS, RECIPE_KEYS, parse
 
 WriteRecipe = Callable[[str, str], Path]
 RECIPE_HINT = f"valid keys: {', '.join(RECIPE_KEYS)}"
 CELL_HINT = f"valid keys: {', '.join(CELL_KEYS)}"
+
+
+@pytest.fixture(autouse=True, params=["libyaml", "pure-python"])
+def yaml_loader(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every test twice: events read by libyaml, then by the pure-Python loader (same lines and messages)."""
+    if request.param == "pure-python":
+        monkeypatch.setattr(yaml_nodes, "_FAST", None)
+    elif yaml_nodes._FAST is None:
+        pytest.skip("PyYAML was built without libyaml")
 
 
 def load(write_recipe: WriteRecipe, text: str, name: str = "recipe.yaml") -> tuple[Recipe, list[str]]:

@@ -345,3 +345,42 @@ def test_any_output_round_trips_through_markdown_or_is_refused(new: str) -> None
     again = markdown_doc.parse(updated, "r.md", "0" * 64)
     assert again.cells[0].expect.stdout.text.rstrip("\n") == new.rstrip("\n")  # type: ignore[union-attr]
     assert again.cells[1].expect.repl.text.rstrip("\n") == new.rstrip("\n")  # type: ignore[union-attr]
+
+
+# --- YAML aliases: one expectation shared by several cells -----------------------------------------------
+
+SHARED = (
+    "cells:\n  - code: print({a})\n    expect: &e {{stdout: '2'}}\n  - code: print({b})\n    expect: *e\n"
+)
+
+
+def test_an_expectation_shared_through_an_alias_is_updated_once(tmp_path: Path) -> None:
+    path = tmp_path / "shared.yaml"
+    path.write_text(SHARED.format(a=1, b=1))
+    result = update_recipe(path, run(path))  # was: "overlapping edits at offsets 48 and 48"
+    assert path.read_text() == SHARED.format(a=1, b=1).replace("'2'", "'1'")
+    assert [(e.label, e.new) for e in result.edits] == [("cell 1", "1"), ("cell 2", "1")]
+    assert run(path).status is RunStatus.PASSED
+
+
+def test_an_expectation_shared_by_cells_that_print_differently_is_left_with_a_note(tmp_path: Path) -> None:
+    path = tmp_path / "shared.yaml"
+    path.write_text(SHARED.format(a=1, b=3))
+    result = update_recipe(path, run(path))
+    assert not result.written and result.edits == ()
+    assert path.read_text() == SHARED.format(a=1, b=3)
+    assert len(result.notes) == 2
+    assert all("shared through a YAML alias by cell 1 and cell 2" in note for note in result.notes)
+
+
+@pytest.mark.parametrize(
+    "scalar", ["&out wrong", "&out 'wrong'", "&out |\n        wrong", "!!str &out wrong"]
+)
+def test_an_anchor_on_an_expected_scalar_is_kept(scalar: str, tmp_path: Path) -> None:
+    path = tmp_path / "anchored.yaml"
+    text = f"cells:\n  - code: print('hello')\n    expect:\n      stdout: {scalar}\n"
+    path.write_text(text)
+    update_recipe(path, run(path))  # was: the anchor was dropped, or an AssertionError for a block
+    updated = path.read_text()
+    assert updated.startswith(text[: text.index("wrong")].rstrip("'"))
+    assert "hello" in updated and run(path).status is RunStatus.PASSED

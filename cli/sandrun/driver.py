@@ -316,7 +316,7 @@ class Interpreter:
     def remember_source(self, filename: str, first_line: int, code: str) -> None:
         """Let linecache show recipe lines in tracebacks although the file is not inside the sandbox."""
         lines = self.sources.setdefault(filename, [])
-        new = code.splitlines(True)
+        new = io.StringIO(code, newline="").readlines()  # cut where Python's tokenizer cuts: not at U+2028
         end = first_line - 1 + len(new)
         if len(lines) < end:
             lines.extend("\n" for _ in range(end - len(lines)))

@@ -5,6 +5,8 @@ cells that ran to their end, get the actual output without its trailing newlines
 YAML: a literal block where a block was or for several lines, else the old plain or quoted style, else
 double quotes. Percent: `# ` lines. Markdown: the output block's content (with longer fences if a line could
 close them), or console lines. The updated text must read back as the same cells, or nothing is written.
+A YAML expectation that several cells share through an alias is written once, if they all printed the same
+text; otherwise it is left as it is, with a note.
 """
 
 from __future__ import annotations
@@ -23,12 +25,16 @@ from sandrun.atomic import write_text_at
 from sandrun.errors import RecipeError, SandrunError
 from sandrun.expect import repl_view, text_matches
 from sandrun.model import Cell, CellResult, CellStatus, ExpectedText, MatchMode, Recipe, RunStatus, Transcript
+from sandrun.readers.lines import ends_with_newline, newline_of, split_lines
+from sandrun.readers.yaml_nodes import compose
 from sandrun.readers.yaml_recipe import construct
 
 _READERS = {"yaml": "yaml_recipe", "percent": "percent", "markdown": "markdown_doc"}
 _TRUNCATED = re.compile(r"\[sandrun: \d+ more bytes of \w+ not shown; the limit is \d+ bytes\]")
 _DIRECTIVE = re.compile(r"^# expect \w+:", re.MULTILINE)
 _FENCE = re.compile(r"([ \t]*)(`{3,}|~{3,})(.*)")
+_LINE_END = re.compile(r"\r\n|\r|\n")
+_PROPERTIES = re.compile(r"(?:[&!]\S*\s+)*")  # a node's anchor and tag, before its value
 _Spot = tuple[int, int, str]  # replace text[start:end] with this
 
 
@@ -87,8 +93,10 @@ def plan_updates(recipe: Recipe, transcript: Transcript, original_text: str) -> 
 
 
 def apply_edits(text: str, edits: list[Edit] | tuple[Edit, ...]) -> str:
-    """`text` with every edit applied (last offset first, so earlier offsets stay valid)."""
-    ordered = sorted(edits, key=lambda e: (e.start, e.end))
+    """`text` with every edit applied (last offset first, so earlier offsets stay valid). Identical edits
+    (one expectation shared by several cells through a YAML alias) are applied once."""
+    unique = {(e.start, e.end, e.replacement): e for e in edits}
+    ordered = sorted(unique.values(), key=lambda e: (e.start, e.end))
     for before, after in itertools.pairwise(ordered):
         if after.start < before.end or after.start == before.start:
             raise SandrunError(f"overlapping edits at offsets {before.start} and {after.start}")
@@ -161,18 +169,18 @@ def _notebook_outputs(transcript: Transcript, text: str) -> tuple[list[Edit], st
 def _plan(recipe: Recipe, transcript: Transcript, text: str) -> tuple[list[Edit], list[str], str]:
     """The edits, notes on mismatching expectations left alone, and the text with the edits applied
     (checked by reading it back)."""
-    nl = "\r\n" if "\r\n" in text else "\n"
+    nl = newline_of(text)
     edits: list[Edit] = []
     notes: list[str] = []
+    shared = _sharers(transcript)
     for result in transcript.results:
         cell = result.cell
         for what, expected in cell.expect.texts().items():
-            outputs = {"stdout": result.stdout, "stderr": result.stderr, "value": result.value}
-            actual = repl_view(result.stdout, result.value) if what == "repl" else outputs[what]
+            actual = _actual(result, what)
             if result.status is CellStatus.SKIPPED or text_matches(expected, actual or ""):
                 continue
             location = f"{recipe.path}:{expected.line or cell.line}"
-            why = _left_alone(result, expected, actual)
+            why = _left_alone(result, expected, actual) or _shared_differently(shared.get(expected.span, []))
             if why:
                 notes.append(f"{cell.label}: {what} ({location}) left as it is: {why}")
                 continue
@@ -187,6 +195,40 @@ def _plan(recipe: Recipe, transcript: Transcript, text: str) -> tuple[list[Edit]
     if edits:
         _verify(recipe, updated, edits)
     return edits, notes, updated
+
+
+def _actual(result: CellResult, what: str) -> str | None:
+    """What the cell produced in place of its expected `what`."""
+    if what == "repl":
+        return repl_view(result.stdout, result.value)
+    return {"stdout": result.stdout, "stderr": result.stderr, "value": result.value}[what]
+
+
+_Sharer = tuple[str, str | None, str | None]  # a cell's label, why it cannot update, what it produced
+
+
+def _sharers(transcript: Transcript) -> dict[tuple[int, int] | None, list[_Sharer]]:
+    """The expectations that several cells share (one YAML scalar under an alias), by their place in the
+    file: for each cell that shares one and ran, whether it can update it, and what it produced."""
+    by_span: dict[tuple[int, int] | None, list[_Sharer]] = {}
+    for result in transcript.results:
+        for what, expected in result.cell.expect.texts().items():
+            if expected.span is not None and result.status is not CellStatus.SKIPPED:
+                actual = _actual(result, what)
+                why = _left_alone(result, expected, actual)
+                by_span.setdefault(expected.span, []).append((result.cell.label, why, actual))
+    return {span: sharers for span, sharers in by_span.items() if len(sharers) > 1}
+
+
+def _shared_differently(sharers: list[_Sharer]) -> str | None:
+    """Why an expectation that these cells share cannot be rewritten, if it cannot: the new text must be
+    right for every one of them."""
+    outputs = {None if why else (actual or "").rstrip("\n") for _, why, actual in sharers}
+    if len(outputs) < 2 and None not in outputs:
+        return None
+    names = [label for label, _, _ in sharers]
+    labels = ", ".join(names[:-1]) + " and " + names[-1]
+    return f"it is shared through a YAML alias by {labels}, which did not all print the same; edit it by hand"
 
 
 def _left_alone(result: CellResult, expected: ExpectedText, actual: str | None) -> str | None:
@@ -219,7 +261,7 @@ def _replacement(recipe: Recipe, text: str, exp: ExpectedText, what: str, new: s
         lines = [f"# {line}" if line else "#" for line in new.split("\n")] if new else []
         return start, end, _lines(text, start, end, lines, nl)
     if what == "repl":
-        prompt = next((x for x in reversed(text[:start].splitlines()) if x.lstrip().startswith(">>>")), "")
+        prompt = next((x for x in reversed(split_lines(text[:start])) if x.lstrip().startswith(">>>")), "")
         indent = prompt[: len(prompt) - len(prompt.lstrip())]
         lines = [indent + (x if x.strip() else "<BLANKLINE>") for x in new.split("\n")] if new else []
         return start, end, _lines(text, start, end, lines, nl)
@@ -229,15 +271,17 @@ def _replacement(recipe: Recipe, text: str, exp: ExpectedText, what: str, new: s
 def _lines(text: str, start: int, end: int, lines: list[str], nl: str) -> str:
     """`lines` as a block that replaces whole lines, keeping a missing newline at the end of the file."""
     block = "".join(line + nl for line in lines)
-    if end == len(text) and not text.endswith("\n") and block:
+    if end == len(text) and not ends_with_newline(text) and block:
         block = (nl if start == end else "") + block[: -len(nl)]
     return block
 
 
 def _fenced(text: str, start: int, end: int, new: str, nl: str) -> _Spot:
     """The content of a fenced block; the fence is lengthened if a new line could close it."""
-    open_start = text.rfind("\n", 0, max(start - 1, 0)) + 1
-    opening = _FENCE.fullmatch(text[open_start:start].rstrip("\r\n"))
+    ending = 2 if text.endswith("\r\n", 0, start) else 1 if text.endswith(("\n", "\r"), 0, start) else 0
+    opening_end = start - ending
+    open_start = max(text.rfind("\n", 0, opening_end), text.rfind("\r", 0, opening_end)) + 1
+    opening = _FENCE.fullmatch(text[open_start:opening_end])
     assert opening is not None, "an output block's content starts after its opening fence"
     indent, fence, info = opening.groups()
     lines = new.split("\n") if new else []
@@ -245,7 +289,8 @@ def _fenced(text: str, start: int, end: int, new: str, nl: str) -> _Spot:
     runs = [len(line) - len(line.lstrip(fence[0])) for line in (line.lstrip() for line in lines)]
     if max(runs, default=0) < len(fence):
         return start, end, content
-    closing_line = text[end:].partition("\n")[0].rstrip("\r")
+    line_end = _LINE_END.search(text, end)
+    closing_line = text[end : line_end.start() if line_end else len(text)]
     close_end, closing = end + len(closing_line), _FENCE.fullmatch(closing_line)
     longer = fence[0] * (max(runs) + 1)
     tail = closing.group(1) + longer + closing.group(3) if closing else ""
@@ -257,8 +302,10 @@ def _yaml_scalar(path: str, text: str, start: int, end: int, new: str, nl: str) 
     found = _yaml_node(text, start)
     assert found is not None, f"no YAML scalar starts at offset {start}"
     node, key_column, in_flow = found
+    props = _PROPERTIES.match(text, start, end).group()  # type: ignore[union-attr]  # an anchor, a tag: kept
     was_block = node.style in ("|", ">")
-    chomp, comment, indent, rest = _block_parts(text[start:end], key_column) if was_block else ("", "", 0, "")
+    old = text[start + len(props) : end]
+    chomp, comment, indent, rest = _block_parts(old, key_column) if was_block else ("", "", 0, "")
     if new.lstrip("\n").startswith(" ") or not was_block:  # an indentation indicator is needed, or no block
         indent = indent if 0 < indent - key_column < 10 else key_column + 2
     digit = str(indent - key_column) if new.lstrip("\n").startswith(" ") else ""
@@ -273,20 +320,24 @@ def _yaml_scalar(path: str, text: str, start: int, end: int, new: str, nl: str) 
     quoted = yaml.dump(new, default_style='"', allow_unicode=True, width=float("inf")).strip()
     for candidate in [*candidates, quoted + comment + rest]:
         try:
-            found = _yaml_node(text[:start] + candidate + text[end:], start)
+            found = _yaml_node(text[:start] + props + candidate + text[end:], start)
             value = construct(found[0]) if found else None
         except (yaml.YAMLError, ValueError):
             continue
         if isinstance(value, (str, int, float)) and str(value).rstrip("\n") == new:
-            return candidate
-    raise RecipeError(path, node.start_mark.line + 1, f"cannot write {new!r} as a YAML scalar")
+            return props + candidate
+    raise RecipeError(path, len(split_lines(text[:start])), f"cannot write {new!r} as a YAML scalar")
 
 
 def _yaml_node(text: str, start: int) -> tuple[yaml.ScalarNode, int, bool] | None:
     """The scalar value starting at offset `start`, its key's column, and whether it is in flow style."""
-    stack: list[tuple[yaml.Node, int, bool]] = [(yaml.compose(text, Loader=yaml.SafeLoader), 0, False)]
+    stack: list[tuple[yaml.Node | None, int, bool]] = [(compose(text), 0, False)]
+    seen: set[int] = set()  # an alias makes a node appear twice, or inside itself
     while stack:
         node, column, in_flow = stack.pop()
+        if node is None or id(node) in seen:
+            continue
+        seen.add(id(node))
         if isinstance(node, yaml.ScalarNode) and node.start_mark.index == start:
             return node, column, in_flow
         in_flow = in_flow or bool(getattr(node, "flow_style", False))
@@ -302,12 +353,12 @@ def _block_parts(old: str, key_column: int) -> tuple[str, str, int, str]:
     its content: the line break and the blank lines before the next key (all kept in its place)."""
     header = re.match(r"[|>]([0-9+-]*)([^\r\n]*)", old)
     assert header is not None
-    body = [line for line in old[header.end() :].splitlines() if line.strip()]
+    body = [line for line in split_lines(old[header.end() :]) if line.strip()]
     digits = re.sub("[^0-9]", "", header.group(1))
     indent = key_column + int(digits) if digits else key_column + 2
     indent = len(body[0]) - len(body[0].lstrip(" ")) if body and not digits else indent
     content_end = len(old.rstrip(" \t\r\n")) if body else header.end()
-    after = re.search(r"\r?\n", old[content_end:])
+    after = _LINE_END.search(old[content_end:])
     rest = old[content_end + after.start() :] if after else ""
     return re.sub("[0-9]", "", header.group(1)), header.group(2), indent, rest
 

@@ -40,6 +40,7 @@ def with_expectations(cell: Cell, line_starts: list[int]) -> Cell:
     if first is None:
         return cell
     values: dict[str, str] = {}
+    texts: dict[str, list[str]] = {}  # the lines of stdout and stderr, joined at the end (linear time)
     spans: dict[str, tuple[int, int, int]] = {}  # kind -> (file line of the text, start offset, end offset)
     current: str | None = None
     for i in range(first, len(lines)):
@@ -54,13 +55,12 @@ def with_expectations(cell: Cell, line_starts: list[int]) -> Cell:
             else:
                 spans[current] = (file_line + 1, end, end)
         elif current is not None and line.startswith("#"):
-            text = line[2:] if line.startswith("# ") else line[1:]
-            first_text = spans[current][1] == spans[current][2]
-            values[current] += text if first_text else "\n" + text
+            texts.setdefault(current, []).append(line[2:] if line.startswith("# ") else line[1:])
             spans[current] = (spans[current][0], spans[current][1], end)
         elif line.strip():
             message = "only `# expect ...` directives and their text may follow the first one"
             raise RecipeError(cell.path, file_line, message, hint="move this line above the `# expect` block")
+    values.update((kind, "\n".join(lines)) for kind, lines in texts.items())
     return replace(cell, expect=_expectation(cell, values, spans))
 
 

@@ -55,6 +55,7 @@ from sandrun.model import (
     Recipe,
     is_exception_name,
 )
+from sandrun.readers.lines import NEWLINE, split_lines
 
 PYTHON = ("python", "py")
 CONSOLE = ("pycon",)
@@ -62,11 +63,11 @@ OUTPUT = ("output", "text")
 OPTIONS = ("skip", "name", "timeout", "raises", "match")
 ALLOWED = {"a Python block": OPTIONS, "a >>> session": (*OPTIONS[:3], "match"), "an output block": ("match",)}
 
-_NEWLINE = re.compile(r"\r\n|\r|\n")
 _FENCE = re.compile(r"( {0,3})(`{3,}|~{3,})(.*)")
 _COMMENT = re.compile(r" {0,3}<!--\s*sandrun\s*:(.*?)-->\s*")
 _HTML_COMMENT = re.compile(r" {0,3}<!--")
-_HEADING = re.compile(r" {0,3}# +(.*?)(?: +#+)? *")
+_HEADING_START = re.compile(r" {0,3}# +")
+_TIMEOUT = re.compile(r"(?:[0-9]+(?:\.[0-9]+)?|\.[0-9]+)(?:e[+-]?[0-9]+)?", re.IGNORECASE)
 _PROMPT = re.compile(r"( *)>>>(?: |$)")
 _CONTINUATION = re.compile(r"\.\.\.(?: |$)")
 _TRACEBACK = re.compile(r"Traceback \((?:most recent call last|innermost last)\):\s*")
@@ -79,8 +80,8 @@ class _Document:
 
     def __init__(self, text: str, path: str) -> None:
         self.path = path
-        self.lines = _NEWLINE.split(text)  # a text that ends with a newline ends with an empty line
-        self.starts = [0, *(newline.end() for newline in _NEWLINE.finditer(text)), len(text)]
+        self.lines = split_lines(text)  # a text that ends with a newline ends with an empty line
+        self.starts = [0, *(newline.end() for newline in NEWLINE.finditer(text)), len(text)]
 
     def fail(self, index: int, message: str, hint: str | None = None) -> RecipeError:
         """A `RecipeError` at the line with 0-based `index`."""
@@ -136,8 +137,7 @@ def parse(text: str, path: str, sha256: str) -> Recipe:
             continue
         if isinstance(item, int):
             _no_orphans(doc, pending)
-            heading = _HEADING.fullmatch(doc.lines[item])  # a level-1 heading names the recipe
-            title, waiting = title or (heading and heading[1]) or None, None
+            title, waiting = title or _heading(doc.lines[item]) or None, None  # a level-1 heading names it
             continue
         options = [*pending, (item.first - 1, item.info)]
         if item.lang in OUTPUT and waiting is not None:
@@ -192,6 +192,19 @@ def _scan(doc: _Document) -> list[_Block | tuple[int, str] | int]:
     return items
 
 
+def _heading(line: str) -> str | None:
+    """The text of a level-1 ATX heading (`# Title`, `# Title ##`), None if the line is not one. This is
+    `re.fullmatch(r" {0,3}# +(.*?)(?: +#+)? *", line)[1]` without a regular expression that backtracks."""
+    start = _HEADING_START.match(line)
+    if not start:
+        return None
+    text = line[start.end() :].rstrip(" ")
+    before_hashes = text.rstrip("#")
+    if len(before_hashes) < len(text) and before_hashes.endswith(" "):  # a closing sequence of #
+        return before_hashes.rstrip(" ")
+    return text
+
+
 def _no_orphans(doc: _Document, pending: list[tuple[int, str]]) -> None:
     """Refuse sandrun comments that are not followed by the block they are meant for."""
     if pending:
@@ -227,7 +240,7 @@ def _option(doc: _Document, index: int, key: str, value: str | None) -> object:
     if key == "skip" or not value:
         raise doc.fail(index, f"option {key!r} {'takes no' if key == 'skip' else 'needs a'} value", _EXAMPLES)
     if key == "timeout":
-        seconds = float(value) if re.fullmatch(r"[0-9]*\.?[0-9]+(e[+-]?[0-9]+)?", value, re.I) else 0.0
+        seconds = float(value) if _TIMEOUT.fullmatch(value) else 0.0
         if not 0 < seconds <= MAX_TIMEOUT:
             raise doc.fail(index, f"timeout must be more than 0 and at most {MAX_TIMEOUT:g} s, not {value!r}")
         return seconds

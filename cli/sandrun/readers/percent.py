@@ -10,7 +10,6 @@ raise) and `skip` (the cell is not run).
 from __future__ import annotations
 
 import ast
-import itertools
 import json
 import re
 from typing import Any
@@ -18,6 +17,7 @@ from typing import Any
 from sandrun.errors import RecipeError
 from sandrun.model import ANY_EXCEPTION, Cell, CellKind, Expectation, Recipe
 from sandrun.readers.expect_comments import with_expectations
+from sandrun.readers.lines import line_starts, text_lines
 
 _MARKER = re.compile(r"^\s*#\s*%%(%*)\s(.*)$")  # a marker that may carry a title and options
 _BARE_MARKER = re.compile(r"^\s*#\s*(%%|<codecell>|In\[[0-9 ]*\]:?)\s*$")
@@ -25,8 +25,10 @@ _CODING = re.compile(r"^[ \t\f]*#.*?coding[:=][ \t]*([-_.a-zA-Z0-9]+)")
 _YAML_FENCE = re.compile(r"^---\s*$")
 _JUPYTER_KEY = re.compile(r"^jupyter\s*:\s*$")
 _FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})(.*)$")
-_IDENTIFIER = re.compile(r"^[a-zA-Z_.]+[a-zA-Z0-9_.]*$")
-_KEY = re.compile(r"^[a-zA-Z0-9_.@/-]+$")
+_IDENTIFIER = re.compile(r"^[a-zA-Z_.][a-zA-Z0-9_.]*$")  # jupytext's `[a-zA-Z_.]+[a-zA-Z0-9_.]*`, unambiguous
+_KEY_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.@/-")
+_LITERAL_STARTS = frozenset("\"'0123456789+-.([{tfnNITFsrRbBuU")  # of a JSON value or a Python literal
+_WORK_PER_CHAR = 4  # characters read by failed attempts at a value, per character of the options
 _KINDS = {"code": CellKind.CODE, "markdown": CellKind.MARKDOWN, "raw": CellKind.RAW}
 _HINT = 'write a title, then key=value options with JSON values: `# %% Load data tags=["raises-exception"]`'
 
@@ -37,16 +39,17 @@ class _BadOptions(ValueError):
 
 def parse(text: str, path: str, sha256: str) -> Recipe:
     """Read a percent-format recipe. Raises `RecipeError` for bad cell options or a file without code."""
-    lines = text.splitlines()
+    lines = text_lines(text)
     quoted = _starts_quoted(lines)
+    closers = _closing_fences(lines)
     pos, cells = _skip_header(lines, path)
     while pos < len(lines):
-        cell, pos = _read_cell(lines, quoted, pos, len(cells), path)
+        cell, pos = _read_cell(lines, quoted, closers, pos, len(cells), path)
         cells.append(cell)
     if not any(c.kind is CellKind.CODE and c.source.strip() for c in cells):
         raise RecipeError(path, 1, "no code cells in this file", hint="start a code cell with a `# %%` line")
-    line_starts = list(itertools.accumulate((len(line) for line in text.splitlines(True)), initial=0))
-    cells = [with_expectations(c, line_starts) if c.kind is CellKind.CODE else c for c in cells]
+    starts = line_starts(text)
+    cells = [with_expectations(c, starts) if c.kind is CellKind.CODE else c for c in cells]
     return Recipe(path=path, sha256=sha256, format="percent", cells=tuple(cells))
 
 
@@ -76,12 +79,14 @@ def _skip_header(lines: list[str], path: str) -> tuple[int, list[Cell]]:
     return start, []
 
 
-def _read_cell(lines: list[str], quoted: list[bool], pos: int, index: int, path: str) -> tuple[Cell, int]:
+def _read_cell(
+    lines: list[str], quoted: list[bool], closers: list[dict[str, int]], pos: int, index: int, path: str
+) -> tuple[Cell, int]:
     """Read the cell that starts at `lines[pos]`; return it and where the next cell starts."""
     head = lines[pos]
     marked = bool(_MARKER.match(head) or _BARE_MARKER.match(head))
     kind, name, tags = _options(head, pos + 1, path) if _MARKER.match(head) else ("code", None, ())
-    nxt = _next_marker(lines, quoted, pos, kind != "code")
+    nxt = _next_marker(lines, quoted, closers, pos, kind != "code")
     body = lines[pos + marked : pos + _content_length(lines[pos:nxt])]
     source = "\n".join(body) if kind == "code" else _prose(body)
     expect = Expectation(error=ANY_EXCEPTION) if "raises-exception" in tags else Expectation()
@@ -91,8 +96,11 @@ def _read_cell(lines: list[str], quoted: list[bool], pos: int, index: int, path:
     return cell, nxt
 
 
-def _next_marker(lines: list[str], quoted: list[bool], pos: int, prose: bool) -> int:
-    """Where the next cell starts: the next marker not in a string (nor, in prose, in a fenced block)."""
+def _next_marker(
+    lines: list[str], quoted: list[bool], closers: list[dict[str, int]], pos: int, prose: bool
+) -> int:
+    """Where the next cell starts: the next marker not in a string (nor, in prose, in a fenced block that
+    some later line closes: `closers[i + 1]` holds the longest closing fences after line i)."""
     fence = None
     for i in range(pos, len(lines)):
         if quoted[i]:
@@ -102,7 +110,7 @@ def _next_marker(lines: list[str], quoted: list[bool], pos: int, prose: bool) ->
             continue
         opening = _fence(lines[i]) if prose else None
         if opening and not (opening[0] == "`" and "`" in opening[2]):
-            fence = opening if any(_closes(later, opening) for later in lines[i + 1 :]) else None
+            fence = opening if closers[i + 1].get(opening[0], 0) >= opening[1] else None
             if fence:
                 continue
         if i > pos and (_MARKER.match(lines[i]) or _BARE_MARKER.match(lines[i])):
@@ -124,7 +132,7 @@ def _prose(body: list[str]) -> str:
     for left in ('"""', "'''", 'r"""', "r'''", 'R"""', "R'''"):
         if content.startswith(left) and content.endswith(left[-3:]) and len(content) >= len(left) + 3:
             inner = content[len(left) : -3].removeprefix("\n").removesuffix("\n")
-            return "\n".join(inner.splitlines())
+            return "\n".join(text_lines(inner))
     return "\n".join(_uncomment(line) for line in body)
 
 
@@ -139,10 +147,22 @@ def _fence(line: str) -> tuple[str, int, str] | None:
     return (match.group(1)[0], len(match.group(1)), match.group(2)) if match else None
 
 
+def _closing_fences(lines: list[str]) -> list[dict[str, int]]:
+    """For each i, the longest closing fence (by its character) among `lines[i:]`: one pass, from the end."""
+    result: list[dict[str, int]] = [{}]
+    for line in reversed(lines):
+        fence = _fence(line)
+        longest = result[-1]
+        if fence and not fence[2].strip() and fence[1] > longest.get(fence[0], 0):
+            longest = {**longest, fence[0]: fence[1]}
+        result.append(longest)
+    return result[::-1]
+
+
 def _closes(line: str, opening: tuple[str, int, str]) -> bool:
     """Does this line close the fenced block that `opening` started?"""
     fence = _fence(line)
-    return bool(fence) and fence[0] == opening[0] and fence[1] >= opening[1] and not fence[2].strip()
+    return fence is not None and fence[0] == opening[0] and fence[1] >= opening[1] and not fence[2].strip()
 
 
 def _starts_quoted(lines: list[str]) -> list[bool]:
@@ -174,7 +194,8 @@ def _options(line: str, number: int, path: str) -> tuple[str, str | None, tuple[
     try:
         title, meta = _title_and_metadata(line[line.find("%%") + 2 :])
     except _BadOptions:
-        raise RecipeError(path, number, f"cannot read the cell options in {line.strip()!r}", _HINT) from None
+        shown = line.strip() if len(line.strip()) <= 100 else line.strip()[:100] + "..."
+        raise RecipeError(path, number, f"cannot read the cell options in {shown!r}", _HINT) from None
     word = next((w for w in ("markdown", "raw", "md") if f"[{w}]" in title), None)
     if word:
         title = title.replace(f"[{word}]", "").strip()
@@ -216,24 +237,83 @@ def _title_and_metadata(text: str) -> tuple[str, dict[str, Any]]:
 
 
 def _key_values(text: str) -> dict[str, Any]:
-    """Parse `key1=value1 flag key2=value2` (values in JSON or Python syntax), from the right."""
-    text = text.strip()
-    space = text.rfind(" ")
-    if not text:
-        return {}
-    if not text.startswith("--") and _IDENTIFIER.match(text[space + 1 :]):
-        return {text[space + 1 :]: None, **(_key_values(text[:space]) if space > 0 else {})}
-    equal = len(text)
-    while (equal := text.rfind("=", 0, equal)) >= 0:
-        space = text[:equal].rstrip().rfind(" ")
-        key = text[space + 1 : equal].strip()
-        try:
-            value = _literal(text[equal + 1 :])
-        except _BadOptions:
+    """Parse `key1=value1 flag key2=value2` (values in JSON or Python syntax) as jupytext does: from the
+    right, each value being the shortest tail after a `key=` that reads as a literal, each flag a bare word.
+
+    Without recursion, and in time linear in the length: keys are checked before values, a tail is only
+    read if it can start a literal, and tails that do not read may cost `_WORK_PER_CHAR` characters each
+    of the options in all (past that, the options are refused as unreadable)."""
+    found: list[tuple[str, Any, bool]] = []  # right to left: key, value, whether it is a bare flag
+    budget = _WORK_PER_CHAR * len(text) + 65536
+    start, stop = 0, len(text)
+    while True:
+        start, stop = _strip(text, start, stop)
+        if start == stop:
+            break
+        space = text.rfind(" ", start, stop)
+        last = text[max(space + 1, start) : stop]
+        if not text.startswith("--", start, stop) and _IDENTIFIER.match(last):
+            found.append((last, None, True))
+            stop = max(space, start)
             continue
-        if _KEY.match(key):
-            return {**(_key_values(text[:space]) if space > 0 else {}), key: value}
-    raise _BadOptions(text)
+        eq = stop
+        while True:
+            eq = text.rfind("=", start, eq)
+            if eq < 0:
+                raise _BadOptions(text)
+            key, before = _key_before(text, start, eq)
+            if key is None or not _could_be_literal(text, eq + 1, stop):
+                continue
+            budget -= stop - eq
+            if budget < 0:
+                raise _BadOptions(text)
+            try:
+                value = _literal(text[eq + 1 : stop])
+            except _BadOptions:
+                continue
+            found.append((key, value, False))
+            stop = max(before, start)
+            break
+    result: dict[str, Any] = {}
+    for key, value, flag in reversed(found):  # a flag does not replace a value given on its left
+        if flag:
+            result.setdefault(key, None)
+        else:
+            result[key] = value
+    return result
+
+
+def _strip(text: str, start: int, stop: int) -> tuple[int, int]:
+    """`text[start:stop].strip()` as bounds."""
+    while start < stop and text[start].isspace():
+        start += 1
+    while stop > start and text[stop - 1].isspace():
+        stop -= 1
+    return start, stop
+
+
+def _key_before(text: str, start: int, eq: int) -> tuple[str | None, int]:
+    """The key written before the `=` at `eq` (None if it is not a valid key), and the offset of the space
+    before that key (`start` if it begins the text): jupytext's `text[:eq].rstrip().rfind(" ")`."""
+    end = eq
+    while end > start and text[end - 1].isspace():
+        end -= 1
+    first = end
+    while first > start and text[first - 1] in _KEY_CHARS:
+        first -= 1
+    space = first
+    while space > start and text[space - 1].isspace() and text[space - 1] != " ":
+        space -= 1
+    if space > start and text[space - 1] != " ":
+        return None, start  # the word before `=` holds something no key may hold
+    return (text[first:end] or None), max(space - 1, start)
+
+
+def _could_be_literal(text: str, start: int, stop: int) -> bool:
+    """Whether `text[start:stop]` starts (after white space) the way a JSON value or Python literal does."""
+    while start < stop and text[start].isspace():
+        start += 1
+    return start < stop and text[start] in _LITERAL_STARTS
 
 
 def _literal(text: str) -> object:

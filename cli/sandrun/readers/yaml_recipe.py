@@ -1,7 +1,8 @@
 """YAML recipes: a mapping with settings and a list of `cells`, each a string of code or a mapping.
 
-The document is composed into nodes (with `yaml.SafeLoader`, so no tags run code) and then walked by hand, so
-that every error and every cell knows its line in the file.
+The document is composed into nodes (by `yaml_nodes`, with PyYAML's safe loader, so no tags run code) and then
+walked by hand, so that every error and every cell knows its line in the file (counted as editors count them:
+YAML also breaks lines at NEL and the Unicode separators, which an editor shows inside a line).
 
     name: Quickstart           # optional
     description: ...           # optional
@@ -44,6 +45,8 @@ from sandrun.model import (
     Recipe,
     is_exception_name,
 )
+from sandrun.readers.lines import LineIndex
+from sandrun.readers.yaml_nodes import compose
 
 RECIPE_KEYS = (
     "name", "description", "timeout", "env", "network", "python", "packages", "files", "backend", "cells"
@@ -55,12 +58,18 @@ EXPECT_KEYS = ("error", "error_message", "stdout", "stderr", "value", "match")
 class _Reader:
     """Walks composed YAML nodes, turning them into model objects with file:line on every error."""
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, lines: LineIndex) -> None:
         self.path = path
+        self.lines = lines
 
     def fail(self, node: yaml.Node, message: str, hint: str | None = None) -> RecipeError:
         """A RecipeError at the node's line."""
-        return RecipeError(self.path, node.start_mark.line + 1, message, hint)
+        return RecipeError(self.path, self.lines.line_of(node.start_mark.index), message, hint)
+
+    def code_line(self, node: yaml.Node) -> int:
+        """The file line of a scalar's first character: block scalars (`|`, `>`) start on the next line."""
+        block = isinstance(node, yaml.ScalarNode) and node.style in ("|", ">")
+        return self.lines.line_of(node.start_mark.index) + (1 if block else 0)
 
     def mapping(self, node: yaml.Node, what: str, keys: tuple[str, ...]) -> dict[str, yaml.Node]:
         """A mapping node's items by key, refusing unknown or repeated keys."""
@@ -165,7 +174,7 @@ class _Reader:
         """One cell: a string of code, or a mapping with `code` and options."""
         what = f"cell {index + 1}"
         if isinstance(node, yaml.ScalarNode):
-            return Cell(index=index, source=self.code(node, what), path=self.path, line=code_line(node))
+            return Cell(index=index, source=self.code(node, what), path=self.path, line=self.code_line(node))
         items = self.mapping(node, what, CELL_KEYS)
         if "code" not in items:
             raise self.fail(node, f"{what} has no code", "add a `code:` key holding the Python to run")
@@ -174,7 +183,7 @@ class _Reader:
             index=index,
             source=self.code(code_node, what),
             path=self.path,
-            line=code_line(code_node),
+            line=self.code_line(code_node),
             name=self.text(items["name"], f"{what} name") if "name" in items else None,
             timeout=self.seconds(items["timeout"], f"{what} timeout") if "timeout" in items else None,
             skip=bool(self.scalar(items["skip"], f"{what} skip", (bool,), "true or false"))
@@ -228,7 +237,7 @@ class _Reader:
         if mode is MatchMode.REGEX:
             self.pattern(node, what)
         return ExpectedText(
-            text, mode, line=code_line(node), span=(node.start_mark.index, node.end_mark.index)
+            text, mode, line=self.code_line(node), span=(node.start_mark.index, node.end_mark.index)
         )
 
     def pattern(self, node: yaml.Node, what: str) -> str:
@@ -259,26 +268,26 @@ def describe(node: yaml.Node) -> str:
     return "nothing (null)" if value is None else f"{type(value).__name__} {node.value!r}"
 
 
-def code_line(node: yaml.Node) -> int:
-    """The file line of a scalar's first character: block scalars (`|`, `>`) start on the next line."""
-    block = isinstance(node, yaml.ScalarNode) and node.style in ("|", ">")
-    return node.start_mark.line + 1 + (1 if block else 0)
-
-
 def parse(text: str, path: str, sha256: str) -> Recipe:
     """Read a YAML recipe. Raises `RecipeError` with the line of the first problem."""
+    lines = LineIndex(text)
     try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        root = compose(text)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
-        line = mark.line + 1 if mark else None
+        line = lines.line_of(mark.index) if mark else None
         message = f"invalid YAML: {exc.problem or exc.context}"
         if exc.context and exc.context_mark and exc.context_mark is not mark:
-            message += f" ({exc.context} that starts at line {exc.context_mark.line + 1})"
+            message += f" ({exc.context} that starts at line {lines.line_of(exc.context_mark.index)})"
         raise RecipeError(path, line, message) from None
+    except yaml.reader.ReaderError as exc:  # a character YAML does not allow anywhere, even quoted
+        message = f"invalid YAML: unacceptable character #x{exc.character:04x}: {exc.reason}"
+        hint = 'write it as an escape in a double-quoted string, e.g. "\\x01"'
+        raise RecipeError(path, lines.line_of(exc.position), message, hint) from None
     except yaml.YAMLError as exc:
-        raise RecipeError(path, None, f"invalid YAML: {exc}") from None
-    reader = _Reader(path)
+        message = " ".join(str(exc).split())
+        raise RecipeError(path, None, f"invalid YAML: {message}") from None
+    reader = _Reader(path, lines)
     if root is None:
         raise RecipeError(path, 1, "the file holds no YAML document", hint="a recipe needs a `cells:` list")
     items = reader.mapping(root, "the recipe", RECIPE_KEYS)
