@@ -56,7 +56,7 @@ def parse(text: str, path: str, sha256: str, check_outputs: bool = False) -> Rec
     except json.JSONDecodeError as exc:
         raise RecipeError(path, exc.lineno, f"invalid notebook JSON: {exc.msg}") from None
     except RecursionError:
-        raise RecipeError(path, None, "invalid notebook JSON: nested too deeply") from None
+        raise RecipeError(path, 1, "invalid notebook JSON: nested too deeply") from None
     if not isinstance(nb, dict) or not isinstance(nb.get("cells"), list):
         raise RecipeError(path, 1, "not a Jupyter notebook: no `cells` list at the top level")
     if nb.get("nbformat") != 4:
@@ -131,8 +131,8 @@ def _without_magics(source: str, path: str, line: int, where: str) -> str:
     try:
         compile(source, path, "exec", dont_inherit=True)
         return source  # plain Python: a `%` or `!` inside it is an operator or in a string
-    except SyntaxError:
-        pass
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        pass  # the driver says what is wrong with code that is not Python: here, only IPython syntax
     lines = source.split("\n")
     for n, text in enumerate(lines):
         match = _MAGIC.match(text)
