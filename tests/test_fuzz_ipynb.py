@@ -20,7 +20,7 @@ SCALARS = st.one_of(
 JSON = st.recursive(
     SCALARS,
     lambda inner: st.one_of(
-        st.lists(inner, max_size=4), st.dictionaries(st.sampled_from(KEYS := [
+        st.lists(inner, max_size=4), st.dictionaries(st.sampled_from([
             "cell_type", "source", "metadata", "tags", "outputs", "execution_count", "sandrun", "timeout",
             "env", "packages", "files", "name", "text", "data", "output_type", "check_outputs", "match",
             "execution", "text/plain"]), inner, max_size=5)),
