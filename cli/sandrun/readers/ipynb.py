@@ -94,7 +94,11 @@ def parse(text: str, path: str, sha256: str, check_outputs: bool = False) -> Rec
 
 def _cell(raw: object, index: int, line: int, path: str, check: bool, mode: MatchMode) -> Cell:
     where = f"cell {index + 1}"
-    if not isinstance(raw, dict) or raw.get("cell_type") not in _KINDS:
+    if (
+        not isinstance(raw, dict)
+        or not isinstance(raw.get("cell_type"), str)
+        or raw["cell_type"] not in _KINDS
+    ):
         raise RecipeError(path, line, f"{where} is not a code, markdown or raw cell")
     kind = _KINDS[raw["cell_type"]]
     source = _text(raw.get("source", ""), path, line, f"{where} source")
