@@ -222,6 +222,7 @@ def bench_notebook_runs(
     _, notebook = write_inputs(folder, 20)
     command = [str(ENV_BIN / "jupyter"), "execute", str(notebook)]
     jupyter = timed(lambda: run_quiet(command), runs + 1)[1:]
+    rows.append(Row("whole run, 20-cell .ipynb", "jupyter execute", jupyter))
     for name in backends:
         progress(f"sandrun/{name} run: the 20-cell notebook x {runs} (+1 warm-up)")
         argv = [str(ENV_BIN / "sandrun"), "run", str(notebook), "-q", "--backend", name, "--python", python]
