@@ -90,6 +90,19 @@ def test_rich_output_past_the_cell_limit_becomes_a_marker(run_cell: RunCell) -> 
     assert rich(fresh)[0].data is not None and "text/html" in rich(fresh)[0].data
 
 
+def test_rich_output_is_measured_as_sent_so_escapes_cannot_break_the_channel(run_cell: RunCell) -> None:
+    # 9 MiB of quotes is 18 MiB once escaped in JSON: counted as characters, it would pass the 10 MiB limit
+    # and make a protocol line longer than the host accepts, ending the session
+    outcome = run_cell(
+        "quotes = type('Q', (), {'_repr_html_': lambda s: '\"' * (9 << 20)})\ndisplay(quotes())"
+    )
+    assert outcome.status == "ok", outcome.error
+    (marker,) = rich(outcome)
+    assert marker.data is not None and set(marker.data) == {"text/plain"}
+    assert "bytes not shown; the limit is" in marker.text
+    assert run_cell("1 + 1").value == "2"  # the session lives on
+
+
 def test_the_driver_imports_no_matplotlib_of_its_own(run_cell: RunCell) -> None:
     outcome = run_cell(
         "display(1)\nimport sys\nsorted(m for m in sys.modules if m.startswith(('matplotlib', 'IPython')))"

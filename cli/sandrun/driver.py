@@ -390,7 +390,8 @@ class Interpreter:
 
 
 DISPLAY_LIMIT = 10 << 20
-"""Bytes of rich output (MIME data as sent, base64 for binary) a cell may display; past it, a marker."""
+"""Bytes of rich output (bundles and metadata as sent: JSON, base64 for binary) a cell may display; past it,
+a marker. Kept below the host's longest protocol line (16 MiB), escapes included."""
 REPR_METHODS = (
     ("image/png", "_repr_png_"),
     ("image/jpeg", "_repr_jpeg_"),
@@ -493,19 +494,18 @@ class RichDisplay:
         """One `display` event, after all output written before it; a marker once the budget is spent."""
         if self.cell_id is None:
             return
-        size = sum(len(v) for k, v in data.items() if k != "text/plain" and isinstance(v, str))
         self.capture.flush()
+        try:  # the size as sent (escapes and UTF-8 included): the protocol line must stay within bounds
+            size = len(json.dumps([data, metadata], ensure_ascii=False).encode("utf-8", "replace"))
+        except (TypeError, ValueError, RecursionError):  # metadata the protocol cannot carry is left out
+            metadata = {}
+            size = len(json.dumps(data, ensure_ascii=False).encode("utf-8", "replace"))
         if self.sent + size > self.limit:
             self.dropped += size
             note = f"[sandrun: a display of {size} bytes not shown; the limit is {self.limit} bytes per cell]"
             data, metadata = {"text/plain": note}, {}
         else:
             self.sent += size
-        if metadata:
-            try:
-                json.dumps(metadata)
-            except (TypeError, ValueError, RecursionError):  # metadata the protocol cannot carry is left out
-                metadata = {}
         line = {"ev": "display", "id": self.cell_id, "kind": kind, "data": data, "metadata": metadata}
         self.capture.emitter.send(line)
 
