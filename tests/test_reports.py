@@ -347,7 +347,7 @@ def test_render_dispatches_on_format() -> None:
     assert render(t, "json") == render_json(t)
     assert render(t, "md") == render(t, "markdown") == render(t, "MD") == render_markdown(t)
     with pytest.raises(ValueError, match="json"):
-        render(t, "html")
+        render(t, "pdf")
 
 
 @pytest.mark.parametrize(
