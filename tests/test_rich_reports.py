@@ -71,3 +71,20 @@ def test_a_markdown_report_writes_its_images_beside_it(tmp_path: Path) -> None:
     assert image.read_bytes() == PNG_1X1
     assert f"](out_files/{image.name})" in report.read_text()
     assert not (tmp_path / "out.json_files").exists()
+
+
+def test_a_saved_transcript_rendered_as_markdown_gets_its_images(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from sandrun.app import app
+
+    saved = tmp_path / "t.json"
+    saved.write_text(render_json(rich_transcript()))
+    result = CliRunner().invoke(
+        app, ["report", str(saved), "--format", "md", "-o", str(tmp_path / "page.md")]
+    )
+    assert result.exit_code == 0, result.output
+    (image,) = (tmp_path / "page_files").iterdir()
+    assert (
+        image.read_bytes() == PNG_1X1 and f"](page_files/{image.name})" in (tmp_path / "page.md").read_text()
+    )

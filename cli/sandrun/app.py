@@ -19,7 +19,7 @@ from typing import Annotated, NoReturn
 
 import typer
 
-from sandrun import __version__
+from sandrun import __version__, delivery
 from sandrun.atomic import why_not_written
 from sandrun.backends import BACKENDS, DEFAULT_BACKEND, get_backend
 from sandrun.backends.base import Backend, Limits
@@ -39,7 +39,7 @@ from sandrun.inputs import (
 )
 from sandrun.model import MAX_TIMEOUT, CellStatus, Recipe, RunStatus, Transcript
 from sandrun.readers import load_recipe
-from sandrun.reports import FORMATS, render_all, write_report
+from sandrun.reports import FORMATS, render_all
 from sandrun.reports.annotations import github_annotations
 from sandrun.runner import DEFAULT_CELL_TIMEOUT, RunControl, RunOptions, run_many, run_recipe
 from sandrun.text import for_terminal
@@ -322,12 +322,11 @@ def report(
         if output_format not in FORMATS:
             raise UsageError(f"--format {output_format!r} is not one of: {', '.join(FORMATS)}")
         transcripts = load_transcripts(transcript)
-        text = render_all(transcripts, output_format)
         if output is None:
-            write_stdout(text)
+            write_stdout(render_all(transcripts, output_format))
         else:
             try:
-                write_report(output, text)
+                delivery.write_one(output, transcripts, FORMATS[output_format])
             except OSError as exc:
                 fail(f"cannot write {output}: {why_not_written(exc)}", 3)
 

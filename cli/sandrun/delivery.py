@@ -78,8 +78,7 @@ def deliver(
     problems = []
     for path, fmt in reports:
         try:
-            files_dir = write_images(path, transcripts) if fmt == "md" else None
-            write_report(path, render_all(transcripts, fmt, files_dir))
+            write_one(path, transcripts, fmt)
         except OSError as exc:
             problems.append(f"cannot write {path}: {describe(exc)}")
         except Exception as exc:  # a renderer's bug must not cost the other reports
@@ -90,6 +89,12 @@ def deliver(
         except OSError as exc:
             problems.append(f"cannot write the {stdout_format} transcript to stdout: {describe(exc)}")
     return problems
+
+
+def write_one(path: Path, transcripts: Sequence[Transcript], fmt: str) -> None:
+    """Write one report file in format `fmt` (canonical name), with its images beside it for Markdown."""
+    files_dir = write_images(path, transcripts) if fmt == "md" else None
+    write_report(path, render_all(transcripts, fmt, files_dir))
 
 
 def write_images(report: Path, transcripts: Sequence[Transcript]) -> str | None:
