@@ -18,16 +18,20 @@ from sandrun.model import Recipe
 Parser = Callable[[str, str, str], Recipe]
 
 
-def _parsers() -> dict[str, Parser]:
-    from sandrun.readers import ipynb, markdown_doc, percent, yaml_recipe
+READERS = {
+    ".yaml": "yaml_recipe", ".yml": "yaml_recipe", ".py": "percent", ".md": "markdown_doc", ".ipynb": "ipynb"
+}  # fmt: skip
+"""Recipe suffix -> the module of `sandrun.readers` that parses it (only that one is imported)."""
 
-    return {
-        ".yaml": yaml_recipe.parse,
-        ".yml": yaml_recipe.parse,
-        ".py": percent.parse,
-        ".md": markdown_doc.parse,
-        ".ipynb": ipynb.parse,
-    }
+
+def _parser(suffix: str) -> Parser | None:
+    from importlib import import_module
+
+    module = READERS.get(suffix)
+    if module is None:
+        return None
+    parser: Parser = import_module(f"sandrun.readers.{module}").parse
+    return parser
 
 
 SUPPORTED_SUFFIXES = (".yaml", ".yml", ".py", ".md", ".ipynb")
@@ -38,7 +42,7 @@ def load_recipe(path: str | Path, check_outputs: bool = False) -> Recipe:
 
     `check_outputs`: a notebook's stored outputs become its expectations (other formats ignore it)."""
     name = str(path)
-    parser = _parsers().get(Path(name).suffix.lower())
+    parser = _parser(Path(name).suffix.lower())
     if parser is not None and check_outputs and Path(name).suffix.lower() == ".ipynb":
         from sandrun.readers import ipynb
 

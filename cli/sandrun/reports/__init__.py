@@ -8,16 +8,15 @@ never sees half a report and an interrupted write leaves any previous report in 
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from sandrun.atomic import write_text_atomically as write_report
-from sandrun.model import Transcript
-from sandrun.reports.json_report import render_json, transcript_to_dict
-from sandrun.reports.markdown import render_markdown
 from sandrun.text import writable
+
+if TYPE_CHECKING:
+    from sandrun.model import Transcript
 
 FORMATS: dict[str, str] = {
     "json": "json", "md": "md", "markdown": "md", "junit": "junit", "xml": "junit", "ipynb": "ipynb",
@@ -37,6 +36,13 @@ MARKDOWN_SEPARATOR = "\n---\n\n"
 __all__ = ["FORMATS", "SUFFIXES", "format_for_path", "render", "render_all", "write_report"]
 
 
+def write_report(path: str | os.PathLike[str], text: str) -> None:
+    """Write a report atomically: readers see the old file or the new one, never half of it."""
+    from sandrun.atomic import write_text_atomically  # renderers and writers load when a report is made
+
+    write_text_atomically(path, text)
+
+
 def _canonical(fmt: str) -> str:
     canonical = FORMATS.get(fmt.lower())
     if canonical is None:
@@ -51,6 +57,9 @@ def render(t: Transcript, fmt: str, files_dir: str | None = None) -> str:
     (`\\ud800`: in JSON, the string's own escape), so the text can always be written as UTF-8.
     `files_dir`: where a Markdown page links its images (`rich.image_files` are to be written there).
     """
+    from sandrun.reports.json_report import render_json
+    from sandrun.reports.markdown import render_markdown
+
     canonical = _canonical(fmt)
     if canonical == "json":
         return writable(render_json(t))
@@ -82,7 +91,12 @@ def render_all(transcripts: Sequence[Transcript], fmt: str, files_dir: str | Non
         return writable(render_html(transcripts))
     if len(transcripts) == 1:
         return render(transcripts[0], canonical, files_dir)
+    from sandrun.reports.json_report import transcript_to_dict
+    from sandrun.reports.markdown import render_markdown
+
     if canonical == "json":
+        import json
+
         data = [transcript_to_dict(t) for t in transcripts]
         return writable(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
     return writable(MARKDOWN_SEPARATOR.join(render_markdown(t, files_dir) for t in transcripts))
