@@ -77,6 +77,22 @@ def test_a_rich_trailing_value_is_a_result_and_a_plain_one_is_not(run_cell: RunC
     assert plain.value == "[1, 2]" and rich(plain) == []
 
 
+def test_a_value_whose_class_breaks_attribute_lookup_is_plain_text(run_cell: RunCell) -> None:
+    outcome = run_cell(
+        """
+        class Meta(type):
+            def __getattr__(cls, name):
+                raise ValueError(name)
+        class Odd(metaclass=Meta):
+            def __repr__(self):
+                return "Odd()"
+        Odd()
+        """
+    )
+    assert outcome.status == "ok", outcome.error
+    assert outcome.value == "Odd()" and rich(outcome) == []
+
+
 def test_rich_output_past_the_cell_limit_becomes_a_marker(run_cell: RunCell) -> None:
     outcome = run_cell("big = 'x' * (6 << 20)\nhtml = type('H', (), {'_repr_html_': lambda s: big})\n"
                        "display(html(), html())\nprint('still here')")  # fmt: skip

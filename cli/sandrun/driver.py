@@ -606,7 +606,10 @@ def has_rich_repr(value: object) -> bool:
     cls = type(value)
     if cls in (int, float, str, bool, bytes, list, tuple, dict, set, complex):
         return False
-    return hasattr(cls, "_repr_mimebundle_") or any(hasattr(cls, name) for _, name in REPR_METHODS)
+    try:  # a metaclass's __getattr__ may raise anything: then the value is shown as plain text
+        return hasattr(cls, "_repr_mimebundle_") or any(hasattr(cls, name) for _, name in REPR_METHODS)
+    except BaseException:
+        return False
 
 
 def encode_mime(mime: str, value: object) -> str:
