@@ -1,19 +1,114 @@
-"""Judging a cell: did what it did match what the recipe expected?
+"""Judging a cell: did what it did match what the recipe expected? And the ONE validation of what a recipe
+may expect, that every reader calls.
 
 Expected text is compared by `MatchMode` (doctest-style `...` by default); trailing newlines never matter.
 A mismatch fails the cell with a unified diff, expected against actual.
+
+Readers (YAML, percent, Markdown, reStructuredText, ...) find expectations in their own syntax, then hand
+them, as text with the line where each was written, to `expectation()` (or, for an expected text found
+apart from its cell, to `expected_text()`; for a timeout, to `seconds()`). The rules live only here, so they
+are the same in every format: an `error` is an exception name; an `error_message` needs an `error` and must
+compile as a regular expression; `match` is one of `MATCH_MODES`; under `match: regex` every expected text
+must compile; a timeout is more than 0 and at most `MAX_TIMEOUT`. A rule broken is a `RecipeError` at
+file:line (exit 2).
 """
 
 from __future__ import annotations
 
 import difflib
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from sandrun.model import ANY_EXCEPTION, CellError, CellStatus, Expectation, ExpectedText, MatchMode
+from sandrun.errors import RecipeError
+from sandrun.model import (
+    ANY_EXCEPTION,
+    MATCH_MODES,
+    MAX_TIMEOUT,
+    CellError,
+    CellStatus,
+    Expectation,
+    ExpectedText,
+    MatchMode,
+    is_exception_name,
+)
 
 ELLIPSIS = "..."
+
+EXPECT_KEYS = ("error", "error_message", "stdout", "stderr", "value", "repl", "match")
+"""What a cell may expect, in every recipe format (`repl` comes from `>>>` sessions, not from users)."""
+TEXT_KEYS = ("stdout", "stderr", "value", "repl")
+
+
+@dataclass(frozen=True)
+class Written:
+    """One expectation as a reader found it in the recipe file."""
+
+    text: str
+    """The value as written (an exception name, a pattern, expected output, a match mode)."""
+    line: int | None = None
+    """1-based line where it is written, for errors and messages."""
+    span: tuple[int, int] | None = None
+    """Character offsets [start, end) of an expected text in the file, for `--update`."""
+
+
+def expectation(path: str, written: Mapping[str, Written]) -> Expectation:
+    """The checked `Expectation` of one cell from what its recipe wrote, by key (see `EXPECT_KEYS`).
+
+    Every reader calls this (or `expected_text` for a text found apart from its cell), so that one rule is
+    the same in every format. Raises `RecipeError` at the line of the first broken rule."""
+    unknown = [key for key in written if key not in EXPECT_KEYS]
+    if unknown:
+        key = unknown[0]
+        close = difflib.get_close_matches(key, EXPECT_KEYS, n=1)
+        hint = (f"did you mean {close[0]!r}? " if close else "") + f"use one of: {', '.join(EXPECT_KEYS)}"
+        raise RecipeError(path, written[key].line, f"unknown expectation {key!r}", hint)
+    mode = match_mode(path, written["match"]) if "match" in written else MatchMode.ELLIPSIS
+    error = written.get("error")
+    if error is not None and not is_exception_name(error.text):
+        hint = "e.g. ZeroDivisionError, or json.JSONDecodeError"
+        raise RecipeError(path, error.line, f"{error.text!r} is not an exception name", hint)
+    message = written.get("error_message")
+    if message is not None:
+        if error is None:
+            raise RecipeError(
+                path, message.line, "error_message needs an error", "add e.g. error: ValueError"
+            )
+        _compiles(path, message, "error_message")
+    texts = {key: expected_text(path, written[key], mode) for key in TEXT_KEYS if key in written}
+    return Expectation(
+        error=error.text if error else None, error_message=message.text if message else None, **texts
+    )
+
+
+def expected_text(path: str, written: Written, mode: MatchMode) -> ExpectedText:
+    """One checked expected text (under `MatchMode.REGEX` it must compile)."""
+    if mode is MatchMode.REGEX:
+        _compiles(path, written, "the expected output")
+    return ExpectedText(written.text, mode, line=written.line, span=written.span)
+
+
+def match_mode(path: str, written: Written) -> MatchMode:
+    """A checked match mode name."""
+    if written.text not in MATCH_MODES:
+        hint = f"use one of: {', '.join(MATCH_MODES)}"
+        raise RecipeError(path, written.line, f"unknown match mode {written.text!r}", hint)
+    return MatchMode(written.text)
+
+
+def seconds(path: str, line: int | None, value: float, what: str = "timeout") -> float:
+    """A checked timeout: more than 0 and at most `MAX_TIMEOUT` seconds (NaN is refused)."""
+    if not 0 < value <= MAX_TIMEOUT:
+        message = f"{what} must be more than 0 and at most {MAX_TIMEOUT:g} seconds, not {value:g}"
+        raise RecipeError(path, line, message)
+    return value
+
+
+def _compiles(path: str, written: Written, what: str) -> None:
+    try:
+        re.compile(written.text)
+    except re.error as exc:
+        raise RecipeError(path, written.line, f"{what} is not a valid regular expression: {exc}") from None
 
 
 @dataclass(frozen=True)

@@ -44,17 +44,8 @@ import shlex
 from dataclasses import dataclass, replace
 
 from sandrun.errors import RecipeError
-from sandrun.model import (
-    ANY_EXCEPTION,
-    MATCH_MODES,
-    MAX_TIMEOUT,
-    Cell,
-    Expectation,
-    ExpectedText,
-    MatchMode,
-    Recipe,
-    is_exception_name,
-)
+from sandrun.expect import Written, expectation, expected_text, match_mode, seconds
+from sandrun.model import ANY_EXCEPTION, Cell, ExpectedText, MatchMode, Recipe
 from sandrun.readers.lines import NEWLINE, split_lines
 
 PYTHON = ("python", "py")
@@ -120,7 +111,7 @@ class _Settings:
     skip: bool = False
     name: str | None = None
     timeout: float | None = None
-    raises: str | None = None
+    raises: Written | None = None
     match: MatchMode | None = None
 
 
@@ -152,7 +143,7 @@ def parse(text: str, path: str, sha256: str) -> Recipe:
             if console:
                 cells += _session(doc, item, settings, len(cells))
             else:
-                cells.append(_cell(doc, len(cells), item.first, item.content(doc), settings))
+                cells.append(_cell(doc, len(cells), item.first, item.content(doc), settings, {}))
             waiting = None if console else settings
         else:
             _no_orphans(doc, pending)
@@ -236,38 +227,34 @@ def _settings(doc: _Document, sources: list[tuple[int, str]], where: str) -> _Se
 def _option(doc: _Document, index: int, key: str, value: str | None) -> object:
     """The value of one option, checked."""
     if value is None and key in ("skip", "raises"):
-        return True if key == "skip" else ANY_EXCEPTION
+        return True if key == "skip" else Written(ANY_EXCEPTION, index + 1)
     if key == "skip" or not value:
         raise doc.fail(index, f"option {key!r} {'takes no' if key == 'skip' else 'needs a'} value", _EXAMPLES)
     if key == "timeout":
-        seconds = float(value) if _TIMEOUT.fullmatch(value) else 0.0
-        if not 0 < seconds <= MAX_TIMEOUT:
-            raise doc.fail(index, f"timeout must be more than 0 and at most {MAX_TIMEOUT:g} s, not {value!r}")
-        return seconds
-    if key == "raises" and not is_exception_name(value):
-        raise doc.fail(index, f"{value!r} is not an exception name", "e.g. raises=ZeroDivisionError")
-    if key == "match" and value not in MATCH_MODES:
-        raise doc.fail(index, f"unknown match mode {value!r}", f"use one of: {', '.join(MATCH_MODES)}")
-    return MatchMode(value) if key == "match" else value
+        return seconds(doc.path, index + 1, float(value) if _TIMEOUT.fullmatch(value) else 0.0)
+    if key == "raises":
+        expectation(doc.path, {"error": Written(value, index + 1)})  # checked where it is written
+        return Written(value, index + 1)
+    return match_mode(doc.path, Written(value, index + 1)) if key == "match" else value
 
 
-def _cell(doc: _Document, index: int, line: int, source: str, settings: _Settings, **expect: object) -> Cell:
+def _cell(
+    doc: _Document, index: int, line: int, source: str, settings: _Settings, written: dict[str, Written]
+) -> Cell:
     """A code cell whose source starts on the line with 0-based index `line`."""
-    expect.setdefault("error", settings.raises)
+    if settings.raises is not None:
+        written.setdefault("error", settings.raises)
+    if settings.match is not None:
+        written.setdefault("match", Written(settings.match.value))
     return Cell(
         index, source, doc.path, line + 1, name=settings.name, timeout=settings.timeout, skip=settings.skip,
-        expect=Expectation(**expect),  # type: ignore[arg-type]
+        expect=expectation(doc.path, written),
     )  # fmt: skip
 
 
 def _expected(doc: _Document, text: str, mode: MatchMode, line: int, span: tuple[int, int]) -> ExpectedText:
-    """Expected text found at line index `line`; as a regular expression, it must compile."""
-    if mode is MatchMode.REGEX:
-        try:
-            re.compile(text)
-        except re.error as exc:
-            raise doc.fail(line, f"the expected output is not a valid regular expression: {exc}") from None
-    return ExpectedText(text, mode, line=line + 1, span=span)
+    """Expected text found at line index `line`, checked (as a regular expression, it must compile)."""
+    return expected_text(doc.path, Written(text, line + 1, span), mode)
 
 
 def _session(doc: _Document, block: _Block, settings: _Settings, index: int) -> list[Cell]:
@@ -291,20 +278,20 @@ def _session(doc: _Document, block: _Block, settings: _Settings, index: int) -> 
             i += 1
         want = [re.sub(r"^<BLANKLINE>\s*$", "", line[len(indent) :]) for line in body[output:i]]
         span = (doc.starts[block.first + output], doc.starts[block.first + i])
-        expect = _console_expectation(doc, want, block.first + output, span, settings.match)
+        written = _console_expectation(doc, want, block.first + output, span)
         name = settings.name and (f"{settings.name} ({len(cells) + 1})" if cells else settings.name)
         named, line = replace(settings, name=name), block.first + start
-        cells.append(_cell(doc, index + len(cells), line, source, named, **expect))
+        cells.append(_cell(doc, index + len(cells), line, source, named, written))
     return cells
 
 
 def _console_expectation(
-    doc: _Document, want: list[str], line: int, span: tuple[int, int], mode: MatchMode | None
-) -> dict[str, object]:
-    """What a statement must do, from its expected console output: raise, or show `want`."""
+    doc: _Document, want: list[str], line: int, span: tuple[int, int]
+) -> dict[str, Written]:
+    """What a statement must do, from its expected console output (at line index `line`): raise, or show
+    `want`."""
     if not want or not _TRACEBACK.fullmatch(want[0]):
-        text = "".join(w + "\n" for w in want)
-        return {"repl": _expected(doc, text, mode or MatchMode.ELLIPSIS, line, span)}
+        return {"repl": Written("".join(w + "\n" for w in want), line + 1, span)}
     header = max(k for k, w in enumerate(want) if _TRACEBACK.fullmatch(w))  # the last of chained tracebacks
     last = next((k for k in range(header + 1, len(want)) if re.match(r"[A-Za-z_]", want[k])), None)
     exception = _EXCEPTION.fullmatch(want[last]) if last is not None else None
@@ -316,4 +303,7 @@ def _console_expectation(
         pattern = "(?s)" + ".*".join(re.escape(piece) for piece in message.split("..."))
     else:
         pattern = re.escape(message) if message else None
-    return {"error": exception[1], "error_message": pattern}
+    written = {"error": Written(exception[1], line + last + 1)}
+    if pattern:
+        written["error_message"] = Written(pattern, line + last + 1)
+    return written
