@@ -198,6 +198,8 @@ def run(
             ),
         )
         console = Console(quiet)
+        for warning in (warning for recipe in loaded for warning in recipe.warnings):
+            console.say(f"sandrun: warning: {warning}", "yellow")
         backends = {
             name: get_backend(name, os.environ)
             for name in {backend or recipe.backend or DEFAULT_BACKEND for recipe in loaded}
@@ -369,6 +371,8 @@ def cells(recipe: Annotated[Path, typer.Argument(help="A recipe file.")]) -> Non
     """Show how a recipe is split into cells: index, name, kind and file:line."""
     with reported_errors():
         loaded = load_recipe(recipe)
+        for warning in loaded.warnings:
+            typer.echo(for_terminal(f"warning: {warning}"), err=True)
         for cell in loaded.cells:
             flags = " (skip)" if cell.skip else ""
             line = f"{cell.index + 1:>3}  {cell.kind.value:<8}  {cell.location:<32}  {cell.label}{flags}"

@@ -169,6 +169,8 @@ class Recipe:
     """Where the recipe wants to run (`local`, `modal`, ...); the command line's --backend wins."""
     packages: tuple[str, ...] = ()
     """pip requirement strings the interpreter inside must have (installed before the run, with network)."""
+    warnings: tuple[str, ...] = ()
+    """Problems the reader noticed that do not stop a run (`path:line: what`), shown before it starts."""
 
     @property
     def code_cells(self) -> tuple[Cell, ...]:

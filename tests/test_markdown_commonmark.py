@@ -1,0 +1,194 @@
+"""Markdown read as CommonMark reads it: fenced blocks in lists, blockquotes and nested containers are cells
+with their true lines, the languages that docs use are recognised, and `--update` keeps each container's
+prefix. markdown-it-py is the oracle for which blocks exist."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import pytest
+from markdown_it import MarkdownIt
+
+from sandrun.backends import get_backend
+from sandrun.model import CellStatus, RunStatus
+from sandrun.readers import load_recipe
+from sandrun.readers.markdown_doc import CONSOLE, PYTHON, parse
+from sandrun.runner import RunOptions, run_recipe
+from sandrun.update import update_recipe
+
+NESTED = """\
+# Nested
+
+1. A list item:
+
+   ```python
+   a = 1
+   ```
+
+   - and a nested one:
+
+     ```py3
+     b = a + 1
+     print(b)
+     ```
+
+     ```output
+     2
+     ```
+
+> A quote:
+>
+> ```python3
+> print("quoted")
+> ```
+>
+> > ```{.python .numberLines}
+> > c = 3
+> > ```
+
+- > ```pycon
+  > >>> a + b + c
+  > 6
+  > ```
+
+```
+>>> print("no language, but a session")
+no language, but a session
+```
+
+```ipython3
+d = 4
+```
+"""
+
+
+def read(text: str) -> list[tuple[int, str]]:
+    return [(c.line, c.source) for c in parse(text, "doc.md", "0" * 64).cells]
+
+
+def test_blocks_in_containers_are_cells_with_their_true_lines() -> None:
+    assert read(NESTED) == [
+        (6, "a = 1\n"),
+        (12, "b = a + 1\nprint(b)\n"),
+        (23, 'print("quoted")\n'),
+        (27, "c = 3\n"),
+        (31, "a + b + c\n"),
+        (36, 'print("no language, but a session")\n'),
+        (41, "d = 4\n"),
+    ]
+
+
+def test_markdown_it_is_the_oracle_for_which_blocks_exist() -> None:
+    """Every fence markdown-it-py finds with a Python language (or a `>>>` first line) is a cell, on the
+    line after its opening fence; no other block is."""
+    found = []
+    for token in MarkdownIt("commonmark").parse(NESTED):
+        if token.type != "fence" or token.map is None:
+            continue
+        info = token.info.strip()
+        lang = info[2:].split()[0].rstrip("}") if info.startswith("{.") else (info.split() or [""])[0]
+        if lang in (*PYTHON, *CONSOLE) or (not lang and token.content.startswith(">>> ")):
+            found.append(token.map[0] + 2)
+    assert [line for line, _ in read(NESTED)] == found
+
+
+@pytest.mark.parametrize(
+    "lang", ["python", "py", "python3", "py3", "ipython", "ipython3", "{.python}", "{python}"]
+)
+def test_every_python_language_name_is_read(lang: str) -> None:
+    assert read(f"```{lang}\nx = 1\n```\n") == [(2, "x = 1\n")]
+
+
+def test_a_nested_document_runs_and_passes(tmp_path: Path) -> None:
+    path = tmp_path / "doc.md"
+    path.write_text(NESTED)
+    transcript = run_recipe(load_recipe(path), get_backend("process"), RunOptions())
+    assert transcript.status is RunStatus.PASSED, [(r.status, r.reason) for r in transcript.results]
+    assert transcript.count(CellStatus.PASSED) == 7
+
+
+STALE = """\
+- Item:
+
+  ```python
+  print("one")
+  print("")
+  print("three")
+  ```
+
+  ```output
+  old
+  ```
+
+> ```python
+> print("x\\n\\ny")
+> ```
+>
+> ```output
+> old
+> ```
+
+1. A session:
+
+   >>> print("a\\n\\nb")
+   old
+"""
+
+FRESH = """\
+- Item:
+
+  ```python
+  print("one")
+  print("")
+  print("three")
+  ```
+
+  ```output
+  one
+
+  three
+  ```
+
+> ```python
+> print("x\\n\\ny")
+> ```
+>
+> ```output
+> x
+>
+> y
+> ```
+
+1. A session:
+
+   >>> print("a\\n\\nb")
+   a
+   <BLANKLINE>
+   b
+"""
+
+
+def test_update_keeps_each_containers_prefix(tmp_path: Path) -> None:
+    path = tmp_path / "doc.md"
+    path.write_text(
+        STALE.replace("1. A session:\n\n   >>>", "1. A session:\n\n   ```pycon\n   >>>") + "   ```\n"
+    )
+    transcript = run_recipe(load_recipe(path), get_backend("process"), RunOptions(keep_going=True))
+    assert transcript.count(CellStatus.FAILED) == 3
+    update_recipe(path, transcript)
+    want = FRESH.replace("1. A session:\n\n   >>>", "1. A session:\n\n   ```pycon\n   >>>") + "   ```\n"
+    assert path.read_text() == want
+    again = run_recipe(load_recipe(path), get_backend("process"), RunOptions())
+    assert again.status is RunStatus.PASSED
+
+
+def test_an_unclosed_fence_in_a_list_item_ends_with_the_item() -> None:
+    text = textwrap.dedent(
+        """\
+        - ```python
+          x = 1
+        Prose after the list.
+        """
+    )
+    assert read(text) == [(2, "x = 1\n")]
