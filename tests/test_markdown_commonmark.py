@@ -4,6 +4,8 @@ prefix. markdown-it-py is the oracle for which blocks exist."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import textwrap
 from pathlib import Path
 
@@ -192,3 +194,90 @@ def test_an_unclosed_fence_in_a_list_item_ends_with_the_item() -> None:
         """
     )
     assert read(text) == [(2, "x = 1\n")]
+
+
+# --- no silent skips -------------------------------------------------------------------------------------
+
+UNSUPPORTED = """\
+```pycon3
+>>> 1
+1
+```
+
+```python-repl
+x = 1
+```
+
+```{doctest}
+>>> 2
+2
+```
+
+```text
+>>> 3
+3
+```
+
+```pytb
+Traceback (most recent call last):
+ValueError
+```
+
+```bash
+ls
+```
+
+```python
+ran = True
+```
+"""
+
+
+def test_blocks_that_look_like_python_but_are_not_run_are_listed_with_the_reason() -> None:
+    cells = parse(UNSUPPORTED, "doc.md", "0" * 64).cells
+    listed = [(c.line, c.skip, c.unsupported and c.unsupported.split(" is ")[0]) for c in cells]
+    assert listed == [
+        (2, True, "the language 'pycon3'"),
+        (7, True, "the language 'python-repl'"),
+        (11, True, "the MyST directive ```{doctest}"),
+        (16, True, "a >>> session in a 'text' block (fence it as ```pycon to run it)"),
+        (30, False, None),
+    ]
+
+
+def run_cli(path: Path, *extra: str) -> tuple[int, str]:
+    command = [sys.executable, "-m", "sandrun", "run", str(path), "--backend", "process", *extra]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=60, check=False)
+    return done.returncode, done.stderr
+
+
+def test_the_summary_counts_them_and_strict_fails_on_them(tmp_path: Path) -> None:
+    path = tmp_path / "doc.md"
+    path.write_text(UNSUPPORTED)
+    code, stderr = run_cli(path)
+    assert code == 0, stderr
+    assert "(1 passed, 4 skipped)" in stderr
+    assert "doc.md:2): skipped (the language 'pycon3' is not one sandrun runs" in stderr
+    code, stderr = run_cli(path, "--strict")
+    assert code == 1, stderr
+    assert f"--strict: {path}:11: found but not run: the MyST directive ```{{doctest}}" in stderr
+
+
+def test_sandrun_cells_lists_them(tmp_path: Path) -> None:
+    path = tmp_path / "doc.md"
+    path.write_text(UNSUPPORTED)
+    done = subprocess.run(
+        [sys.executable, "-m", "sandrun", "cells", str(path)], capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert "(not run: the language 'python-repl' is not one sandrun runs" in done.stdout
+
+
+def test_a_skipped_cell_says_why_in_the_transcript(tmp_path: Path) -> None:
+    path = tmp_path / "doc.md"
+    path.write_text(UNSUPPORTED)
+    transcript = run_recipe(load_recipe(path), get_backend("process"), RunOptions())
+    reasons = [r.reason for r in transcript.results if r.status is CellStatus.SKIPPED]
+    assert len(reasons) == 4 and all(
+        reason and ("sandrun" in reason or ">>>" in reason) for reason in reasons
+    )

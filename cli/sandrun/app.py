@@ -161,6 +161,14 @@ def run(
     quiet: Annotated[
         bool, typer.Option("--quiet", "-q", help="Only failures and the summary on stderr.")
     ] = False,
+    strict: Annotated[
+        bool,
+        typer.Option(
+            "--strict",
+            help="Fail (exit 1) when a block that looks like Python was found but cannot be run "
+            "(an unknown language variant, a directive sandrun does not run).",
+        ),
+    ] = False,
 ) -> None:
     """Run recipes, check every cell, and report.
 
@@ -228,6 +236,8 @@ def run(
             for problem in problems:
                 typer.echo(f"sandrun: error: {for_terminal(problem)}", err=True)
             code = max((EXIT_CODES[t.status] for t in transcripts), key=SEVERITY.index)
+            if strict and not_run_anywhere(transcripts, console):
+                code = max(code, 1, key=SEVERITY.index)
             if update and not deferred.interrupted:
                 code = update_all(transcripts, console)  # a mismatch written into the recipe counts as fixed
             if problems:
@@ -235,6 +245,14 @@ def run(
         finally:
             deferred.release()
         raise typer.Exit(130 if deferred.interrupted else code)
+
+
+def not_run_anywhere(transcripts: list[Transcript], console: Console) -> bool:
+    """For `--strict`: say which blocks were found but cannot be run; whether there were any."""
+    found = [r.cell for t in transcripts for r in t.results if r.cell.unsupported]
+    for cell in found:
+        console.say(f"sandrun: --strict: {cell.location}: found but not run: {cell.unsupported}", "red")
+    return bool(found)
 
 
 def update_all(transcripts: list[Transcript], console: Console) -> int:
@@ -374,7 +392,7 @@ def cells(recipe: Annotated[Path, typer.Argument(help="A recipe file.")]) -> Non
         for warning in loaded.warnings:
             typer.echo(for_terminal(f"warning: {warning}"), err=True)
         for cell in loaded.cells:
-            flags = " (skip)" if cell.skip else ""
+            flags = f" (not run: {cell.unsupported})" if cell.unsupported else " (skip)" if cell.skip else ""
             line = f"{cell.index + 1:>3}  {cell.kind.value:<8}  {cell.location:<32}  {cell.label}{flags}"
             typer.echo(for_terminal(line))
 

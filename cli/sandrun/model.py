@@ -130,6 +130,10 @@ class Cell:
     """Seconds this cell may run; None means the recipe's or the command line's default."""
     skip: bool = False
     expect: Expectation = field(default_factory=Expectation)
+    unsupported: str | None = None
+    """Why sandrun cannot run this block that looks like Python (an unknown language variant, a directive
+    it does not run), when a reader found one: such a cell is skipped and listed, never silently left out,
+    and `--strict` counts it as a failure."""
 
     @property
     def label(self) -> str:

@@ -59,6 +59,8 @@ from sandrun.readers.md_blocks import Comment, Fence, Text
 PYTHON = ("python", "py", "python3", "py3", "ipython", "ipython3")
 CONSOLE = ("pycon",)
 OUTPUT = ("output", "text")
+_NOT_PYTHON = ("pytb", "pyx", "pyi")  # tracebacks, Cython, stubs: look like Python, are not run as it
+_MYST_PYTHON = ("{doctest}", "{testcode}", "{testsetup}", "{testcleanup}", "{jupyter-execute}", "{ipython}")
 OPTIONS = ("skip", "name", "timeout", "raises", "match")
 ALLOWED = {"a Python block": OPTIONS, "a >>> session": (*OPTIONS[:3], "match"), "an output block": ("match",)}
 
@@ -145,6 +147,10 @@ def parse(text: str, path: str, sha256: str) -> Recipe:
             else:
                 cells.append(_cell(doc, len(cells), item.first, doc.content(item), settings, {}))
             waiting = None if console else settings
+        elif reason := _unsupported(item, first):
+            source, line = doc.content(item), item.first + 1
+            cells.append(Cell(len(cells), source, path, line, skip=True, unsupported=reason))
+            waiting = None
         else:
             _no_orphans(doc, pending)
             waiting = None
@@ -155,6 +161,19 @@ def parse(text: str, path: str, sha256: str) -> Recipe:
         raise RecipeError(path, 1, "no Python code blocks in this document", hint)
     recipe = Recipe(path=path, sha256=sha256, format="markdown", cells=tuple(cells), name=title)
     return replace(recipe, warnings=tuple(doc.warnings))
+
+
+def _unsupported(block: Fence, first: str) -> str | None:
+    """Why a block that looks like Python is not run, or None if it does not look like Python: such blocks
+    are listed as skipped (never silently left out), and fail a `--strict` run."""
+    argument = block.info.partition(" ")[0].lower()
+    if block.directive and (block.lang in _MYST_PYTHON or argument in (*PYTHON, *CONSOLE)):
+        return f"the MyST directive ```{block.lang} is not one sandrun runs"
+    if not block.directive and block.lang.startswith(("py", "ipy")) and block.lang not in _NOT_PYTHON:
+        return f"the language {block.lang!r} is not one sandrun runs (it runs {', '.join(PYTHON + CONSOLE)})"
+    if _PROMPT.match(first):
+        return f"a >>> session in a {block.lang!r} block (fence it as ```pycon to run it)"
+    return None
 
 
 def _no_orphans(doc: _Document, pending: list[tuple[int, str]]) -> None:
