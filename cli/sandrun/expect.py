@@ -140,8 +140,11 @@ def error_matches(expected: str, raised: Sequence[str]) -> bool:
 
 
 def text_matches(expected: ExpectedText, actual: str) -> bool:
-    """Whether `actual` satisfies `expected` under its match mode."""
+    """Whether `actual` satisfies `expected` under its match mode. Trailing newlines never matter, nor (but
+    under `regex`) whitespace at the end of a line: editors strip it, and on screen it cannot be seen."""
     want, got = expected.text.rstrip("\n"), actual.rstrip("\n")
+    if expected.mode is not MatchMode.REGEX:
+        want, got = without_line_end_spaces(want), without_line_end_spaces(got)
     if expected.mode is MatchMode.EXACT:
         return want == got
     if expected.mode is MatchMode.REGEX:
@@ -168,8 +171,26 @@ def ellipsis_matches(want: str, got: str) -> bool:
     return True
 
 
+def without_line_end_spaces(text: str) -> str:
+    """`text` without spaces and tabs at the end of its lines."""
+    return "\n".join(line.rstrip(" \t") for line in text.split("\n"))
+
+
+def only_whitespace_differs(expected: str, actual: str) -> bool:
+    """Whether the two texts are the same once every run of whitespace counts as one space."""
+    return " ".join(expected.split()) == " ".join(actual.split())
+
+
+def visible_whitespace(text: str) -> str:
+    """Spaces as `·` and tabs as `→`, so a diff in whitespace alone can be seen."""
+    return text.replace(" ", "\u00b7").replace("\t", "\u2192")
+
+
 def diff(expected: str, actual: str, what: str) -> str:
-    """A unified diff of expected and actual text, labelled with what they are."""
+    """A unified diff of expected and actual text, labelled with what they are. When they differ only in
+    whitespace, it is made visible (`·` a space, `→` a tab)."""
+    if only_whitespace_differs(expected, actual):
+        expected, actual = visible_whitespace(expected), visible_whitespace(actual)
     lines = difflib.unified_diff(
         expected.rstrip("\n").splitlines(),
         actual.rstrip("\n").splitlines(),
@@ -203,6 +224,8 @@ def judge(
         if not text_matches(expected, got):
             where = f" (expected at line {expected.line})" if expected.line else ""
             reason = f"{what} did not match{where}"
+            if only_whitespace_differs(expected.text, got):
+                reason += "; only whitespace differs (shown as · for a space, → for a tab)"
             return Verdict(CellStatus.FAILED, reason, diff(expected.text, got, what))
     return verdict
 
