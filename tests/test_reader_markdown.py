@@ -454,7 +454,7 @@ def test_option_mistakes_point_at_their_line(text: str, line: int, message: str)
 
 def test_unknown_option_hint_lists_the_valid_ones() -> None:
     problem = error("<!-- sandrun: tiemout=3 -->\n```python\n1\n```\n")
-    assert problem.hint == f"did you mean 'timeout'? valid options: {', '.join(OPTIONS)}"
+    assert problem.hint == f"did you mean 'timeout'? valid options: {', '.join(OPTIONS[:5])}"
 
 
 @pytest.mark.parametrize(

@@ -35,8 +35,12 @@ from sandrun.model import (
 
 ELLIPSIS = "..."
 
-EXPECT_KEYS = ("error", "error_message", "stdout", "stderr", "value", "repl", "match")
-"""What a cell may expect, in every recipe format (`repl` comes from `>>>` sessions, not from users)."""
+EXPECT_KEYS = ("error", "error_message", "stdout", "stderr", "value", "repl", "match", "doctest")
+"""What a cell may expect, in every recipe format (`repl` comes from `>>>` sessions, not from users;
+`doctest` holds doctest flags like `+NORMALIZE_WHITESPACE +NUMBER`, for every expected text)."""
+DOCTEST_FLAGS = ("SKIP", "ELLIPSIS", "NORMALIZE_WHITESPACE", "IGNORE_EXCEPTION_DETAIL", "NUMBER")
+"""The doctest directives sandrun honours."""
+_NUMBER = re.compile(r"[-+]?(?:\d+\.\d*|\.\d+)(?:[eE][-+]?\d+)?")
 TEXT_KEYS = ("stdout", "stderr", "value", "repl")
 
 
@@ -75,17 +79,27 @@ def expectation(path: str, written: Mapping[str, Written]) -> Expectation:
                 path, message.line, "error_message needs an error", "add e.g. error: ValueError"
             )
         _compiles(path, message, "error_message")
-    texts = {key: expected_text(path, written[key], mode) for key in TEXT_KEYS if key in written}
+    flags: frozenset[str] = frozenset()
+    if "doctest" in written:
+        words = written["doctest"].text.replace(",", " ").split()
+        wrong = [word for word in words if word.lstrip("+") not in DOCTEST_FLAGS or not word.startswith("+")]
+        if wrong:
+            hint = f"use: {', '.join('+' + flag for flag in DOCTEST_FLAGS)}"
+            raise RecipeError(path, written["doctest"].line, f"{wrong[0]!r} is not a doctest directive", hint)
+        flags = frozenset(word.lstrip("+") for word in words)
+    texts = {key: expected_text(path, written[key], mode, flags) for key in TEXT_KEYS if key in written}
     return Expectation(
         error=error.text if error else None, error_message=message.text if message else None, **texts
     )
 
 
-def expected_text(path: str, written: Written, mode: MatchMode) -> ExpectedText:
+def expected_text(
+    path: str, written: Written, mode: MatchMode, doctest: frozenset[str] = frozenset()
+) -> ExpectedText:
     """One checked expected text (under `MatchMode.REGEX` it must compile)."""
     if mode is MatchMode.REGEX:
         _compiles(path, written, "the expected output")
-    return ExpectedText(written.text, mode, line=written.line, span=written.span)
+    return ExpectedText(written.text, mode, line=written.line, span=written.span, doctest=doctest)
 
 
 def match_mode(path: str, written: Written) -> MatchMode:
@@ -145,6 +159,8 @@ def text_matches(expected: ExpectedText, actual: str) -> bool:
     want, got = expected.text.rstrip("\n"), actual.rstrip("\n")
     if expected.mode is not MatchMode.REGEX:
         want, got = without_line_end_spaces(want), without_line_end_spaces(got)
+    if expected.doctest - {"SKIP", "ELLIPSIS", "IGNORE_EXCEPTION_DETAIL"}:
+        return doctest_matches(want, got, expected.doctest, expected.mode is MatchMode.ELLIPSIS)
     if expected.mode is MatchMode.EXACT:
         return want == got
     if expected.mode is MatchMode.REGEX:
@@ -152,6 +168,30 @@ def text_matches(expected: ExpectedText, actual: str) -> bool:
     if expected.mode is MatchMode.WHITESPACE:
         return " ".join(want.split()) == " ".join(got.split())
     return ellipsis_matches(want, got)
+
+
+def doctest_matches(want: str, got: str, flags: frozenset[str], ellipsis: bool) -> bool:
+    """The standard library's doctest comparison under `flags`, with pytest's `NUMBER`: a number written
+    with a fractional part matches one that rounds to it at that precision."""
+    import doctest  # lazily: only documents with doctest directives need it
+
+    if "NUMBER" in flags:
+        got = _numbers_as_written(want, got)
+    options = doctest.ELLIPSIS if ellipsis or "ELLIPSIS" in flags else 0
+    options |= doctest.NORMALIZE_WHITESPACE if "NORMALIZE_WHITESPACE" in flags else 0
+    return doctest.OutputChecker().check_output(want + "\n", got + "\n", options)
+
+
+def _numbers_as_written(want: str, got: str) -> str:
+    """`got` with each number that matches the one at the same place in `want` (to `want`'s precision)
+    written as in `want`."""
+    wanted, pieces, last = list(_NUMBER.finditer(want)), [], 0
+    for written, found in zip(wanted, _NUMBER.finditer(got), strict=False):
+        decimals = len(written[0].split(".")[1].split("e")[0].split("E")[0]) if "." in written[0] else 0
+        if abs(float(written[0]) - float(found[0])) <= 0.5 * 10.0**-decimals:
+            pieces += [got[last : found.start()], written[0]]
+            last = found.end()
+    return "".join(pieces) + got[last:]
 
 
 def ellipsis_matches(want: str, got: str) -> bool:

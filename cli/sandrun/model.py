@@ -108,6 +108,9 @@ class ExpectedText:
     """1-based line in the recipe where the expected text starts (for messages and annotations)."""
     span: tuple[int, int] | None = None
     """Character offsets [start, end) of the expected text in the recipe file, for `--update`."""
+    doctest: frozenset[str] = frozenset()
+    """doctest option flags that change the comparison (`NORMALIZE_WHITESPACE`, `NUMBER`, ...), from a
+    `# doctest:` directive."""
 
 
 @dataclass(frozen=True)

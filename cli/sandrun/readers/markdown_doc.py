@@ -52,7 +52,7 @@ from typing import Any
 from sandrun.errors import RecipeError
 from sandrun.expect import Written, expectation, expected_text, match_mode, seconds
 from sandrun.model import ANY_EXCEPTION, Cell, ExpectedText, MatchMode, Recipe
-from sandrun.readers import md_blocks
+from sandrun.readers import md_blocks, pycon
 from sandrun.readers.lines import NEWLINE, split_lines
 from sandrun.readers.md_blocks import Comment, Fence, Text
 
@@ -61,14 +61,15 @@ CONSOLE = ("pycon",)
 OUTPUT = ("output", "text")
 _NOT_PYTHON = ("pytb", "pyx", "pyi")  # tracebacks, Cython, stubs: look like Python, are not run as it
 _MYST_PYTHON = ("{doctest}", "{testcode}", "{testsetup}", "{testcleanup}", "{jupyter-execute}", "{ipython}")
-OPTIONS = ("skip", "name", "timeout", "raises", "match")
-ALLOWED = {"a Python block": OPTIONS, "a >>> session": (*OPTIONS[:3], "match"), "an output block": ("match",)}
+OPTIONS = ("skip", "name", "timeout", "raises", "match", "doctest")
+ALLOWED = {
+    "a Python block": OPTIONS[:5],
+    "a >>> session": (*OPTIONS[:3], "match", "doctest"),
+    "an output block": ("match",),
+}
 
 _TIMEOUT = re.compile(r"(?:[0-9]+(?:\.[0-9]+)?|\.[0-9]+)(?:e[+-]?[0-9]+)?", re.IGNORECASE)
-_PROMPT = re.compile(r"( *)>>>(?: |$)")
-_CONTINUATION = re.compile(r"\.\.\.(?: |$)")
-_TRACEBACK = re.compile(r"Traceback \((?:most recent call last|innermost last)\):\s*")
-_EXCEPTION = re.compile(r"([A-Za-z_][\w.]*)(?::(?: (.*))?)?")
+_PROMPT = pycon.PROMPT
 _EXAMPLES = 'e.g. ```python skip, ```python name="load data" timeout=5, <!-- sandrun: raises=ValueError -->'
 
 
@@ -109,6 +110,8 @@ class _Settings:
     timeout: float | None = None
     raises: Written | None = None
     match: MatchMode | None = None
+    doctest: str | None = None
+    """doctest directives for every example of a `>>>` session: `doctest="+NORMALIZE_WHITESPACE +NUMBER"`."""
 
 
 def parse(text: str, path: str, sha256: str) -> Recipe:
@@ -248,54 +251,12 @@ def _expected(doc: _Document, text: str, mode: MatchMode, line: int, span: tuple
 
 
 def _session(doc: _Document, block: Fence, settings: _Settings, index: int) -> list[Cell]:
-    """The cells of a `>>>` session, cut as doctest cuts examples: source lines, then expected output."""
-    body, i = block.lines, 0
+    """The cells of a `>>>` session (`pycon.examples`), each named after the block's name."""
+    flags = pycon.parse_flags(settings.doctest, doc.path, block.opening + 1) if settings.doctest else {}
     cells: list[Cell] = []
-    while i < len(body):
-        if not body[i].strip():
-            i += 1
-            continue
-        prompt = _PROMPT.match(body[i])
-        if not prompt:
-            hint = "a blank line ends the output: write <BLANKLINE> for an empty line; a prompt is `>>> `"
-            raise doc.fail(block.first + i, "this line of a >>> session is neither a prompt nor output", hint)
-        indent, start, i = prompt[1], i, i + 1
-        while i < len(body) and body[i].startswith(indent) and _CONTINUATION.match(body[i][len(indent) :]):
-            i += 1
-        source, output = "".join(line[len(indent) + 4 :] + "\n" for line in body[start:i]), i
-        while i < len(body) and body[i].strip() and not body[i].lstrip().startswith(">>>"):
-            if not body[i].startswith(indent):
-                raise doc.fail(block.first + i, "this output line is indented less than its >>> prompt")
-            i += 1
-        want = [re.sub(r"^<BLANKLINE>\s*$", "", line[len(indent) :]) for line in body[output:i]]
-        span = (doc.starts[block.first + output], doc.starts[block.first + i])
-        written = _console_expectation(doc, want, block.first + output, span)
+    for example in pycon.examples(block.lines, doc.path, block.first, doc.starts, flags):
         name = settings.name and (f"{settings.name} ({len(cells) + 1})" if cells else settings.name)
-        named, line = replace(settings, name=name), block.first + start
-        cells.append(_cell(doc, index + len(cells), line, source, named, written))
+        named = replace(settings, name=name, skip=settings.skip or example.skip)
+        line = block.first + example.index
+        cells.append(_cell(doc, index + len(cells), line, example.source, named, example.written))
     return cells
-
-
-def _console_expectation(
-    doc: _Document, want: list[str], line: int, span: tuple[int, int]
-) -> dict[str, Written]:
-    """What a statement must do, from its expected console output (at line index `line`): raise, or show
-    `want`."""
-    if not want or not _TRACEBACK.fullmatch(want[0]):
-        return {"repl": Written("".join(w + "\n" for w in want), line + 1, span)}
-    header = max(k for k, w in enumerate(want) if _TRACEBACK.fullmatch(w))  # the last of chained tracebacks
-    last = next((k for k in range(header + 1, len(want)) if re.match(r"[A-Za-z_]", want[k])), None)
-    exception = _EXCEPTION.fullmatch(want[last]) if last is not None else None
-    if exception is None or last is None:
-        hint = "end it with the exception's name and message, e.g. `ValueError: invalid literal`"
-        raise doc.fail(line + header, "this traceback does not end with the exception's line", hint)
-    message = "\n".join([exception[2] or "", *want[last + 1 :]]).rstrip("\n")
-    pattern: str | None
-    if "..." in message:
-        pattern = "(?s)" + ".*".join(re.escape(piece) for piece in message.split("..."))
-    else:
-        pattern = re.escape(message) if message else None
-    written = {"error": Written(exception[1], line + last + 1)}
-    if pattern:
-        written["error_message"] = Written(pattern, line + last + 1)
-    return written
