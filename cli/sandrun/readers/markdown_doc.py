@@ -25,6 +25,17 @@ no lines: nothing). `<BLANKLINE>` stands for an empty line. Expected output that
 `Traceback (most recent call last):` means the statement must raise the exception on the traceback's last
 line, with that message (`...` in it matches anything).
 
+Settings that a YAML recipe gives at its top level (`timeout`, `env`, `network`, `files`, `python`,
+`packages`, `backend`, `name`, `description`) go in a YAML front matter, under a `sandrun:` key (other
+tools' keys are left alone):
+
+    ---
+    title: For the site generator
+    sandrun:
+      packages: [rich]
+      timeout: 30
+    ---
+
 Options follow the language in the info string, or go in an HTML comment on the lines just before the block
 (hidden when the page is rendered): `<!-- sandrun: skip -->`, `<!-- sandrun: name=setup timeout=5 -->`.
 
@@ -121,6 +132,7 @@ def parse(text: str, path: str, sha256: str) -> Recipe:
     pending: list[tuple[int, str]] = []  # `<!-- sandrun: ... -->` comments waiting for their block
     waiting: _Settings | None = None  # set while an output block may still follow the last cell
     title = None
+    recipe_settings, text = _front_matter(doc, text)
     try:
         items = md_blocks.scan(text)
     except md_blocks.BadComment as exc:
@@ -162,8 +174,24 @@ def parse(text: str, path: str, sha256: str) -> Recipe:
     if not cells:
         hint = "fence examples with ```python (```pycon for a >>> session), what they print with ```output"
         raise RecipeError(path, 1, "no Python code blocks in this document", hint)
-    recipe = Recipe(path=path, sha256=sha256, format="markdown", cells=tuple(cells), name=title)
+    recipe_settings["name"] = recipe_settings.get("name") or title
+    recipe = Recipe(path=path, sha256=sha256, format="markdown", cells=tuple(cells), **recipe_settings)
     return replace(recipe, warnings=tuple(doc.warnings))
+
+
+def _front_matter(doc: _Document, text: str) -> tuple[dict[str, Any], str]:
+    """The settings under `sandrun:` in a YAML front matter (`---` on the first line to `---` or `...`),
+    and the text to read blocks from: the front matter blanked out, so that lines keep their numbers."""
+    if not doc.lines or doc.lines[0].rstrip() != "---":
+        return {}, text
+    close = next((i for i in range(1, len(doc.lines)) if doc.lines[i].rstrip() in ("---", "...")), None)
+    if close is None:
+        return {}, text
+    from sandrun.readers.yaml_recipe import front_matter  # lazily: only documents with front matter
+
+    yaml_text = "\n" + "".join(line + "\n" for line in doc.lines[1:close])
+    blanked = "\n" * (close + 1) + text[doc.starts[close + 1] :] if close + 1 < len(doc.starts) else ""
+    return front_matter(yaml_text, doc.path), blanked
 
 
 def _unsupported(block: Fence, first: str) -> str | None:

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import difflib
 from pathlib import Path, PurePosixPath
+from typing import Any
 
 import yaml
 
@@ -246,11 +247,38 @@ def parse(text: str, path: str, sha256: str) -> Recipe:
     cells_node = items["cells"]
     if not isinstance(cells_node, yaml.SequenceNode) or not cells_node.value:
         raise reader.fail(cells_node, "`cells` must be a non-empty list", "e.g. cells:\n    - print('hi')")
-    return Recipe(
-        path=path,
-        sha256=sha256,
-        format="yaml",
-        cells=tuple(reader.cell(node, i) for i, node in enumerate(cells_node.value)),
+    cells = tuple(reader.cell(node, i) for i, node in enumerate(cells_node.value))
+    return Recipe(path=path, sha256=sha256, format="yaml", cells=cells, **_settings(reader, items))
+
+
+SETTING_KEYS = tuple(key for key in RECIPE_KEYS if key != "cells")
+"""The recipe-wide settings, which Markdown front matter (under `sandrun:`) may give too."""
+
+
+def front_matter(text: str, path: str, key: str = "sandrun") -> dict[str, Any]:
+    """The settings under `key` in a YAML document (a Markdown file's front matter, with blank lines in
+    place of what comes before it, so that lines count from the file's start), checked as a YAML
+    recipe's top-level keys are: keyword arguments for `Recipe`. Other keys are other tools' business."""
+    lines = LineIndex(text)
+    try:
+        root = compose(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = lines.line_of(mark.index) if mark else None
+        message = " ".join(str(getattr(exc, "problem", None) or exc).split())
+        raise RecipeError(path, line, f"invalid YAML front matter: {message}") from None
+    if not isinstance(root, yaml.MappingNode):
+        return {}
+    for key_node, value_node in root.value:
+        if isinstance(key_node, yaml.ScalarNode) and key_node.value == key:
+            reader = _Reader(path, lines)
+            return _settings(reader, reader.mapping(value_node, f"the front matter's {key}", SETTING_KEYS))
+    return {}
+
+
+def _settings(reader: _Reader, items: dict[str, yaml.Node]) -> dict[str, Any]:
+    """The recipe-wide settings among a mapping's items, checked."""
+    return dict(
         name=reader.text(items["name"], "name") if "name" in items else None,
         description=reader.text(items["description"], "description") if "description" in items else None,
         timeout=reader.seconds(items["timeout"], "timeout") if "timeout" in items else None,
