@@ -255,7 +255,7 @@ SETTING_KEYS = tuple(key for key in RECIPE_KEYS if key != "cells")
 """The recipe-wide settings, which Markdown front matter (under `sandrun:`) may give too."""
 
 
-def front_matter(text: str, path: str, key: str = "sandrun") -> dict[str, Any]:
+def front_matter(text: str, path: str, key: str = "sandrun", what: str | None = None) -> dict[str, Any]:
     """The settings under `key` in a YAML document (a Markdown file's front matter, with blank lines in
     place of what comes before it, so that lines count from the file's start), checked as a YAML
     recipe's top-level keys are: keyword arguments for `Recipe`. Other keys are other tools' business."""
@@ -272,7 +272,8 @@ def front_matter(text: str, path: str, key: str = "sandrun") -> dict[str, Any]:
     for key_node, value_node in root.value:
         if isinstance(key_node, yaml.ScalarNode) and key_node.value == key:
             reader = _Reader(path, lines)
-            return _settings(reader, reader.mapping(value_node, f"the front matter's {key}", SETTING_KEYS))
+            where = what or f"the front matter's {key}"
+            return _settings(reader, reader.mapping(value_node, where, SETTING_KEYS))
     return {}
 
 
