@@ -208,8 +208,7 @@ UNSUPPORTED = """\
 x = 1
 ```
 
-```{doctest}
->>> 2
+```{jupyter-execute}
 2
 ```
 
@@ -239,9 +238,9 @@ def test_blocks_that_look_like_python_but_are_not_run_are_listed_with_the_reason
     assert listed == [
         (2, True, "the language 'pycon3'"),
         (7, True, "the language 'python-repl'"),
-        (11, True, "the MyST directive ```{doctest}"),
-        (16, True, "a >>> session in a 'text' block (fence it as ```pycon to run it)"),
-        (30, False, None),
+        (11, True, "the MyST directive ```{jupyter-execute}"),
+        (15, True, "a >>> session in a 'text' block (fence it as ```pycon to run it)"),
+        (29, False, None),
     ]
 
 
@@ -260,7 +259,7 @@ def test_the_summary_counts_them_and_strict_fails_on_them(tmp_path: Path) -> Non
     assert "doc.md:2): skipped (the language 'pycon3' is not one sandrun runs" in stderr
     code, stderr = run_cli(path, "--strict")
     assert code == 1, stderr
-    assert f"--strict: {path}:11: found but not run: the MyST directive ```{{doctest}}" in stderr
+    assert f"--strict: {path}:11: found but not run: the MyST directive ```{{jupyter-execute}}" in stderr
 
 
 def test_sandrun_cells_lists_them(tmp_path: Path) -> None:

@@ -63,7 +63,7 @@ from typing import Any
 from sandrun.errors import RecipeError
 from sandrun.expect import Written, expectation, expected_text, match_mode, seconds
 from sandrun.model import ANY_EXCEPTION, Cell, ExpectedText, MatchMode, Recipe
-from sandrun.readers import md_blocks, pycon
+from sandrun.readers import md_blocks, myst, pycon
 from sandrun.readers.lines import NEWLINE, split_lines
 from sandrun.readers.md_blocks import Comment, Fence, Text
 
@@ -71,7 +71,7 @@ PYTHON = ("python", "py", "python3", "py3", "ipython", "ipython3")
 CONSOLE = ("pycon",)
 OUTPUT = ("output", "text")
 _NOT_PYTHON = ("pytb", "pyx", "pyi")  # tracebacks, Cython, stubs: look like Python, are not run as it
-_MYST_PYTHON = ("{doctest}", "{testcode}", "{testsetup}", "{testcleanup}", "{jupyter-execute}", "{ipython}")
+_MYST_PYTHON = ("{jupyter-execute}", "{ipython}", "{eval-rst}")
 OPTIONS = ("skip", "name", "timeout", "raises", "match", "doctest")
 ALLOWED = {
     "a Python block": OPTIONS[:5],
@@ -145,6 +145,8 @@ def parse(text: str, path: str, sha256: str) -> Recipe:
             _no_orphans(doc, pending)
             title, waiting = title or item.heading or None, None  # a level-1 heading names it
             continue
+        if item.directive:
+            item = myst.as_fence(item) or item
         options = [*pending, (item.opening, item.info)]
         first = next((line for line in item.lines if line.strip()), "")
         console = item.lang in CONSOLE or (item.lang in (*PYTHON, "") and bool(_PROMPT.match(first)))
