@@ -143,6 +143,17 @@ def test_syntax_error_points_at_its_line(run_cell: RunCell) -> None:
     assert outcome.error.line == 6
 
 
+def test_line_numbers_hold_far_down_a_long_recipe(run_cell: RunCell) -> None:
+    """Cells are parsed on their own and renumbered: errors still name the recipe's line."""
+    outcome = run_cell("x = 1\ny = x / 0", line=4000)
+    assert outcome.error is not None and outcome.error.line == 4001
+    assert 'File "recipe.py", line 4001' in outcome.error.traceback
+    outcome = run_cell("x = 1\n  y = 2", line=3000)
+    assert outcome.error is not None and outcome.error.type == "IndentationError"
+    assert outcome.error.line == 3001
+    assert 'File "recipe.py", line 3001' in outcome.error.traceback
+
+
 def test_syntax_error_traceback_shows_only_the_users_file(run_cell: RunCell) -> None:
     outcome = run_cell("x = 1\nif x\n    pass", line=5)
     assert outcome.error is not None

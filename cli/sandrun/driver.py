@@ -354,7 +354,7 @@ class Interpreter:
         started = time.perf_counter()
         compiling = True
         try:
-            tree = ast.parse("\n" * (first_line - 1) + code, filename, "exec")
+            tree = parse_at(code, filename, first_line)
             last = tree.body.pop() if tree.body and isinstance(tree.body[-1], ast.Expr) else None
             body = compile(tree, filename, "exec")
             tail = compile(ast.Expression(last.value), filename, "eval") if last is not None else None
@@ -394,6 +394,19 @@ class Interpreter:
             result["truncated"] = truncated
         result["peak_memory"] = peak_memory()
         return result
+
+
+def parse_at(code: str, filename: str, first_line: int) -> ast.Module:
+    """The cell's syntax tree, numbered from its line in the recipe. Parsed on its own and renumbered: a cell
+    far down a long recipe costs no more than the first one (no thousands of blank lines to scan)."""
+    try:
+        tree = ast.parse(code, filename, "exec")
+    except SyntaxError as exc:
+        for name in ("lineno", "end_lineno"):
+            if getattr(exc, name, None) is not None:
+                setattr(exc, name, getattr(exc, name) + first_line - 1)
+        raise
+    return ast.increment_lineno(tree, first_line - 1)
 
 
 def safe_repr(value: object) -> str:

@@ -11,8 +11,6 @@ from pathlib import Path
 from sandrun.errors import SandrunError, UsageError
 from sandrun.model import Recipe, Transcript
 from sandrun.readers import load_recipe
-from sandrun.reports import format_for_path
-from sandrun.reports.json_report import transcript_from_dict
 
 SIZE_UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
 
@@ -62,6 +60,8 @@ class RecipeProblems(SandrunError):
 
 def load_transcripts(path: Path) -> list[Transcript]:
     """The transcripts in a JSON file written by sandrun; anything else is a usage error."""
+    from sandrun.reports.json_report import transcript_from_dict
+
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
         items = data if isinstance(data, list) else [data]
@@ -74,6 +74,8 @@ def load_transcripts(path: Path) -> list[Transcript]:
 
 def format_report_path(path: Path) -> str:
     """The format a `--report` path asks for; an unknown suffix is a usage error."""
+    from sandrun.reports import format_for_path  # the report writers: only when a report is asked for
+
     try:
         return format_for_path(path)
     except ValueError as exc:

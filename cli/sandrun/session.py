@@ -87,6 +87,8 @@ class Session:
         """Set once the sandbox is unusable: why, in words."""
         self._buffer = bytearray()
         self._next_id = 0
+        self._pending: tuple[str, ...] = ()
+        """Answers the driver still owes for its start, after `ready`."""
 
     @classmethod
     def start(
@@ -101,30 +103,59 @@ class Session:
 
         `on_started` gets the session as soon as its sandbox exists, before the driver answers, so that
         another thread can stop a slow start (`interrupt`)."""
+        session = cls.launch(backend, options, output_limit, start_timeout, on_started)
+        session.wait_ready(start_timeout)
+        return session
+
+    @classmethod
+    def launch(
+        cls,
+        backend: Backend,
+        options: SandboxOptions,
+        output_limit: int = DEFAULT_OUTPUT_LIMIT,
+        start_timeout: float = START_TIMEOUT,
+        on_started: Callable[[Session], None] | None = None,
+    ) -> Session:
+        """Start a sandbox and hand its driver the program, without waiting for the answer: the sandbox
+        boots while the caller does other work. `wait_ready` must be called before the first cell."""
         channel = backend.start(boot_argv(options.python or backend.default_python()), options)
         session = cls(channel, output_limit)
         if on_started is not None:
             on_started(session)
         limits = backend.driver_limits(options)
-        deadline = time.monotonic() + start_timeout
+        session._pending = ("limits",) if limits else ()
         try:
             source = driver_source()
             setup = json.dumps({"op": "limits", "limits": limits}).encode() + b"\n" if limits else b""
             if not channel.send(b"%010d" % len(source) + source + setup, start_timeout):
                 raise BackendError("the interpreter did not read its start-up input within the start timeout")
-            ready = session._expect("ready", deadline)
-            session.python_version = text_field(ready, "python", "ready")
-            if limits:
-                errors = session._expect("limits", deadline).get("errors")
-                if errors:
-                    raise BackendError(f"could not set the resource limits {errors}")
-        except (BackendError, ProtocolViolation) as exc:
+        except BackendError as exc:
             session.close()
             raise BackendError(f"{exc}{session._diagnostics()}") from None
         except BaseException:  # Ctrl-C during the start: the sandbox must not outlive it
             session.close()
             raise
         return session
+
+    def wait_ready(self, start_timeout: float = START_TIMEOUT) -> None:
+        """Wait (at most `start_timeout` seconds from now) until the driver of a `launch`ed session says it
+        is ready; raises `BackendError` saying why if it does not. Does nothing once it has."""
+        if self.python_version is not None:
+            return
+        deadline = time.monotonic() + start_timeout
+        try:
+            version = text_field(self._expect("ready", deadline), "python", "ready")
+            if self._pending:
+                errors = self._expect("limits", deadline).get("errors")
+                if errors:
+                    raise BackendError(f"could not set the resource limits {errors}")
+            self.python_version = version
+        except (BackendError, ProtocolViolation) as exc:
+            self.close()
+            raise BackendError(f"{exc}{self._diagnostics()}") from None
+        except BaseException:  # Ctrl-C during the start: the sandbox must not outlive it
+            self.close()
+            raise
 
     def _expect(self, kind: str, deadline: float) -> dict:
         """The next event, which must be of `kind`; anything else means the start failed."""

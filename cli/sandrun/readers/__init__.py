@@ -17,15 +17,18 @@ from sandrun.model import Recipe
 Parser = Callable[[str, str, str], Recipe]
 
 
-def _parsers() -> dict[str, Parser]:
-    from sandrun.readers import markdown_doc, percent, yaml_recipe
+READERS = {".yaml": "yaml_recipe", ".yml": "yaml_recipe", ".py": "percent", ".md": "markdown_doc"}
+"""Recipe suffix -> the module of `sandrun.readers` that parses it (only that one is imported)."""
 
-    return {
-        ".yaml": yaml_recipe.parse,
-        ".yml": yaml_recipe.parse,
-        ".py": percent.parse,
-        ".md": markdown_doc.parse,
-    }
+
+def _parser(suffix: str) -> Parser | None:
+    from importlib import import_module
+
+    module = READERS.get(suffix)
+    if module is None:
+        return None
+    parser: Parser = import_module(f"sandrun.readers.{module}").parse
+    return parser
 
 
 SUPPORTED_SUFFIXES = (".yaml", ".yml", ".py", ".md")
@@ -34,7 +37,7 @@ SUPPORTED_SUFFIXES = (".yaml", ".yml", ".py", ".md")
 def load_recipe(path: str | Path) -> Recipe:
     """Read the recipe at `path`, choosing the format by suffix. Raises `RecipeError` for any problem."""
     name = str(path)
-    parser = _parsers().get(Path(name).suffix.lower())
+    parser = _parser(Path(name).suffix.lower())
     if parser is None:
         raise RecipeError(
             name,

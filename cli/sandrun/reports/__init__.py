@@ -8,16 +8,15 @@ report and an interrupted write leaves any previous report in place.
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from sandrun.atomic import write_text_atomically as write_report
-from sandrun.model import Transcript
-from sandrun.reports.json_report import render_json, transcript_to_dict
-from sandrun.reports.markdown import render_markdown
 from sandrun.text import writable
+
+if TYPE_CHECKING:
+    from sandrun.model import Transcript
 
 FORMATS: dict[str, str] = {"json": "json", "md": "md", "markdown": "md", "junit": "junit", "xml": "junit"}
 """Accepted format names, mapped to the canonical one."""
@@ -29,6 +28,13 @@ MARKDOWN_SEPARATOR = "\n---\n\n"
 """What `render_all` puts between Markdown documents: a horizontal rule."""
 
 __all__ = ["FORMATS", "SUFFIXES", "format_for_path", "render", "render_all", "write_report"]
+
+
+def write_report(path: str | os.PathLike[str], text: str) -> None:
+    """Write a report atomically: readers see the old file or the new one, never half of it."""
+    from sandrun.atomic import write_text_atomically  # renderers and writers load when a report is made
+
+    write_text_atomically(path, text)
 
 
 def _canonical(fmt: str) -> str:
@@ -44,6 +50,9 @@ def render(t: Transcript, fmt: str) -> str:
     ValueError for anything else. A lone surrogate anywhere in the transcript is written as its escape
     (`\\ud800`: in JSON, the string's own escape), so the text can always be written as UTF-8.
     """
+    from sandrun.reports.json_report import render_json
+    from sandrun.reports.markdown import render_markdown
+
     canonical = _canonical(fmt)
     if canonical == "json":
         return writable(render_json(t))
@@ -66,7 +75,12 @@ def render_all(transcripts: Sequence[Transcript], fmt: str) -> str:
         return writable(render_junit(transcripts))
     if len(transcripts) == 1:
         return render(transcripts[0], canonical)
+    from sandrun.reports.json_report import transcript_to_dict
+    from sandrun.reports.markdown import render_markdown
+
     if canonical == "json":
+        import json
+
         data = [transcript_to_dict(t) for t in transcripts]
         return writable(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
     return writable(MARKDOWN_SEPARATOR.join(render_markdown(t) for t in transcripts))
