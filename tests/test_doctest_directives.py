@@ -78,3 +78,9 @@ def test_without_the_right_directive_the_example_fails(tmp_path: Path, example: 
 def test_an_unknown_directive_is_refused_at_its_line() -> None:
     with pytest.raises(RecipeError, match=r"doc\.md:3: '\+FANCY' is not a doctest directive"):
         parse("```pycon\n>>> 1\n>>> 2  # doctest: +FANCY\n2\n```\n", "doc.md", "0" * 64)
+
+
+def test_a_comment_between_examples_is_prose() -> None:
+    text = "```{doctest}\n\n>>> x = 1\n\n# Note: a comment, as Sphinx docs write them\n>>> x\n1\n```\n"
+    cells = parse(text, "doc.md", "0" * 64).cells
+    assert [(c.line, c.source) for c in cells] == [(3, "x = 1\n"), (6, "x\n")]

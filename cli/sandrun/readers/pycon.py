@@ -5,7 +5,7 @@ Each `>>> ` line with its `... ` lines is an example; the lines after it, up to 
 `>>>`, are what the console must show (printed output, then the repr of a trailing expression; no lines:
 nothing). `<BLANKLINE>` stands for an empty line. Expected output that starts with `Traceback (most recent
 call last):` means the statement must raise the exception on the traceback's last line, with that message
-(`...` in it matches anything).
+(`...` in it matches anything). A `#` comment line after a blank line, between examples, is prose.
 
 doctest's directives are honoured, on an example (`>>> f()  # doctest: +SKIP, +ELLIPSIS`) or for a whole
 block (the `flags` argument): `+SKIP` (not run), `+ELLIPSIS` (sandrun's default anyway),
@@ -69,6 +69,9 @@ def examples(
             i += 1
             continue
         prompt = PROMPT.match(lines[i])
+        if not prompt and lines[i].lstrip().startswith("#"):  # a comment between examples (Sphinx docs)
+            i += 1
+            continue
         if not prompt:
             hint = "a blank line ends the output: write <BLANKLINE> for an empty line; a prompt is `>>> `"
             message = "this line of a >>> session is neither a prompt nor output"
