@@ -71,7 +71,11 @@ PYTHON = ("python", "py", "python3", "py3", "ipython", "ipython3")
 CONSOLE = ("pycon",)
 OUTPUT = ("output", "text")
 _NOT_PYTHON = ("pytb", "pyx", "pyi")  # tracebacks, Cython, stubs: look like Python, are not run as it
-_MYST_PYTHON = ("{jupyter-execute}", "{ipython}", "{eval-rst}")
+_MYST_PYTHON = ("{jupyter-execute}", "{ipython}")
+_RST_PYTHON = re.compile(
+    r"\s*(?:>>> |\.\. (?:code-block|code|sourcecode)::\s*(?:python|py|pycon)\b"
+    r"|\.\. (?:doctest|testcode|testsetup)::)"
+)
 OPTIONS = ("skip", "name", "timeout", "raises", "match", "doctest")
 ALLOWED = {
     "a Python block": OPTIONS[:5],
@@ -200,6 +204,9 @@ def _unsupported(block: Fence, first: str) -> str | None:
     """Why a block that looks like Python is not run, or None if it does not look like Python: such blocks
     are listed as skipped (never silently left out), and fail a `--strict` run."""
     argument = block.info.partition(" ")[0].lower()
+    if block.lang == "{eval-rst}":  # reStructuredText inside: listed only if it holds Python examples
+        python = any(_RST_PYTHON.match(line) for line in block.lines)
+        return "reStructuredText examples in ```{eval-rst} are not run by sandrun" if python else None
     if block.directive and (block.lang in _MYST_PYTHON or argument in (*PYTHON, *CONSOLE)):
         return f"the MyST directive ```{block.lang} is not one sandrun runs"
     if not block.directive and block.lang.startswith(("py", "ipy")) and block.lang not in _NOT_PYTHON:
