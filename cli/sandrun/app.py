@@ -82,11 +82,12 @@ def raise_keyboard_interrupt(signum: int, frame: object) -> None:
 @app.command()
 def run(
     recipes: Annotated[
-        list[str],
+        list[str] | None,
         typer.Argument(
-            help="Recipe files (.yaml, .yml, percent-format .py, .md), directories to search, or globs."
+            help="Recipe files (.yaml, .yml, percent-format .py, .md), directories to search, or globs "
+            "(none: pyproject.toml's [tool.sandrun] paths)."
         ),
-    ],
+    ] = None,
     backend: Annotated[
         str | None,
         typer.Option(
@@ -193,6 +194,16 @@ def run(
                 raise UsageError(f"--report {path}: the directory {path.parent} does not exist")
         if workdir is not None and not workdir.is_dir():
             raise UsageError(f"--workdir {workdir} is not a directory")
+        if not recipes:
+            from sandrun.project import default_paths
+
+            recipes = default_paths(Path())
+            if not recipes:
+                raise UsageError(
+                    "no recipes given",
+                    hint="name them, or list them in pyproject.toml: "
+                    '[tool.sandrun] paths = ["README.md", "docs/"]',
+                )
         loaded = load_all(find_recipes(recipes))
         options = RunOptions(
             cell_timeout=cell_timeout,
