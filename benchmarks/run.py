@@ -282,6 +282,23 @@ def bench_whole_runs(backends: Sequence[str], python: str, folder: Path, rows: l
         rows.append(row)
 
 
+def bench_notebook_runs(
+    backends: Sequence[str], python: str, folder: Path, rows: list[Row], runs: int
+) -> None:
+    """`sandrun run notebook.ipynb -q` against `jupyter execute notebook.ipynb`: the very same file."""
+    _, notebook = write_inputs(folder, 20)
+    progress(f"jupyter execute: the 20-cell notebook x {runs} (+1 warm-up)")
+    jupyter = timed_command([str(ENV_BIN / "jupyter"), "execute", str(notebook)], runs + 1)[1:]
+    rows.append(Row("whole run, 20-cell .ipynb", "jupyter execute", jupyter))
+    for name in backends:
+        progress(f"sandrun/{name} run: the 20-cell notebook x {runs} (+1 warm-up)")
+        samples = timed_command(sandrun_argv(name, python, notebook), runs + 1)[1:]
+        rows.append(Row("whole run, 20-cell .ipynb", f"sandrun/{name}", samples))
+        ratio, goal = statistics.median(jupyter) / statistics.median(samples), SPEEDUP_TARGETS[20]
+        rows.append(Row("speedup, 20-cell .ipynb", f"sandrun/{name} vs jupyter", note=f"{ratio:.1f}x",
+                        target=f"≥ {goal:g}x", verdict=verdict(ratio >= goal)))  # fmt: skip
+
+
 def bench_parallel(backends: Sequence[str], python: str, folder: Path, rows: list[Row], runs: int) -> None:
     """50 recipes of 5 cells, one at a time (-j 1) against two at a time (-j 2)."""
     recipe, _ = write_inputs(folder, MANY_CELLS)
@@ -371,6 +388,7 @@ def main() -> None:
             bench_session(name, python, rows, args.cells, warmup=200)
         bench_kernel(rows, args.kernel_cells, warmup=30)
         bench_whole_runs(backends, python, Path(tmp), rows, args.runs)
+        bench_notebook_runs(backends, python, Path(tmp), rows, args.runs)
         bench_parallel(backends, python, Path(tmp), rows, args.runs)
         memory_rows(rows)
 

@@ -40,8 +40,8 @@ def test_driver_imports_only_the_standard_library() -> None:
     }
     assert "sandrun" not in imported
     assert imported <= {
-        "__future__", "ast", "builtins", "codecs", "io", "json", "linecache", "os", "resource", "select",
-        "signal", "sys", "threading", "time", "traceback", "types",
+        "__future__", "ast", "base64", "builtins", "codecs", "io", "json", "linecache", "os", "resource",
+        "select", "signal", "sys", "threading", "time", "traceback", "types",
     }  # fmt: skip
 
 

@@ -98,12 +98,15 @@ def run(
     output_format: Annotated[
         str,
         typer.Option(
-            "--format", help="What to print on stdout: text (nothing; progress on stderr), json, md, junit."
+            "--format",
+            help="What to print on stdout: text (nothing; progress on stderr), json, md, junit, ipynb, html.",
         ),
     ] = "text",
     report: Annotated[
         list[Path] | None,
-        typer.Option(help="Write the transcript to this file (.json, .md, or .xml for JUnit); repeatable."),
+        typer.Option(
+            help="Write the transcript to this file (.json, .md, .ipynb, .html; .xml: JUnit); repeatable."
+        ),
     ] = None,
     cell_timeout: Annotated[
         float, typer.Option(help="Seconds per cell, unless the cell or the recipe sets its own.", min=0.001)
@@ -137,6 +140,7 @@ def run(
             "--jobs", "-j", help="Recipes run at once, each in its own sandbox (default: CPUs).", min=1
         ),
     ] = None,
+    check_outputs: Annotated[bool, typer.Option(help="Notebooks: check their stored outputs.")] = False,
     update: Annotated[
         bool,
         typer.Option(
@@ -204,7 +208,7 @@ def run(
                     hint="name them, or list them in pyproject.toml: "
                     '[tool.sandrun] paths = ["README.md", "docs/"]',
                 )
-        loaded = load_all(find_recipes(recipes))
+        loaded = load_all(find_recipes(recipes), check_outputs)
         options = RunOptions(
             cell_timeout=cell_timeout,
             keep_going=keep_going or update,
@@ -366,26 +370,25 @@ def report(
     transcript: Annotated[
         Path, typer.Argument(help="A transcript saved with --report x.json or --format json.")
     ],
-    output_format: Annotated[str, typer.Option("--format", help="json, md or junit.")] = "md",
+    output_format: Annotated[str, typer.Option("--format", help="json, md, junit, ipynb or html.")] = "md",
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Write to this file.")] = None,
 ) -> None:
     """Re-render a saved JSON transcript (one, or a list of them) without running anything."""
     with reported_errors():
         from sandrun.atomic import why_not_written
-        from sandrun.delivery import write_stdout
+        from sandrun.delivery import write_one, write_stdout
         from sandrun.errors import UsageError
         from sandrun.inputs import load_transcripts
-        from sandrun.reports import FORMATS, render_all, write_report
+        from sandrun.reports import FORMATS, render_all
 
         if output_format not in FORMATS:
             raise UsageError(f"--format {output_format!r} is not one of: {', '.join(FORMATS)}")
         transcripts = load_transcripts(transcript)
-        text = render_all(transcripts, output_format)
         if output is None:
-            write_stdout(text)
+            write_stdout(render_all(transcripts, output_format))
         else:
             try:
-                write_report(output, text)
+                write_one(output, transcripts, FORMATS[output_format])
             except OSError as exc:
                 fail(f"cannot write {output}: {why_not_written(exc)}", 3)
 

@@ -52,6 +52,14 @@ class Console:
         """Echo output as it arrives (stderr in red on a terminal)."""
         if self.quiet:
             return
+        if chunk.rich:  # a picture or markup cannot be shown here: say what it is
+            from sandrun.reports.rich import placeholder
+
+            if self.line_open:
+                sys.stderr.write("\n")
+            self.say(placeholder(chunk).rstrip("\n"), "cyan")
+            self.line_open = False
+            return
         text = for_terminal(chunk.text)
         if self.colour and chunk.stream == "stderr":
             text = typer.style(text, fg="red")

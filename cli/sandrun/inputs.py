@@ -39,12 +39,13 @@ def parse_env(pairs: list[str]) -> dict[str, str]:
     return env
 
 
-def load_all(paths: list[Path]) -> list[Recipe]:
-    """Every recipe, or a usage error listing every one that is wrong (nothing runs then)."""
+def load_all(paths: list[Path], check_outputs: bool = False) -> list[Recipe]:
+    """Every recipe, or a usage error listing every one that is wrong (nothing runs then);
+    `check_outputs`: notebooks' stored outputs are their expectations."""
     recipes, problems = [], []
     for path in paths:
         try:
-            recipes.append(load_recipe(path))
+            recipes.append(load_recipe(path, check_outputs))
         except SandrunError as exc:
             problems.append(str(exc))
     if problems:

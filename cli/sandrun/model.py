@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import Enum
 
-TRANSCRIPT_SCHEMA = "sandrun.transcript/1"
+TRANSCRIPT_SCHEMA = "sandrun.transcript/2"
 
 MAX_TIMEOUT = 7 * 24 * 3600.0
 """The longest timeout, in seconds, a recipe or the command line may ask for (one week)."""
@@ -185,13 +185,31 @@ class Recipe:
         return tuple(c for c in self.cells if c.kind is CellKind.CODE)
 
 
+DISPLAY = "display"
+"""`OutputChunk.stream` of rich output from `display()` or a matplotlib figure (Jupyter's display_data)."""
+RESULT = "result"
+"""`OutputChunk.stream` of a trailing expression's rich value (Jupyter's execute_result); its text/plain is
+`CellResult.value`."""
+RICH_KINDS = (DISPLAY, RESULT)
+
+
 @dataclass(frozen=True)
 class OutputChunk:
-    """A piece of output in the order it was produced."""
+    """A piece of output in the order it was produced: text of a stream, or a rich display."""
 
     stream: str
-    """`stdout` or `stderr`."""
+    """`stdout` or `stderr` for text; `display` or `result` for rich output (then `data` is set)."""
     text: str
+    """The text written; for rich output, its `text/plain` representation."""
+    data: Mapping[str, str] | None = None
+    """Rich output's MIME bundle: MIME type to text (binary data as base64, JSON as JSON text)."""
+    metadata: Mapping[str, object] | None = None
+    """Rich output's metadata (e.g. an image's size), as the object gave it."""
+
+    @property
+    def rich(self) -> bool:
+        """Whether this is rich output (a MIME bundle) rather than stream text."""
+        return self.data is not None
 
 
 @dataclass(frozen=True)
@@ -214,6 +232,7 @@ class CellResult:
     cell: Cell
     status: CellStatus
     outputs: tuple[OutputChunk, ...] = ()
+    """Stream text and rich output, in the order the cell produced them."""
     value: str | None = None
     """`repr` of a trailing expression's value, like a REPL shows it."""
     error: CellError | None = None

@@ -140,11 +140,33 @@ def _update_at(directory: int, real_name: str, name: str, transcript: Transcript
         raise UpdateRefused(f"not updating {name}: it changed since it was run", hint="run it again first")
     text = data.decode("utf-8")
     bom = "\ufeff" if text.startswith("\ufeff") else ""
-    edits, notes, updated = _plan(transcript.recipe, transcript, text[len(bom) :])
+    notes: list[str] = []
+    if transcript.recipe.format == "ipynb":
+        edits, updated = _notebook_outputs(transcript, text[len(bom) :])
+    else:
+        edits, notes, updated = _plan(transcript.recipe, transcript, text[len(bom) :])
     new_text = bom + updated
     if new_text != text:  # the real file, so a link (inside the directory) stays a link
         write_text_at(directory, real_name, new_text)
     return UpdateResult(name, tuple(edits), new_text != text, tuple(notes))
+
+
+def _notebook_outputs(transcript: Transcript, text: str) -> tuple[list[Edit], str]:
+    """A notebook with its fresh outputs (`sandrun.notebook_update`); one edit per cell whose outputs
+    changed (offsets 0: the notebook is written whole). It must read back as the same cells."""
+    from sandrun.notebook_update import updated_notebook
+    from sandrun.readers import ipynb
+
+    new_text, changed = updated_notebook(text, transcript)
+    cells = transcript.recipe.cells
+    edits = [
+        Edit(0, 0, "", i, cells[i].label, "outputs", cells[i].location, old, new) for i, old, new in changed
+    ]
+    if changed:
+        reread = ipynb.parse(new_text, transcript.recipe.path, transcript.recipe.sha256)
+        if [(c.kind, c.source, c.tags) for c in reread.cells] != [(c.kind, c.source, c.tags) for c in cells]:
+            raise SandrunError("the updated notebook does not read back as the same cells; nothing written")
+    return edits, new_text
 
 
 def _plan(recipe: Recipe, transcript: Transcript, text: str) -> tuple[list[Edit], list[str], str]:

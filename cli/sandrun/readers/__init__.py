@@ -7,6 +7,7 @@ and picking the reader.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections.abc import Callable
 from pathlib import Path
@@ -17,7 +18,9 @@ from sandrun.model import Recipe
 Parser = Callable[[str, str, str], Recipe]
 
 
-READERS = {".yaml": "yaml_recipe", ".yml": "yaml_recipe", ".py": "percent", ".md": "markdown_doc"}
+READERS = {
+    ".yaml": "yaml_recipe", ".yml": "yaml_recipe", ".py": "percent", ".md": "markdown_doc", ".ipynb": "ipynb"
+}  # fmt: skip
 """Recipe suffix -> the module of `sandrun.readers` that parses it (only that one is imported)."""
 
 
@@ -31,13 +34,19 @@ def _parser(suffix: str) -> Parser | None:
     return parser
 
 
-SUPPORTED_SUFFIXES = (".yaml", ".yml", ".py", ".md")
+SUPPORTED_SUFFIXES = (".yaml", ".yml", ".py", ".md", ".ipynb")
 
 
-def load_recipe(path: str | Path) -> Recipe:
-    """Read the recipe at `path`, choosing the format by suffix. Raises `RecipeError` for any problem."""
+def load_recipe(path: str | Path, check_outputs: bool = False) -> Recipe:
+    """Read the recipe at `path`, choosing the format by suffix. Raises `RecipeError` for any problem.
+
+    `check_outputs`: a notebook's stored outputs become its expectations (other formats ignore it)."""
     name = str(path)
     parser = _parser(Path(name).suffix.lower())
+    if parser is not None and check_outputs and Path(name).suffix.lower() == ".ipynb":
+        from sandrun.readers import ipynb
+
+        parser = functools.partial(ipynb.parse, check_outputs=True)
     if parser is None:
         raise RecipeError(
             name,
