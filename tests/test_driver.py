@@ -325,3 +325,38 @@ def test_a_timeout_while_printing_never_cuts_a_protocol_line(run_cell: RunCell) 
         outcome = run_cell("while True:\n    print('x' * 5000)", timeout=0.2)
         assert outcome.status == "timeout", outcome.error
         assert run_cell("'alive'").value == "'alive'"
+
+
+@pytest.mark.parametrize(
+    "code",
+    [
+        "import sys\nsys.exit(0)",
+        "import sys\nsys.exit()",
+        "raise SystemExit(None)",
+        "raise SystemExit(False)",
+    ],
+)
+def test_a_clean_exit_ends_the_cell_and_the_interpreter_lives_on(run_cell: RunCell, code: str) -> None:
+    outcome = run_cell(f"kept = 'still here'\nprint('before')\n{code}\nprint('never')")
+    assert (outcome.status, outcome.error) == ("ok", None)
+    assert "".join(c.text for c in outcome.outputs) == "before\n"
+    after = run_cell("print(kept)")
+    assert after.status == "ok" and after.outputs[0].text == "still here\n"
+
+
+def test_a_nonzero_exit_is_an_error_with_a_short_traceback(run_cell: RunCell) -> None:
+    code = (
+        "import sys\n"
+        "def main():\n"
+        "    try:\n"
+        "        raise LookupError('inside the framework')\n"
+        "    except LookupError:\n"
+        "        sys.exit(2)\n"
+        "main()"
+    )
+    outcome = run_cell(code)
+    assert outcome.status == "error"
+    assert outcome.error is not None and outcome.error.type == "SystemExit" and outcome.error.message == "2"
+    assert "LookupError" not in outcome.error.traceback
+    assert "During handling" not in outcome.error.traceback
+    assert outcome.error.traceback.startswith("Traceback (most recent call last):")

@@ -373,7 +373,7 @@ ERRORS = [
     pytest.param(
         "cells:\n  - code: pass\n    expect:\n      error: not a name\n",
         4,
-        ["'not a name' is not an exception name", "hint: e.g. error: ZeroDivisionError"],
+        ["'not a name' is not an exception name", "hint: e.g. ZeroDivisionError"],
         id="expect-error-spaces",
     ),
     pytest.param(

@@ -82,11 +82,12 @@ def raise_keyboard_interrupt(signum: int, frame: object) -> None:
 @app.command()
 def run(
     recipes: Annotated[
-        list[str],
+        list[str] | None,
         typer.Argument(
-            help="Recipe files (.yaml, .yml, percent-format .py, .md), directories to search, or globs."
+            help="Recipe files (.yaml, .yml, percent-format .py, .md), directories to search, or globs "
+            "(none: pyproject.toml's [tool.sandrun] paths)."
         ),
-    ],
+    ] = None,
     backend: Annotated[
         str | None,
         typer.Option(
@@ -156,6 +157,14 @@ def run(
     quiet: Annotated[
         bool, typer.Option("--quiet", "-q", help="Only failures and the summary on stderr.")
     ] = False,
+    strict: Annotated[
+        bool,
+        typer.Option(
+            "--strict",
+            help="Fail (exit 1) when a block that looks like Python was found but cannot be run "
+            "(an unknown language variant, a directive sandrun does not run).",
+        ),
+    ] = False,
 ) -> None:
     """Run recipes, check every cell, and report.
 
@@ -189,6 +198,16 @@ def run(
                 raise UsageError(f"--report {path}: the directory {path.parent} does not exist")
         if workdir is not None and not workdir.is_dir():
             raise UsageError(f"--workdir {workdir} is not a directory")
+        if not recipes:
+            from sandrun.project import default_paths
+
+            recipes = default_paths(Path())
+            if not recipes:
+                raise UsageError(
+                    "no recipes given",
+                    hint="name them, or list them in pyproject.toml: "
+                    '[tool.sandrun] paths = ["README.md", "docs/"]',
+                )
         loaded = load_all(find_recipes(recipes), check_outputs)
         options = RunOptions(
             cell_timeout=cell_timeout,
@@ -208,6 +227,8 @@ def run(
             ),
         )
         console = Console(quiet)
+        for warning in (warning for recipe in loaded for warning in recipe.warnings):
+            console.say(f"sandrun: warning: {warning}", "yellow")
         backends = {
             name: get_backend(name, os.environ)
             for name in {backend or recipe.backend or DEFAULT_BACKEND for recipe in loaded}
@@ -241,6 +262,8 @@ def run(
             for problem in problems:
                 typer.echo(f"sandrun: error: {for_terminal(problem)}", err=True)
             code = max((EXIT_CODES[t.status.value] for t in transcripts), key=SEVERITY.index)
+            if strict and not_run_anywhere(transcripts, console):
+                code = max(code, 1, key=SEVERITY.index)
             if update and not deferred.interrupted:
                 code = update_all(transcripts, console)  # a mismatch written into the recipe counts as fixed
             if problems:
@@ -248,6 +271,14 @@ def run(
         finally:
             deferred.release()
         raise typer.Exit(130 if deferred.interrupted else code)
+
+
+def not_run_anywhere(transcripts: "list[Transcript]", console: "Console") -> bool:
+    """For `--strict`: say which blocks were found but cannot be run; whether there were any."""
+    found = [r.cell for t in transcripts for r in t.results if r.cell.unsupported]
+    for cell in found:
+        console.say(f"sandrun: --strict: {cell.location}: found but not run: {cell.unsupported}", "red")
+    return bool(found)
 
 
 def update_all(transcripts: "list[Transcript]", console: "Console") -> int:
@@ -408,8 +439,10 @@ def cells(recipe: Annotated[Path, typer.Argument(help="A recipe file.")]) -> Non
         from sandrun.text import for_terminal
 
         loaded = load_recipe(recipe)
+        for warning in loaded.warnings:
+            typer.echo(for_terminal(f"warning: {warning}"), err=True)
         for cell in loaded.cells:
-            flags = " (skip)" if cell.skip else ""
+            flags = f" (not run: {cell.unsupported})" if cell.unsupported else " (skip)" if cell.skip else ""
             line = f"{cell.index + 1:>3}  {cell.kind.value:<8}  {cell.location:<32}  {cell.label}{flags}"
             typer.echo(for_terminal(line))
 

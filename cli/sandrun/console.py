@@ -76,7 +76,8 @@ class Console:
             return
         if result.status is CellStatus.SKIPPED:
             if not self.quiet and result.cell.kind.value == "code":
-                self.say(f"--- {result.cell.label} ({result.cell.location}): skipped", "yellow")
+                why = f" ({result.cell.unsupported})" if result.cell.unsupported else ""
+                self.say(f"--- {result.cell.label} ({result.cell.location}): skipped{why}", "yellow")
             return
         if result.value is not None and not self.quiet:
             self.say(f"=> {result.value}")

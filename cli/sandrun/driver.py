@@ -314,9 +314,19 @@ def clip(text: str, limit: int) -> str:
     return text[:limit] + f"\n[sandrun: {len(text) - limit} more characters not shown]"
 
 
+def clean_exit(exc: SystemExit) -> bool:
+    """Whether a SystemExit means success: `sys.exit()`, `sys.exit(0)`, `SystemExit(None)`."""
+    code = exc.code
+    return code is None or (type(code) in (int, bool) and code == 0)
+
+
 def describe_error(exc: BaseException, filename: str, limit: int) -> ErrorInfo:
-    """Type, message, traceback without the driver's frames, and the failing line in the recipe file."""
+    """Type, message, traceback without the driver's frames, and the failing line in the recipe file.
+
+    A SystemExit's traceback leaves out the exceptions it was raised while handling: a CLI framework
+    turns its own exceptions into `sys.exit(code)`, and their chain is the framework's, not the user's."""
     report = traceback.TracebackException(type(exc), exc, exc.__traceback__)
+    chain = not isinstance(exc, SystemExit)
     report.stack = traceback.StackSummary.from_list(
         [frame for frame in report.stack if frame.filename != DRIVER_FILENAME]
     )
@@ -328,7 +338,7 @@ def describe_error(exc: BaseException, filename: str, limit: int) -> ErrorInfo:
         "type": exception_type_name(type(exc)),
         "types": [exception_type_name(c) for c in type(exc).__mro__ if issubclass(c, BaseException)],
         "message": clip(safe_str(exc), limit),
-        "traceback": clip("".join(report.format()), limit),
+        "traceback": clip("".join(report.format(chain=chain)), limit),
         "line": line,
     }
 
@@ -411,6 +421,11 @@ class Interpreter:
                 result["value"] = clip(safe_repr(value), limit)
         except CellTimeout as exc:
             result["status"], result["error"] = "timeout", describe_error(exc, filename, limit)
+        except SystemExit as exc:
+            # `if __name__ == "__main__": app()` ends with sys.exit(0) when all went well: a clean end of
+            # this cell (the interpreter lives on); a nonzero code is the cell's error, as in a shell
+            if not clean_exit(exc):
+                result["status"], result["error"] = "error", describe_error(exc, filename, limit)
         except BaseException as exc:
             if compiling:  # nothing of the cell ran: the parser's frames (ast.py) mean nothing to the user
                 exc.__traceback__ = None

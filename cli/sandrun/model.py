@@ -108,6 +108,9 @@ class ExpectedText:
     """1-based line in the recipe where the expected text starts (for messages and annotations)."""
     span: tuple[int, int] | None = None
     """Character offsets [start, end) of the expected text in the recipe file, for `--update`."""
+    doctest: frozenset[str] = frozenset()
+    """doctest option flags that change the comparison (`NORMALIZE_WHITESPACE`, `NUMBER`, ...), from a
+    `# doctest:` directive."""
 
 
 @dataclass(frozen=True)
@@ -130,6 +133,10 @@ class Cell:
     """Seconds this cell may run; None means the recipe's or the command line's default."""
     skip: bool = False
     expect: Expectation = field(default_factory=Expectation)
+    unsupported: str | None = None
+    """Why sandrun cannot run this block that looks like Python (an unknown language variant, a directive
+    it does not run), when a reader found one: such a cell is skipped and listed, never silently left out,
+    and `--strict` counts it as a failure."""
 
     @property
     def label(self) -> str:
@@ -169,6 +176,8 @@ class Recipe:
     """Where the recipe wants to run (`local`, `modal`, ...); the command line's --backend wins."""
     packages: tuple[str, ...] = ()
     """pip requirement strings the interpreter inside must have (installed before the run, with network)."""
+    warnings: tuple[str, ...] = ()
+    """Problems the reader noticed that do not stop a run (`path:line: what`), shown before it starts."""
 
     @property
     def code_cells(self) -> tuple[Cell, ...]:

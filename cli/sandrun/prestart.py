@@ -80,9 +80,11 @@ class Prestarter:
             return
         teardown = threading.Thread(target=session.close, name="sandrun-teardown")
         with self._lock:
+            # Started under the lock: a thread not started yet is not alive, and another recipe's retire
+            # pruning the list in between would drop it, so that `close` would not wait for it.
+            teardown.start()
             self._teardowns = [t for t in self._teardowns if t.is_alive()]
             self._teardowns.append(teardown)
-        teardown.start()
 
     def close(self) -> None:
         """Tear down every sandbox started ahead that no recipe took, and wait for every teardown; no more

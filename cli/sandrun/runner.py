@@ -256,7 +256,8 @@ class _Run:
             if cell.kind is not CellKind.CODE:
                 self.record(CellResult(cell, CellStatus.SKIPPED, reason=f"{cell.kind.value} cell, not code"))
             elif cell.skip:
-                self.record(CellResult(cell, CellStatus.SKIPPED, reason="skip: true in the recipe"))
+                reason = cell.unsupported or "skip: true in the recipe"
+                self.record(CellResult(cell, CellStatus.SKIPPED, reason=reason))
             else:
                 result = self.run_cell(session, cell)
                 if self.control.cancelled.is_set():
