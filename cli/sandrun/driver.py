@@ -28,6 +28,43 @@ import time
 import traceback
 import types
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # the protocol's shapes, for the type checker only: nothing more is imported in the sandbox
+    from typing import TypedDict
+
+    class RunRequest(TypedDict):
+        """A `run` request from the host."""
+
+        op: str
+        id: int
+        code: str
+        filename: str
+        line: int
+        timeout: float | None
+        output_limit: int
+        display_limit: int
+
+    class ErrorInfo(TypedDict):
+        """How a cell's exception is described in its `done` event."""
+
+        type: str
+        types: list[str]
+        message: str
+        traceback: str
+        line: int | None
+
+    class DoneFields(TypedDict, total=False):
+        """A `done` event without its `ev` and `id`."""
+
+        status: str
+        value: str
+        error: ErrorInfo
+        duration: float
+        truncated: dict[str, int]
+        display_dropped: int
+        peak_memory: int | None
+
+
 PROTOCOL_VERSION = 1
 STREAMS = ("stdout", "stderr")
 HOLD_BYTES = 8192
@@ -57,7 +94,7 @@ class Emitter:
         self.busy = False
         self.deferred: BaseException | None = None
 
-    def send(self, event: dict) -> None:
+    def send(self, event: dict[str, object]) -> None:
         """Write one event as a JSON line (the whole line, even if a timeout fires meanwhile)."""
         data = (json.dumps(event, ensure_ascii=False) + "\n").encode("utf-8", "replace")
         main = threading.get_ident() == MAIN_THREAD
@@ -216,12 +253,12 @@ class TextStream(io.TextIOBase):
         self.capture = capture
         self.buffer = ByteStream(self)
 
-    @property
-    def encoding(self) -> str:
+    @property  # typeshed declares a plain attribute; CPython's io base class has a read-only one
+    def encoding(self) -> str:  # type: ignore[override]
         return "utf-8"
 
     @property
-    def errors(self) -> str:
+    def errors(self) -> str:  # type: ignore[override]  # read-only in CPython too, as for `encoding`
         return "replace"
 
     def writable(self) -> bool:
@@ -283,7 +320,7 @@ def clean_exit(exc: SystemExit) -> bool:
     return code is None or (type(code) in (int, bool) and code == 0)
 
 
-def describe_error(exc: BaseException, filename: str, limit: int) -> dict:
+def describe_error(exc: BaseException, filename: str, limit: int) -> ErrorInfo:
     """Type, message, traceback without the driver's frames, and the failing line in the recipe file.
 
     A SystemExit's traceback leaves out the exceptions it was raised while handling: a CLI framework
@@ -315,7 +352,7 @@ class Interpreter:
         main = types.ModuleType("__main__")  # a real module, so pickle and multiprocessing find cell code
         main.__builtins__ = builtins  # type: ignore[attr-defined]
         sys.modules["__main__"] = main
-        self.namespace: dict = main.__dict__
+        self.namespace: dict[str, object] = main.__dict__
         self.sources: dict[str, list[str]] = {}
         self.running = False
         self.timeout = 0.0
@@ -344,7 +381,7 @@ class Interpreter:
             return
         raise timeout
 
-    def run(self, request: dict) -> dict:
+    def run(self, request: RunRequest) -> DoneFields:
         """Run one cell and describe how it ended (the `done` event without its id)."""
         filename, first_line, code = request["filename"], int(request["line"]), request["code"]
         timeout = self.timeout = request.get("timeout") or 0
@@ -354,14 +391,16 @@ class Interpreter:
         limit = int(request.get("output_limit") or (1 << 20))
         self.capture.begin(request["id"], limit)
         self.display.begin(request["id"], int(request.get("display_limit") or DISPLAY_LIMIT))
-        result: dict = {"status": "ok"}
+        result: DoneFields = {"status": "ok"}
         started = time.perf_counter()
         compiling = True
         try:
             tree = parse_at(code, filename, first_line)
             last = tree.body.pop() if tree.body and isinstance(tree.body[-1], ast.Expr) else None
             body = compile(tree, filename, "exec")
-            tail = compile(ast.Expression(last.value), filename, "eval") if last is not None else None
+            tail = None
+            if isinstance(last, ast.Expr):
+                tail = compile(ast.Expression(last.value), filename, "eval")
             compiling = False
             self.running = True
             if timeout:
@@ -381,16 +420,16 @@ class Interpreter:
                 self.namespace["_"] = value
                 result["value"] = clip(safe_repr(value), limit)
         except CellTimeout as exc:
-            result.update(status="timeout", error=describe_error(exc, filename, limit))
+            result["status"], result["error"] = "timeout", describe_error(exc, filename, limit)
         except SystemExit as exc:
             # `if __name__ == "__main__": app()` ends with sys.exit(0) when all went well: a clean end of
             # this cell (the interpreter lives on); a nonzero code is the cell's error, as in a shell
             if not clean_exit(exc):
-                result.update(status="error", error=describe_error(exc, filename, limit))
+                result["status"], result["error"] = "error", describe_error(exc, filename, limit)
         except BaseException as exc:
             if compiling:  # nothing of the cell ran: the parser's frames (ast.py) mean nothing to the user
                 exc.__traceback__ = None
-            result.update(status="error", error=describe_error(exc, filename, limit))
+            result["status"], result["error"] = "error", describe_error(exc, filename, limit)
         result["duration"] = time.perf_counter() - started
         self.display.close_figures()
         sys.stdout.flush()
@@ -682,14 +721,15 @@ def peak_memory() -> int | None:
     return peak if sys.platform == "darwin" else peak * 1024
 
 
-def apply_limits(limits: dict) -> dict:
+def apply_limits(limits: dict[str, int]) -> dict[str, dict[str, object]]:
     """Set each `RLIMIT_*` soft and hard limit (CPU: hard one second later, so SIGXCPU names the cause).
 
     Hard limits cannot be raised again without privileges the sandbox does not have.
     """
     import resource
 
-    applied, errors = {}, {}
+    applied: dict[str, object] = {}
+    errors: dict[str, object] = {}
     for name, value in limits.items():
         try:
             kind = getattr(resource, name)

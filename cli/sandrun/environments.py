@@ -87,7 +87,8 @@ def interpreter_info(python: str, sandbox: LocalBackend | None = None) -> dict[s
     process) in `sandbox` (on the host without one), or without running anything when it is sandrun's own
     interpreter."""
     if python == sys.executable:
-        return eval(DESCRIBE)  # the very expression the probe prints: identical keys either way
+        described: dict[str, str] = eval(DESCRIBE)  # what the probe prints: identical keys either way
+        return described
     return _probe(python, sandbox)
 
 

@@ -19,11 +19,16 @@ CELL_STATUSES = ("ok", "error", "timeout")
 MAX_METADATA_DEPTH = 8
 
 
+Event = dict[str, object]
+"""One line of the driver protocol as parsed JSON: values are unchecked until a `*_field(s)` function reads
+them."""
+
+
 class ProtocolViolation(Exception):
     """The sandbox sent bytes that are not the driver protocol (e.g. a cell wrote to the private fds)."""
 
 
-def parse_event(line: bytes) -> dict[str, Any]:
+def parse_event(line: bytes) -> Event:
     """One protocol line as a dict; anything else is a `ProtocolViolation`."""
     try:
         event = json.loads(line)
@@ -50,7 +55,7 @@ class Done:
     """Bytes of rich output the driver dropped past the cell's display limit."""
 
 
-def text_field(event: dict[str, Any], key: str, kind: str, default: str | None = None) -> str:
+def text_field(event: Event, key: str, kind: str, default: str | None = None) -> str:
     """`event[key]`, which must be a string (or absent, when there is a default), made writable."""
     value = event.get(key, default)
     if not isinstance(value, str):
@@ -58,7 +63,7 @@ def text_field(event: dict[str, Any], key: str, kind: str, default: str | None =
     return writable(value)
 
 
-def stream_fields(event: dict[str, Any]) -> tuple[str, str]:
+def stream_fields(event: Event) -> tuple[str, str]:
     """The stream name and text of a `stream` event."""
     name = text_field(event, "name", "stream")
     if name not in STREAMS:
@@ -66,7 +71,7 @@ def stream_fields(event: dict[str, Any]) -> tuple[str, str]:
     return name, text_field(event, "text", "stream", "")
 
 
-def display_fields(event: dict[str, Any]) -> OutputChunk:
+def display_fields(event: Event) -> OutputChunk:
     """A `display` event as an output chunk: its kind, a MIME bundle of texts with `text/plain`, metadata."""
     kind = text_field(event, "kind", "display", "display")
     if kind not in RICH_KINDS:
@@ -106,7 +111,7 @@ def _json_value(value: Any, depth: int) -> Any:
     return value
 
 
-def done_fields(event: dict[str, Any]) -> Done:
+def done_fields(event: Event) -> Done:
     """The fields of a `done` event, each checked."""
     status = text_field(event, "status", "done", "error")
     if status not in CELL_STATUSES:

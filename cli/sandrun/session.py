@@ -19,6 +19,7 @@ from importlib import resources
 from sandrun.backends.base import Backend, Channel, SandboxOptions
 from sandrun.errors import BackendError
 from sandrun.events import (
+    Event,
     ProtocolViolation,
     display_fields,
     done_fields,
@@ -166,7 +167,7 @@ class Session:
             self.close()
             raise
 
-    def _expect(self, kind: str, deadline: float) -> dict:
+    def _expect(self, kind: str, deadline: float) -> Event:
         """The next event, which must be of `kind`; anything else means the start failed."""
         event = self._next_event(deadline)
         if event is None:
@@ -219,7 +220,7 @@ class Session:
             self._kill(f"{exc}{self._diagnostics()}")  # what the sandbox said explains a crash
         if not finished and outcome.status != "timeout":
             outcome.status = "crashed"
-            outcome.error = CellError("SandboxDied", self.dead_reason)
+            outcome.error = CellError("SandboxDied", self.dead_reason or "the sandbox stopped")
         collector.finish()
         outcome.duration = time.monotonic() - started
         return outcome
@@ -245,7 +246,7 @@ class Session:
             return f"was killed by {name}" + SIGNAL_MEANINGS.get(name, "")
         return f"exited with status {code}"
 
-    def _apply_done(self, event: dict, outcome: CellOutcome, collector: OutputCollector) -> None:
+    def _apply_done(self, event: Event, outcome: CellOutcome, collector: OutputCollector) -> None:
         done = done_fields(event)
         outcome.status, outcome.value, outcome.peak_memory = done.status, done.value, done.peak_memory
         outcome.error, outcome.error_types = done.error, done.error_types
@@ -267,7 +268,7 @@ class Session:
         text = self.channel.diagnostics().strip()
         return f"\n  the sandbox said: {text}" if text else ""
 
-    def _next_event(self, deadline: float | None) -> dict | None:
+    def _next_event(self, deadline: float | None) -> Event | None:
         """The next protocol event, or None at the deadline. EOF and garbage raise."""
         while True:
             newline = self._buffer.find(b"\n")

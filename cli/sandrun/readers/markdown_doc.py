@@ -251,7 +251,19 @@ def _settings(doc: _Document, sources: list[tuple[int, str]], where: str, commen
             if key in values:
                 raise doc.fail(index, f"option {key!r} is given twice for this block")
             values[key] = _option(doc, index, key, value if equals else None)
-    return _Settings(**values)
+    return _Settings(
+        skip=values.get("skip") is True,
+        name=_text(values.get("name")),
+        timeout=timeout if isinstance(timeout := values.get("timeout"), float) else None,
+        raises=raises if isinstance(raises := values.get("raises"), Written) else None,
+        match=match if isinstance(match := values.get("match"), MatchMode) else None,
+        doctest=_text(values.get("doctest")),
+    )
+
+
+def _text(value: object) -> str | None:
+    """A checked option's value where the option is text."""
+    return value if isinstance(value, str) else None
 
 
 def _option(doc: _Document, index: int, key: str, value: str | None) -> object:

@@ -46,7 +46,8 @@ SCHEMA_RESOURCE = "schemas/transcript.schema.json"
 def load_schema() -> dict[str, Any]:
     """The JSON Schema (draft 2020-12) of the transcript, read from the installed package."""
     text = resources.files("sandrun").joinpath(SCHEMA_RESOURCE).read_text(encoding="utf-8")
-    return json.loads(text)
+    schema: dict[str, Any] = json.loads(text)
+    return schema
 
 
 def _error_to_dict(error: CellError | None) -> dict[str, Any] | None:
