@@ -59,13 +59,22 @@ def write(path):
     return "written"
 
 
+def ancestors():
+    """The command lines of this build's own ancestors (pip and what started it), nearest first: never
+    another build's, which may run at the same time on the same machine."""
+    pid = os.getppid()
+    while pid > 1:
+        try:
+            yield open(f"/proc/{{pid}}/cmdline", "rb").read().split(b"\\0")
+            stat = open(f"/proc/{{pid}}/stat").read()
+        except OSError:
+            return
+        pid = int(stat.rsplit(")", 1)[1].split()[1])
+
+
 def through_proxy(target):
     """CONNECT through the index proxy the build was given (found in pip's command line)."""
-    for pid in os.listdir("/proc"):
-        try:
-            args = open(f"/proc/{{pid}}/cmdline", "rb").read().split(b"\\0")
-        except OSError:
-            continue
+    for args in ancestors():
         if b"--proxy" in args:
             port = int(args[args.index(b"--proxy") + 1].rsplit(b":", 1)[1])
             with socket.create_connection(("127.0.0.1", port), timeout=5) as conn:
@@ -91,11 +100,7 @@ def get_requires_for_build_wheel(config_settings=None):
 
 def tamper(home):
     """Point the environment being built at another base (found from pip's --python argument)."""
-    for pid in os.listdir("/proc"):
-        try:
-            args = open(f"/proc/{{pid}}/cmdline", "rb").read().split(b"\\0")
-        except OSError:
-            continue
+    for args in ancestors():
         if b"--python" in args:
             env = os.path.dirname(os.path.dirname(args[args.index(b"--python") + 1].decode()))
             with open(os.path.join(env, "pyvenv.cfg"), "w") as cfg:
