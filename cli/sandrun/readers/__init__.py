@@ -18,17 +18,18 @@ Parser = Callable[[str, str, str], Recipe]
 
 
 def _parsers() -> dict[str, Parser]:
-    from sandrun.readers import markdown_doc, percent, yaml_recipe
+    from sandrun.readers import markdown_doc, percent, rst, yaml_recipe
 
     return {
         ".yaml": yaml_recipe.parse,
         ".yml": yaml_recipe.parse,
         ".py": percent.parse,
         ".md": markdown_doc.parse,
+        ".rst": rst.parse,
     }
 
 
-SUPPORTED_SUFFIXES = (".yaml", ".yml", ".py", ".md")
+SUPPORTED_SUFFIXES = (".yaml", ".yml", ".py", ".md", ".rst")
 
 
 def load_recipe(path: str | Path) -> Recipe:

@@ -31,6 +31,7 @@ from __future__ import annotations
 import difflib
 import re
 from pathlib import Path, PurePosixPath
+from typing import Any
 
 import yaml
 
@@ -268,11 +269,10 @@ def describe(node: yaml.Node) -> str:
     return "nothing (null)" if value is None else f"{type(value).__name__} {node.value!r}"
 
 
-def parse(text: str, path: str, sha256: str) -> Recipe:
-    """Read a YAML recipe. Raises `RecipeError` with the line of the first problem."""
-    lines = LineIndex(text)
+def _compose(text: str, path: str, lines: LineIndex) -> yaml.Node | None:
+    """The YAML document in `text`, or a `RecipeError` at the line of the syntax error."""
     try:
-        root = compose(text)
+        return compose(text)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = lines.line_of(mark.index) if mark else None
@@ -287,6 +287,42 @@ def parse(text: str, path: str, sha256: str) -> Recipe:
     except yaml.YAMLError as exc:
         message = " ".join(str(exc).split())
         raise RecipeError(path, None, f"invalid YAML: {message}") from None
+
+
+def _settings(reader: _Reader, items: dict[str, yaml.Node]) -> dict[str, Any]:
+    """The recipe's settings (every top-level key but `cells`), checked, as `Recipe` keyword arguments."""
+    settings: dict[str, Any] = {}
+    for key in ("name", "description", "python", "backend"):
+        if key in items:
+            settings[key] = reader.text(items[key], key)
+    if "timeout" in items:
+        settings["timeout"] = reader.seconds(items["timeout"], "timeout")
+    if "env" in items:
+        settings["env"] = reader.env(items["env"])
+    if "network" in items:
+        settings["network"] = bool(reader.scalar(items["network"], "network", (bool,), "true or false"))
+    if "files" in items:
+        settings["files"] = reader.files(items["files"])
+    if "packages" in items:
+        settings["packages"] = reader.packages(items["packages"])
+    return settings
+
+
+def read_settings(text: str, path: str) -> dict[str, Any]:
+    """Recipe settings written in YAML inside another format (the YAML recipe's top-level keys but `cells`),
+    checked as in a YAML recipe. `text` keeps the file's line numbering (earlier lines left empty)."""
+    lines = LineIndex(text)
+    root = _compose(text, path, lines)
+    if root is None:
+        return {}
+    reader = _Reader(path, lines)
+    return _settings(reader, reader.mapping(root, "the settings", RECIPE_KEYS[:-1]))
+
+
+def parse(text: str, path: str, sha256: str) -> Recipe:
+    """Read a YAML recipe. Raises `RecipeError` with the line of the first problem."""
+    lines = LineIndex(text)
+    root = _compose(text, path, lines)
     reader = _Reader(path, lines)
     if root is None:
         raise RecipeError(path, 1, "the file holds no YAML document", hint="a recipe needs a `cells:` list")
@@ -301,15 +337,5 @@ def parse(text: str, path: str, sha256: str) -> Recipe:
         sha256=sha256,
         format="yaml",
         cells=tuple(reader.cell(node, i) for i, node in enumerate(cells_node.value)),
-        name=reader.text(items["name"], "name") if "name" in items else None,
-        description=reader.text(items["description"], "description") if "description" in items else None,
-        timeout=reader.seconds(items["timeout"], "timeout") if "timeout" in items else None,
-        env=reader.env(items["env"]) if "env" in items else {},
-        network=bool(reader.scalar(items["network"], "network", (bool,), "true or false"))
-        if "network" in items
-        else None,
-        python=reader.text(items["python"], "python") if "python" in items else None,
-        files=reader.files(items["files"]) if "files" in items else (),
-        packages=reader.packages(items["packages"]) if "packages" in items else (),
-        backend=reader.text(items["backend"], "backend") if "backend" in items else None,
+        **_settings(reader, items),
     )
