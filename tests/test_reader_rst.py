@@ -387,3 +387,14 @@ def test_bad_settings_are_recipe_errors_at_their_line(text: str, line: int, mess
     with pytest.raises(RecipeError) as info:
         parse(text, "doc.rst", "0" * 64)
     assert info.value.line == line and message in str(info.value), str(info.value)
+
+
+def test_readme_rst_example_runs(tmp_path: Path) -> None:
+    readme = (RECIPES.parent / "README.md").read_text()
+    example = readme.split("```rst\n", 1)[1].split("```\n", 1)[0]
+    doc = tmp_path / "example.rst"
+    doc.write_text(example)
+    code, transcript, err = run(doc)
+    assert code == 0, err
+    assert [c["status"] for c in transcript["cells"]] == ["passed", "passed"]
+    assert transcript["recipe"]["timeout"] == 30
