@@ -27,11 +27,16 @@ ENV_BIN = ENV / "bin"
 ENV_STAMP = ENV / ".sandrun-bench-ready"
 JUPYTER_PACKAGES = ("nbclient", "nbformat", "ipykernel", "jupyter_client")
 TRIVIAL_CELLS = ("pass", "x = 1")
-CELL_TARGET = 0.2e-3
-"""Team target: a trivial cell's round trip in a warm session takes at most this many seconds."""
-SPEEDUP_TARGET = 5.0
-PARALLEL_TARGET = 1.7
-"""Team target: `sandrun run` on 20 cells is at least this many times faster than `jupyter execute`."""
+CELL_TARGET = 0.1e-3
+"""Team target: a trivial cell costs at most this many seconds of wall time on the local backend."""
+SPEEDUP_TARGETS = {20: 10.0, 200: 15.0}
+"""Team target: `sandrun run` on 20 (200) cells is at least this many times faster than `jupyter execute`."""
+VERSION_MARGIN = 20e-3
+"""Team target: `sandrun --version` takes at most `import typer` plus this many seconds."""
+MANY_RECIPES, MANY_CELLS, MANY_TARGET = 50, 5, 1.2
+"""Team target: 50 recipes of 5 cells at `-j 1` in at most 1.2 s."""
+PARALLEL_TARGET = 1.8
+"""Team target: the same at `-j 2` is at least this many times faster than at `-j 1`."""
 
 
 def ensure_env() -> None:
@@ -84,12 +89,40 @@ def timed(action: Callable[[], object], runs: int) -> list[float]:
     return samples
 
 
-def run_quiet(argv: Sequence[str]) -> None:
-    """Run a command to completion; a failure raises `RuntimeError` with the last line it printed."""
-    done = subprocess.run(list(argv), capture_output=True, text=True)
+PEAKS: dict[str, int] = {}
+"""Largest resident set (bytes) seen per command name: the process or a child it waited for."""
+
+
+MEASURE = (
+    "import os,sys\n"
+    "pid=os.fork()\n"
+    "if pid==0:\n"
+    " os.execv(sys.argv[1],sys.argv[1:])\n"
+    "_,status,usage=os.wait4(pid,0)\n"
+    "os.write(2,b'\\nmaxrss=%d\\n'%usage.ru_maxrss)\n"
+    "sys.exit(os.waitstatus_to_exitcode(status))\n"
+)
+"""Runs a command and reports its peak resident set. A process inherits the peak of the one it was forked
+from, so the command is forked from this small interpreter, never from the benchmark itself."""
+
+
+def run_quiet(argv: Sequence[str], peak: str = "") -> None:
+    """Run a command to completion; a failure raises `RuntimeError` with the last line it printed.
+
+    With `peak`, the largest resident set of the process (and of the children it reaped) is kept under
+    that name in `PEAKS`."""
+    command = [sys.executable, "-c", MEASURE, *argv] if peak else list(argv)
+    done = subprocess.run(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    lines = done.stderr.strip().splitlines() or ["(no output)"]
+    if peak and lines[-1].startswith("maxrss="):
+        PEAKS[peak] = max(PEAKS.get(peak, 0), int(lines.pop().partition("=")[2]) * 1024)
     if done.returncode != 0:
-        last = (done.stderr.strip().splitlines() or ["(no output)"])[-1]
-        raise RuntimeError(f"exit {done.returncode}: {last}")
+        raise RuntimeError(f"exit {done.returncode}: {(lines or ['(no output)'])[-1]}")
+
+
+def timed_command(argv: Sequence[str], runs: int, peak: str = "") -> list[float]:
+    """Wall time of `runs` runs of a command, in seconds (the peak memory kept under `peak`)."""
+    return timed(lambda: run_quiet(argv, peak), runs)
 
 
 def progress(text: str) -> None:
@@ -133,8 +166,11 @@ def bench_session(name: str, python: str, rows: list[Row], cells: int, warmup: i
             for _ in range(warmup):
                 session.run(code, "bench.py", 1, 60.0)
             samples = timed(lambda c=code: session.run(c, "bench.py", 1, 60.0), cells)
-            ok, target = statistics.median(samples) <= CELL_TARGET, f"≤ {ms(CELL_TARGET)}"
-            rows.append(Row(f"cell `{code}`, warm", runner, samples, target=target, verdict=verdict(ok)))
+            row = Row(f"cell `{code}`, warm Session", runner, samples)
+            if name == "local":
+                row.target = f"≤ {ms(CELL_TARGET)}"
+                row.verdict = verdict(statistics.median(samples) <= CELL_TARGET)
+            rows.append(row)
     finally:
         session.close()
 
@@ -188,52 +224,111 @@ def write_inputs(folder: Path, count: int) -> tuple[Path, Path]:
     return recipe, path
 
 
+def sandrun_argv(name: str, python: str, *paths: Path) -> list[str]:
+    """`sandrun run PATHS -q` on one backend and interpreter."""
+    return [str(ENV_BIN / "sandrun"), "run", *map(str, paths), "-q", "--backend", name, "--python", python]
+
+
+def bench_startup(python: str, rows: list[Row], runs: int) -> None:
+    """`sandrun --version` next to the interpreter's floor and the import of the command-line library."""
+    progress(f"start-up x {runs}")
+    floor = timed_command([python, "-c", "pass"], runs)
+    typer_ = timed_command([python, "-c", "import typer"], runs)
+    version = timed_command([str(ENV_BIN / "sandrun"), "--version"], runs, "sandrun --version")
+    rows.append(Row("`python -c pass`", "python", floor))
+    rows.append(Row("`python -c 'import typer'`", "python", typer_))
+    limit = statistics.median(typer_) + VERSION_MARGIN
+    ok = statistics.median(version) <= limit
+    rows.append(
+        Row("`sandrun --version`", "sandrun", version, target="≤ import typer + 20 ms", verdict=verdict(ok))
+    )
+
+
 def bench_whole_runs(backends: Sequence[str], python: str, folder: Path, rows: list[Row], runs: int) -> None:
     """`sandrun run recipe.yaml -q` per backend against `jupyter execute notebook.ipynb`, as processes."""
+    whole: dict[tuple[str, int], float] = {}
     for size in (20, 200):
         recipe, notebook = write_inputs(folder, size)
         what = f"whole run, {size} cells"
         progress(f"jupyter execute: {size} cells x {runs} (+1 warm-up)")
-        command = [str(ENV_BIN / "jupyter"), "execute", str(notebook)]
-        jupyter = timed(lambda c=command: run_quiet(c), runs + 1)[1:]
+        jupyter = timed_command([str(ENV_BIN / "jupyter"), "execute", str(notebook)], runs + 1)[1:]
         rows.append(Row(what, "jupyter execute", jupyter))
         for name in backends:
             progress(f"sandrun/{name} run: {size} cells x {runs} (+1 warm-up)")
-            argv = [str(ENV_BIN / "sandrun"), "run", str(recipe), "-q", "--backend", name, "--python", python]
+            argv = sandrun_argv(name, python, recipe)
             try:
-                samples = timed(lambda a=argv: run_quiet(a), runs + 1)[1:]
+                samples = timed_command(argv, runs + 1, f"sandrun/{name} run, {size} cells")[1:]
             except RuntimeError as exc:
                 rows.append(Row(what, f"sandrun/{name}", note=f"failed: {exc}"))
                 continue
             rows.append(Row(what, f"sandrun/{name}", samples))
+            whole[name, size] = statistics.median(samples)
             ratio = statistics.median(jupyter) / statistics.median(samples)
-            speedup = Row(
-                f"speedup, {size} cells", f"sandrun/{name} vs jupyter execute", note=f"{ratio:.1f}x"
-            )
-            if size == 20:
-                speedup.target, speedup.verdict = f"≥ {SPEEDUP_TARGET:g}x", verdict(ratio >= SPEEDUP_TARGET)
-            rows.append(speedup)
+            goal = SPEEDUP_TARGETS[size]
+            rows.append(Row(f"speedup, {size} cells", f"sandrun/{name} vs jupyter", note=f"{ratio:.1f}x",
+                            target=f"≥ {goal:g}x", verdict=verdict(ratio >= goal)))  # fmt: skip
+    recipe, _ = write_inputs(folder, 2000)
+    for name in backends:
+        if (name, 20) not in whole:
+            continue
+        progress(f"sandrun/{name} run: 2000 cells x {runs}")
+        argv = sandrun_argv(name, python, recipe)
+        samples = timed_command(argv, runs, f"sandrun/{name} run, 2000 cells")
+        rows.append(Row("whole run, 2000 cells", f"sandrun/{name}", samples))
+        per_cell = (statistics.median(samples) - whole[name, 20]) / 1980
+        row = Row("per cell: (2000 cells - 20 cells) / 1980", f"sandrun/{name}", note=ms(per_cell))
+        if name == "local":
+            row.target, row.verdict = f"≤ {ms(CELL_TARGET)}", verdict(per_cell <= CELL_TARGET)
+        rows.append(row)
+
+
+def bench_notebook_runs(
+    backends: Sequence[str], python: str, folder: Path, rows: list[Row], runs: int
+) -> None:
+    """`sandrun run notebook.ipynb -q` against `jupyter execute notebook.ipynb`: the very same file."""
+    _, notebook = write_inputs(folder, 20)
+    progress(f"jupyter execute: the 20-cell notebook x {runs} (+1 warm-up)")
+    jupyter = timed_command([str(ENV_BIN / "jupyter"), "execute", str(notebook)], runs + 1)[1:]
+    rows.append(Row("whole run, 20-cell .ipynb", "jupyter execute", jupyter))
+    for name in backends:
+        progress(f"sandrun/{name} run: the 20-cell notebook x {runs} (+1 warm-up)")
+        samples = timed_command(sandrun_argv(name, python, notebook), runs + 1)[1:]
+        rows.append(Row("whole run, 20-cell .ipynb", f"sandrun/{name}", samples))
+        ratio, goal = statistics.median(jupyter) / statistics.median(samples), SPEEDUP_TARGETS[20]
+        rows.append(Row("speedup, 20-cell .ipynb", f"sandrun/{name} vs jupyter", note=f"{ratio:.1f}x",
+                        target=f"≥ {goal:g}x", verdict=verdict(ratio >= goal)))  # fmt: skip
 
 
 def bench_parallel(backends: Sequence[str], python: str, folder: Path, rows: list[Row], runs: int) -> None:
-    """40 recipes of 20 cells, one at a time (-j 1) against two at a time (-j 2)."""
-    recipe, _ = write_inputs(folder, 20)
+    """50 recipes of 5 cells, one at a time (-j 1) against two at a time (-j 2)."""
+    recipe, _ = write_inputs(folder, MANY_CELLS)
     many = folder / "many"
     many.mkdir()
-    for i in range(40):
+    for i in range(MANY_RECIPES):
         (many / f"r{i:02d}.yaml").write_text(recipe.read_text())
+    what = f"{MANY_RECIPES} recipes x {MANY_CELLS} cells"
     for name in backends:
         medians = {}
         for jobs in (1, 2):
-            progress(f"sandrun/{name}: 40 recipes -j {jobs} x {runs}")
-            argv = [str(ENV_BIN / "sandrun"), "run", str(many), "-q", "-j", str(jobs), "--backend", name]
-            samples = timed(lambda a=[*argv, "--python", python]: run_quiet(a), runs)
-            rows.append(Row(f"40 recipes x 20 cells, -j {jobs}", f"sandrun/{name}", samples))
+            progress(f"sandrun/{name}: {what} -j {jobs} x {runs}")
+            argv = [*sandrun_argv(name, python, many), "-j", str(jobs)]
+            samples = timed_command(argv, runs, f"sandrun/{name} {what}, -j {jobs}")
+            row = Row(f"{what}, -j {jobs}", f"sandrun/{name}", samples)
+            if jobs == 1 and name == "local":
+                row.target = f"≤ {MANY_TARGET:g} s"
+                row.verdict = verdict(statistics.median(samples) <= MANY_TARGET)
+            rows.append(row)
             medians[jobs] = statistics.median(samples)
         ratio = medians[1] / medians[2]
         target = f"≥ {PARALLEL_TARGET:g}x"
         rows.append(Row("speedup, -j 2 vs -j 1", f"sandrun/{name}", note=f"{ratio:.2f}x", target=target,
                         verdict=verdict(ratio >= PARALLEL_TARGET)))  # fmt: skip
+
+
+def memory_rows(rows: list[Row]) -> None:
+    """Peak resident memory of the sandrun commands measured above (the largest process of each run)."""
+    for what, peak in PEAKS.items():
+        rows.append(Row("peak memory (max RSS)", what, note=f"{peak / (1 << 20):.1f} MiB"))
 
 
 def load_average() -> str:
@@ -279,7 +374,7 @@ def main() -> None:
     parser.add_argument("--backends", default="local,process", help="comma-separated sandrun backends")
     parser.add_argument("--cells", type=int, default=2000, help="trivial cells timed per sandrun session")
     parser.add_argument("--kernel-cells", type=int, default=300, help="trivial cells timed on the kernel")
-    parser.add_argument("--runs", type=int, default=5, help="whole-process runs per tool and size")
+    parser.add_argument("--runs", type=int, default=5, help="whole-process runs per tool and size (medians)")
     args = parser.parse_args()
     ensure_env()
 
@@ -287,14 +382,15 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="sandrun-bench-") as tmp:
         python = sys.executable  # what sandrun uses by default: the interpreter it is installed in
         header = environment(python)
-        progress("python -c pass")
-        rows.append(Row("`python -c pass`", "python", timed(lambda: run_quiet([python, "-c", "pass"]), 20)))
+        bench_startup(python, rows, args.runs * 3)
         backends = usable_backends([b.strip() for b in args.backends.split(",") if b.strip()], python, rows)
         for name in backends:
             bench_session(name, python, rows, args.cells, warmup=200)
         bench_kernel(rows, args.kernel_cells, warmup=30)
         bench_whole_runs(backends, python, Path(tmp), rows, args.runs)
-        bench_parallel(backends, python, Path(tmp), rows, max(2, args.runs // 2))
+        bench_notebook_runs(backends, python, Path(tmp), rows, args.runs)
+        bench_parallel(backends, python, Path(tmp), rows, args.runs)
+        memory_rows(rows)
 
     print("## sandrun benchmark\n")
     print("\n".join(header))

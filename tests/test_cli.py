@@ -61,7 +61,7 @@ def transcript(result: Result, validator: jsonschema.Draft202012Validator) -> di
 # --- the bundled recipes and the output formats ---------------------------------------------------------
 
 
-@pytest.mark.parametrize("name", ["quickstart.yaml", "stateful.py"])
+@pytest.mark.parametrize("name", ["quickstart.yaml", "stateful.py", "notebook.ipynb", "plotting.py"])
 def test_bundled_recipes_pass(name: str) -> None:
     path = RECIPES / name
     result = invoke("run", path)

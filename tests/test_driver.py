@@ -40,8 +40,8 @@ def test_driver_imports_only_the_standard_library() -> None:
     }
     assert "sandrun" not in imported
     assert imported <= {
-        "__future__", "ast", "builtins", "codecs", "io", "json", "linecache", "os", "resource", "select",
-        "signal", "sys", "threading", "time", "traceback", "types",
+        "__future__", "ast", "base64", "builtins", "codecs", "io", "json", "linecache", "os", "resource",
+        "select", "signal", "sys", "threading", "time", "traceback", "types",
     }  # fmt: skip
 
 
@@ -141,6 +141,17 @@ def test_syntax_error_points_at_its_line(run_cell: RunCell) -> None:
     assert outcome.error is not None
     assert outcome.error.type == "SyntaxError"
     assert outcome.error.line == 6
+
+
+def test_line_numbers_hold_far_down_a_long_recipe(run_cell: RunCell) -> None:
+    """Cells are parsed on their own and renumbered: errors still name the recipe's line."""
+    outcome = run_cell("x = 1\ny = x / 0", line=4000)
+    assert outcome.error is not None and outcome.error.line == 4001
+    assert 'File "recipe.py", line 4001' in outcome.error.traceback
+    outcome = run_cell("x = 1\n  y = 2", line=3000)
+    assert outcome.error is not None and outcome.error.type == "IndentationError"
+    assert outcome.error.line == 3001
+    assert 'File "recipe.py", line 3001' in outcome.error.traceback
 
 
 def test_syntax_error_traceback_shows_only_the_users_file(run_cell: RunCell) -> None:
@@ -313,3 +324,38 @@ def test_a_timeout_while_printing_never_cuts_a_protocol_line(run_cell: RunCell) 
         outcome = run_cell("while True:\n    print('x' * 5000)", timeout=0.2)
         assert outcome.status == "timeout", outcome.error
         assert run_cell("'alive'").value == "'alive'"
+
+
+@pytest.mark.parametrize(
+    "code",
+    [
+        "import sys\nsys.exit(0)",
+        "import sys\nsys.exit()",
+        "raise SystemExit(None)",
+        "raise SystemExit(False)",
+    ],
+)
+def test_a_clean_exit_ends_the_cell_and_the_interpreter_lives_on(run_cell: RunCell, code: str) -> None:
+    outcome = run_cell(f"kept = 'still here'\nprint('before')\n{code}\nprint('never')")
+    assert (outcome.status, outcome.error) == ("ok", None)
+    assert "".join(c.text for c in outcome.outputs) == "before\n"
+    after = run_cell("print(kept)")
+    assert after.status == "ok" and after.outputs[0].text == "still here\n"
+
+
+def test_a_nonzero_exit_is_an_error_with_a_short_traceback(run_cell: RunCell) -> None:
+    code = (
+        "import sys\n"
+        "def main():\n"
+        "    try:\n"
+        "        raise LookupError('inside the framework')\n"
+        "    except LookupError:\n"
+        "        sys.exit(2)\n"
+        "main()"
+    )
+    outcome = run_cell(code)
+    assert outcome.status == "error"
+    assert outcome.error is not None and outcome.error.type == "SystemExit" and outcome.error.message == "2"
+    assert "LookupError" not in outcome.error.traceback
+    assert "During handling" not in outcome.error.traceback
+    assert outcome.error.traceback.startswith("Traceback (most recent call last):")

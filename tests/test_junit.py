@@ -184,7 +184,7 @@ def test_render_and_format_for_path_know_junit() -> None:
     assert render(t, "junit") == render(t, "XML") == render_junit([t])
     assert format_for_path("out/report.XML") == "junit"
     with pytest.raises(ValueError, match="junit"):
-        render(t, "html")
+        render(t, "pdf")
 
 
 def test_render_all_makes_one_document_per_format() -> None:

@@ -37,7 +37,7 @@ def test_the_host_environment_does_not_leak_in(monkeypatch: pytest.MonkeyPatch) 
     assert "SANDRUN_TEST_SECRET" not in env
     assert "hunter2" not in repr(env)
     assert env["GREETING"] == "hello"
-    assert set(env) <= {"PATH", "HOME", "LANG", "GREETING", "SANDRUN_SESSION"}
+    assert set(env) <= {"PATH", "HOME", "LANG", "GREETING", "SANDRUN_SESSION", "MPLBACKEND"}
 
 
 def test_each_run_gets_a_fresh_workdir_that_is_removed_afterwards() -> None:

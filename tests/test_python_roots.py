@@ -108,3 +108,12 @@ def test_a_venv_may_link_to_the_interpreter_of_any_python_installation(tmp_path:
     python.symlink_to(tmp_path / "elsewhere" / "bin" / "python")
     with pytest.raises(BackendError, match="symbolic link"):
         python_roots(str(python))
+
+
+def test_holds_a_home_is_true_for_a_home_and_its_ancestors_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    homes = frozenset({Path("/home/ann"), Path("/srv/users/bob")})
+    monkeypatch.setattr(local_host, "home_directories", lambda: homes)
+    holding = ("/", "/home", "/home/ann", "/srv", "/srv/users", "/srv/users/bob")
+    assert all(local_host.holds_a_home(path) for path in holding)
+    elsewhere = ("/home/ann/x", "/home/an", "/srv/user", "/srv/users/bobby", "/opt")
+    assert not any(local_host.holds_a_home(path) for path in elsewhere)

@@ -86,9 +86,7 @@ def test_tildes_longer_fences_and_info_words() -> None:
         ````
         `````
         """
-    with pytest.raises(RecipeError):  # `extra` is not an option: the info string is read
-        read(text)
-    text = text.replace(" extra words? no: only options", "")
+    assert read(text).warnings == ()  # words that are not sandrun's belong to a renderer: ignored
     assert sources(text) == [(2, 'a = "```"\n```\n'), (6, ""), (8, "b = 2\n````\n")]
 
 
@@ -109,8 +107,11 @@ def test_closing_fence_rules() -> None:
 
 
 def test_indented_fence_strips_its_indentation_from_the_content() -> None:
-    text = "- a list item\n\n  ```python\n  if True:\n      x = 1\n y = 2\n  ```\n"
+    text = "- a list item\n\n  ```python\n  if True:\n      x = 1\n  y = 2\n  ```\n"
     assert sources(text) == [(4, "if True:\n    x = 1\ny = 2\n")]
+    # a line indented less than the list item's content ends the item, and with it the fence (CommonMark)
+    text = "- a list item\n\n  ```python\n  if True:\n      x = 1\n y = 2\n  ```\n"
+    assert sources(text) == [(4, "if True:\n    x = 1\n")]
 
 
 def test_other_blocks_are_ignored() -> None:
@@ -141,8 +142,8 @@ def test_other_blocks_are_ignored() -> None:
         ```
         -->
 
-        ```python3
-        not python or py
+        ```rust
+        not python
         ```
 
         ```pycon
@@ -424,7 +425,6 @@ def test_session_options_apply_to_every_statement() -> None:
 @pytest.mark.parametrize(
     ("text", "line", "message"),
     [
-        ("x\n\n```python slip\n1\n```\n", 3, "option 'slip' is unknown"),
         ("<!-- sandrun: nmae=x -->\n```python\n1\n```\n", 1, "option 'nmae' is unknown"),
         ("```python skip\n1\n```\n\n<!-- sandrun: timeout=0 -->\n```python\n2\n```\n", 5, "timeout must be"),
         ("```python timeout=soon\n1\n```\n", 1, "timeout must be more than 0"),
@@ -453,8 +453,36 @@ def test_option_mistakes_point_at_their_line(text: str, line: int, message: str)
 
 
 def test_unknown_option_hint_lists_the_valid_ones() -> None:
-    problem = error("```python tiemout=3\n1\n```\n")
-    assert problem.hint == f"did you mean 'timeout'? valid options: {', '.join(OPTIONS)}"
+    problem = error("<!-- sandrun: tiemout=3 -->\n```python\n1\n```\n")
+    assert problem.hint == f"did you mean 'timeout'? valid options: {', '.join(OPTIONS[:5])}"
+
+
+@pytest.mark.parametrize(
+    "info",
+    [
+        'python title="main.py"',
+        'python hl_lines="1 3" linenums="1"',
+        "python {.no-copy}",
+        'py title="a b',
+        "py3 -",
+    ],
+)
+def test_presentation_options_are_ignored(info: str) -> None:
+    recipe = read(f"```{info}\nx = 1\n```\n")
+    assert [(c.line, c.source, c.skip, c.name) for c in recipe.cells] == [(2, "x = 1\n", False, None)]
+    assert recipe.warnings == ()
+
+
+def test_a_misspelt_sandrun_option_in_an_info_string_is_a_warning_with_did_you_mean() -> None:
+    recipe = read("x\n\n```python slip\n1\n```\n")
+    warning = "doc.md:3: option 'slip' is not sandrun's and is ignored; did you mean 'skip'?"
+    assert recipe.warnings == (warning,)
+    assert not recipe.cells[0].skip
+
+
+def test_a_malformed_sandrun_option_in_an_info_string_is_still_an_error() -> None:
+    assert "timeout must be" in error("```python title=x timeout=soon\n1\n```\n").message
+    assert "cannot read the options" in error('```python name="unclosed\n1\n```\n').message
 
 
 # --- end to end ------------------------------------------------------------------------------------------

@@ -16,7 +16,7 @@ import pytest
 
 from sandrun.discover import looks_like_recipe
 from sandrun.errors import RecipeError
-from sandrun.model import MatchMode, Recipe
+from sandrun.model import Recipe
 from sandrun.readers import load_recipe
 from sandrun.readers.rst import parse
 
@@ -126,7 +126,7 @@ def test_sphinx_doctest_directives() -> None:
     ]  # fmt: skip
     stdout = recipe.cells[1].expect.stdout
     assert stdout is not None and stdout.text == "2\n" and stdout.line == 12
-    assert stdout.mode is MatchMode.WHITESPACE
+    assert stdout.doctest == frozenset({"NORMALIZE_WHITESPACE"})
 
 
 def test_skip_options_and_skipif_skip_the_block_which_is_still_listed() -> None:
@@ -398,3 +398,18 @@ def test_readme_rst_example_runs(tmp_path: Path) -> None:
     assert code == 0, err
     assert [c["status"] for c in transcript["cells"]] == ["passed", "passed"]
     assert transcript["recipe"]["timeout"] == 30
+
+
+def test_doctest_options_and_per_example_directives_are_honoured() -> None:
+    text = """\
+        .. doctest::
+           :options: +NUMBER
+
+           >>> 22 / 7
+           3.14
+           >>> import random; random.random()  # doctest: +SKIP
+           0.5
+    """
+    first, second = read(text).cells
+    assert first.expect.repl is not None and first.expect.repl.doctest == frozenset({"NUMBER"})
+    assert (first.skip, second.skip) == (False, True)

@@ -373,7 +373,7 @@ ERRORS = [
     pytest.param(
         "cells:\n  - code: pass\n    expect:\n      error: not a name\n",
         4,
-        ["'not a name' is not an exception name", "hint: e.g. error: ZeroDivisionError"],
+        ["'not a name' is not an exception name", "hint: e.g. ZeroDivisionError"],
         id="expect-error-spaces",
     ),
     pytest.param(
@@ -599,7 +599,7 @@ def test_unknown_suffix(tmp_path: Path, name: str, shown: str) -> None:
     assert info.value.line is None
     assert str(info.value) == (
         f"{path}: cannot tell the recipe format from the suffix {shown}\n"
-        "  hint: use one of .yaml, .yml, .py, .md, .rst"
+        "  hint: use one of .yaml, .yml, .py, .md, .ipynb, .rst"
     )
 
 

@@ -150,7 +150,7 @@ def test_json_validates_against_schema(validator: Draft202012Validator) -> None:
 def test_json_text_is_indented_utf8_with_trailing_newline() -> None:
     text = render_json(make_transcript())
     assert text.endswith("}\n")
-    assert text.startswith('{\n  "schema": "sandrun.transcript/1",')
+    assert text.startswith('{\n  "schema": "sandrun.transcript/2",')
     assert "\ufffd" in text and "\u2603" in text and "\\u" not in text
 
 
@@ -196,8 +196,8 @@ def test_round_trip_of_a_run_that_never_started(validator: Draft202012Validator)
 
 def test_from_dict_rejects_other_documents() -> None:
     data = transcript_to_dict(make_transcript())
-    data["schema"] = "sandrun.transcript/2"
-    with pytest.raises(ValueError, match=r"sandrun\.transcript/1"):
+    data["schema"] = "sandrun.transcript/3"
+    with pytest.raises(ValueError, match=r"sandrun\.transcript/2"):
         transcript_from_dict(data)
 
 
@@ -347,7 +347,7 @@ def test_render_dispatches_on_format() -> None:
     assert render(t, "json") == render_json(t)
     assert render(t, "md") == render(t, "markdown") == render(t, "MD") == render_markdown(t)
     with pytest.raises(ValueError, match="json"):
-        render(t, "html")
+        render(t, "pdf")
 
 
 @pytest.mark.parametrize(

@@ -4,47 +4,30 @@ Exit codes: 0 every cell did what was expected; 1 a cell failed; 2 the recipe or
 3 the sandbox could not start or died, or a report could not be written; 130 interrupted.
 """
 
-from __future__ import annotations
-
-import math
 import os
 import signal
 import sys
-import time
-import traceback
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
 
 from sandrun import __version__
-from sandrun.atomic import why_not_written
-from sandrun.backends import BACKENDS, DEFAULT_BACKEND, get_backend
-from sandrun.backends.base import Backend, Limits
-from sandrun.console import Board, Console, RecipeProgress, overall
-from sandrun.delivery import SignalsDeferred, deliver, silence_stdout, stdout_is_closed, write_stdout
-from sandrun.discover import find_recipes
-from sandrun.environments import default_cache_dir
-from sandrun.errors import SandrunError, UsageError
-from sandrun.expect import diff
-from sandrun.inputs import (
-    choose_annotations,
-    format_report_path,
-    load_all,
-    load_transcripts,
-    parse_env,
-    parse_size,
-)
-from sandrun.model import MAX_TIMEOUT, CellStatus, Recipe, RunStatus, Transcript
-from sandrun.readers import load_recipe
-from sandrun.reports import FORMATS, render_all, write_report
-from sandrun.reports.annotations import github_annotations
-from sandrun.runner import DEFAULT_CELL_TIMEOUT, RunControl, RunOptions, run_many, run_recipe
-from sandrun.text import for_terminal
+from sandrun.backends import BACKENDS, DEFAULT_BACKEND
+from sandrun.defaults import DEFAULT_CELL_TIMEOUT
 
-EXIT_CODES = {RunStatus.PASSED: 0, RunStatus.FAILED: 1, RunStatus.ERROR: 3, RunStatus.INTERRUPTED: 130}
+# No `from __future__ import annotations` here: typer would evaluate every string annotation at each start.
+if TYPE_CHECKING:  # the rest is imported where it is used: `--version` and `--help` need none of it
+    from sandrun.backends.base import Backend
+    from sandrun.console import Console
+    from sandrun.delivery import SignalsDeferred
+    from sandrun.model import Recipe, Transcript
+    from sandrun.runner import RunOptions
+
+EXIT_CODES = {"passed": 0, "failed": 1, "error": 3, "interrupted": 130}
+"""Exit code by `RunStatus` value."""
 SEVERITY = (0, 1, 2, 3, 130)
 """Exit codes from least to most severe: several recipes exit with the most severe one."""
 
@@ -60,6 +43,8 @@ app = typer.Typer(
 @contextmanager
 def reported_errors() -> Iterator[None]:
     """Turn sandrun errors into one clear message and their exit code; no traceback unless SANDRUN_DEBUG=1."""
+    from sandrun.errors import SandrunError
+
     try:
         yield
     except SandrunError as exc:
@@ -67,18 +52,24 @@ def reported_errors() -> Iterator[None]:
     except typer.Exit:
         raise
     except BrokenPipeError:
+        from sandrun.delivery import silence_stdout, stdout_is_closed
+
         if not stdout_is_closed():
             raise
         silence_stdout()  # `sandrun cells x | head -1`: the reader has what it wanted; stop, quietly
         raise typer.Exit(0) from None
     except Exception as exc:
         if os.environ.get("SANDRUN_DEBUG") == "1":
+            import traceback
+
             traceback.print_exc()
         fail(f"internal error: {type(exc).__name__}: {exc} (set SANDRUN_DEBUG=1 to see the traceback)", 1)
 
 
 def fail(message: str, code: int) -> NoReturn:
     """Print `sandrun: error: message` on stderr and exit with `code`."""
+    from sandrun.text import for_terminal
+
     typer.echo(f"sandrun: error: {for_terminal(message)}", err=True)
     raise typer.Exit(code)
 
@@ -91,11 +82,12 @@ def raise_keyboard_interrupt(signum: int, frame: object) -> None:
 @app.command()
 def run(
     recipes: Annotated[
-        list[str],
+        list[str] | None,
         typer.Argument(
-            help="Recipe files (.yaml, .yml, percent-format .py, .md), directories to search, or globs."
+            help="Recipe files (.yaml, .yml, percent-format .py, .md), directories to search, or globs "
+            "(none: pyproject.toml's [tool.sandrun] paths)."
         ),
-    ],
+    ] = None,
     backend: Annotated[
         str | None,
         typer.Option(
@@ -106,12 +98,15 @@ def run(
     output_format: Annotated[
         str,
         typer.Option(
-            "--format", help="What to print on stdout: text (nothing; progress on stderr), json, md, junit."
+            "--format",
+            help="What to print on stdout: text (nothing; progress on stderr), json, md, junit, ipynb, html.",
         ),
     ] = "text",
     report: Annotated[
         list[Path] | None,
-        typer.Option(help="Write the transcript to this file (.json, .md, or .xml for JUnit); repeatable."),
+        typer.Option(
+            help="Write the transcript to this file (.json, .md, .ipynb, .html; .xml: JUnit); repeatable."
+        ),
     ] = None,
     cell_timeout: Annotated[
         float, typer.Option(help="Seconds per cell, unless the cell or the recipe sets its own.", min=0.001)
@@ -145,6 +140,7 @@ def run(
             "--jobs", "-j", help="Recipes run at once, each in its own sandbox (default: CPUs).", min=1
         ),
     ] = None,
+    check_outputs: Annotated[bool, typer.Option(help="Notebooks: check their stored outputs.")] = False,
     update: Annotated[
         bool,
         typer.Option(
@@ -161,12 +157,35 @@ def run(
     quiet: Annotated[
         bool, typer.Option("--quiet", "-q", help="Only failures and the summary on stderr.")
     ] = False,
+    strict: Annotated[
+        bool,
+        typer.Option(
+            "--strict",
+            help="Fail (exit 1) when a block that looks like Python was found but cannot be run "
+            "(an unknown language variant, a directive sandrun does not run).",
+        ),
+    ] = False,
 ) -> None:
     """Run recipes, check every cell, and report.
 
     Exit code: 0 passed, 1 a cell failed, 2 bad recipe or options, 3 sandbox error, 130 interrupted.
     """
     with reported_errors():
+        import math
+        import time
+
+        from sandrun.backends import get_backend
+        from sandrun.backends.base import Limits
+        from sandrun.console import Console, overall
+        from sandrun.delivery import SignalsDeferred
+        from sandrun.discover import find_recipes
+        from sandrun.environments import default_cache_dir
+        from sandrun.errors import UsageError
+        from sandrun.inputs import choose_annotations, format_report_path, load_all, parse_env, parse_size
+        from sandrun.model import MAX_TIMEOUT
+        from sandrun.reports import FORMATS
+        from sandrun.runner import RunOptions
+
         if output_format != "text" and output_format not in FORMATS:
             raise UsageError(f"--format {output_format!r} is not one of: text, {', '.join(FORMATS)}")
         report_formats = [(path, format_report_path(path)) for path in report or []]
@@ -179,7 +198,17 @@ def run(
                 raise UsageError(f"--report {path}: the directory {path.parent} does not exist")
         if workdir is not None and not workdir.is_dir():
             raise UsageError(f"--workdir {workdir} is not a directory")
-        loaded = load_all(find_recipes(recipes))
+        if not recipes:
+            from sandrun.project import default_paths
+
+            recipes = default_paths(Path())
+            if not recipes:
+                raise UsageError(
+                    "no recipes given",
+                    hint="name them, or list them in pyproject.toml: "
+                    '[tool.sandrun] paths = ["README.md", "docs/"]',
+                )
+        loaded = load_all(find_recipes(recipes), check_outputs)
         options = RunOptions(
             cell_timeout=cell_timeout,
             keep_going=keep_going or update,
@@ -198,6 +227,8 @@ def run(
             ),
         )
         console = Console(quiet)
+        for warning in (warning for recipe in loaded for warning in recipe.warnings):
+            console.say(f"sandrun: warning: {warning}", "yellow")
         backends = {
             name: get_backend(name, os.environ)
             for name in {backend or recipe.backend or DEFAULT_BACKEND for recipe in loaded}
@@ -218,14 +249,21 @@ def run(
             transcripts = run_all(runs, options, console, jobs or default_jobs, deferred)
             if len(transcripts) > 1:
                 overall(console, transcripts, time.monotonic() - started)
+            from sandrun.delivery import deliver, write_stdout
+            from sandrun.text import for_terminal
+
             if annotate:  # on stdout, unless stdout carries a transcript
+                from sandrun.reports.annotations import github_annotations
+
                 commands = "".join(command + "\n" for command in github_annotations(transcripts))
                 write_stdout(commands) if output_format == "text" else sys.stderr.write(commands)
             stdout_format = None if output_format == "text" else output_format
             problems = deliver(transcripts, report_formats, stdout_format)
             for problem in problems:
                 typer.echo(f"sandrun: error: {for_terminal(problem)}", err=True)
-            code = max((EXIT_CODES[t.status] for t in transcripts), key=SEVERITY.index)
+            code = max((EXIT_CODES[t.status.value] for t in transcripts), key=SEVERITY.index)
+            if strict and not_run_anywhere(transcripts, console):
+                code = max(code, 1, key=SEVERITY.index)
             if update and not deferred.interrupted:
                 code = update_all(transcripts, console)  # a mismatch written into the recipe counts as fixed
             if problems:
@@ -235,11 +273,23 @@ def run(
         raise typer.Exit(130 if deferred.interrupted else code)
 
 
-def update_all(transcripts: list[Transcript], console: Console) -> int:
+def not_run_anywhere(transcripts: "list[Transcript]", console: "Console") -> bool:
+    """For `--strict`: say which blocks were found but cannot be run; whether there were any."""
+    found = [r.cell for t in transcripts for r in t.results if r.cell.unsupported]
+    for cell in found:
+        console.say(f"sandrun: --strict: {cell.location}: found but not run: {cell.unsupported}", "red")
+    return bool(found)
+
+
+def update_all(transcripts: "list[Transcript]", console: "Console") -> int:
     """Rewrite each recipe's expected outputs from its run; print what changed; return the exit code.
 
     Exit 0 when every failure was an output mismatch now written into the recipe, else as the runs say.
     """
+    from sandrun.atomic import why_not_written
+    from sandrun.errors import SandrunError
+    from sandrun.expect import diff
+    from sandrun.model import CellStatus
     from sandrun.update import update_recipe  # only --update pays for the updater's imports
 
     fixed: set[tuple[str, int]] = set()
@@ -266,7 +316,7 @@ def update_all(transcripts: list[Transcript], console: Console) -> int:
             console.say(f"{transcript.recipe.path}: nothing to update")
     codes = [
         0 if r.status in (CellStatus.PASSED, CellStatus.SKIPPED) or (t.recipe.path, r.cell.index) in fixed
-        else EXIT_CODES[t.status]
+        else EXIT_CODES[t.status.value]
         for t in transcripts
         for r in t.results
     ]  # fmt: skip
@@ -274,32 +324,42 @@ def update_all(transcripts: list[Transcript], console: Console) -> int:
 
 
 def run_all(
-    runs: list[tuple[Recipe, Backend]],
-    options: RunOptions,
-    console: Console,
+    runs: "list[tuple[Recipe, Backend]]",
+    options: "RunOptions",
+    console: "Console",
     jobs: int,
-    after: SignalsDeferred,
-) -> list[Transcript]:
+    after: "SignalsDeferred",
+) -> "list[Transcript]":
     """Run the recipes, `jobs` at a time; every recipe gets a transcript, also after Ctrl-C (or SIGTERM),
     which stops them all. One at a time, cell output streams live; several at once, a board shows progress.
     Once the cells are done, signals are held back by `after` (from here, with no gap in between)."""
+    from sandrun.console import Board, RecipeProgress
+    from sandrun.model import RunStatus
+    from sandrun.runner import RunControl, run_many, run_recipe
+
     previous = signal.signal(signal.SIGTERM, raise_keyboard_interrupt)
     control = RunControl()
     try:
         if jobs > 1 and len(runs) > 1:
             board = Board(console, len(runs))
 
-            def listener_for(recipe: Recipe) -> RecipeProgress:
+            def listener_for(recipe: "Recipe") -> "RecipeProgress":
                 return board.listener_for(recipe)
 
             transcripts = run_many(runs, options, jobs, listener_for, control, board.finish)
         else:
+            from sandrun.prestart import Prestarter
+
             transcripts = []
-            for recipe, backend in runs:
-                transcripts.append(run_recipe(recipe, backend, options, console, control))
-                console.summary(transcripts[-1])
-                if transcripts[-1].status is RunStatus.INTERRUPTED:
-                    control.cancel()  # the recipes after it are recorded as interrupted, not run
+            ahead = Prestarter(runs, options, 2, control)  # the next recipe's sandbox boots as one runs
+            try:
+                for index, (recipe, backend) in enumerate(runs):
+                    transcripts.append(run_recipe(recipe, backend, options, console, control, ahead, index))
+                    console.summary(transcripts[-1])
+                    if transcripts[-1].status is RunStatus.INTERRUPTED:
+                        control.cancel()  # the recipes after it are recorded as interrupted, not run
+            finally:
+                ahead.close()
     finally:
         after.hold(restore={signal.SIGTERM: previous})
     return transcripts
@@ -310,20 +370,25 @@ def report(
     transcript: Annotated[
         Path, typer.Argument(help="A transcript saved with --report x.json or --format json.")
     ],
-    output_format: Annotated[str, typer.Option("--format", help="json, md or junit.")] = "md",
+    output_format: Annotated[str, typer.Option("--format", help="json, md, junit, ipynb or html.")] = "md",
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Write to this file.")] = None,
 ) -> None:
     """Re-render a saved JSON transcript (one, or a list of them) without running anything."""
     with reported_errors():
+        from sandrun.atomic import why_not_written
+        from sandrun.delivery import write_one, write_stdout
+        from sandrun.errors import UsageError
+        from sandrun.inputs import load_transcripts
+        from sandrun.reports import FORMATS, render_all
+
         if output_format not in FORMATS:
             raise UsageError(f"--format {output_format!r} is not one of: {', '.join(FORMATS)}")
         transcripts = load_transcripts(transcript)
-        text = render_all(transcripts, output_format)
         if output is None:
-            write_stdout(text)
+            write_stdout(render_all(transcripts, output_format))
         else:
             try:
-                write_report(output, text)
+                write_one(output, transcripts, FORMATS[output_format])
             except OSError as exc:
                 fail(f"cannot write {output}: {why_not_written(exc)}", 3)
 
@@ -351,6 +416,8 @@ def modal_cleanup(
 def backends() -> None:
     """List the backends: available here or not (and why), what they isolate, versions."""
     with reported_errors():
+        from sandrun.backends import get_backend
+
         for name in BACKENDS:
             backend = get_backend(name, os.environ)
             reason = backend.unavailable_reason()
@@ -368,9 +435,14 @@ def backends() -> None:
 def cells(recipe: Annotated[Path, typer.Argument(help="A recipe file.")]) -> None:
     """Show how a recipe is split into cells: index, name, kind and file:line."""
     with reported_errors():
+        from sandrun.readers import load_recipe
+        from sandrun.text import for_terminal
+
         loaded = load_recipe(recipe)
+        for warning in loaded.warnings:
+            typer.echo(for_terminal(f"warning: {warning}"), err=True)
         for cell in loaded.cells:
-            flags = " (skip)" if cell.skip else ""
+            flags = f" (not run: {cell.unsupported})" if cell.unsupported else " (skip)" if cell.skip else ""
             line = f"{cell.index + 1:>3}  {cell.kind.value:<8}  {cell.location:<32}  {cell.label}{flags}"
             typer.echo(for_terminal(line))
 

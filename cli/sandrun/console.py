@@ -52,6 +52,14 @@ class Console:
         """Echo output as it arrives (stderr in red on a terminal)."""
         if self.quiet:
             return
+        if chunk.rich:  # a picture or markup cannot be shown here: say what it is
+            from sandrun.reports.rich import placeholder
+
+            if self.line_open:
+                sys.stderr.write("\n")
+            self.say(placeholder(chunk).rstrip("\n"), "cyan")
+            self.line_open = False
+            return
         text = for_terminal(chunk.text)
         if self.colour and chunk.stream == "stderr":
             text = typer.style(text, fg="red")
@@ -68,7 +76,8 @@ class Console:
             return
         if result.status is CellStatus.SKIPPED:
             if not self.quiet and result.cell.kind.value == "code":
-                self.say(f"--- {result.cell.label} ({result.cell.location}): skipped", "yellow")
+                why = f" ({result.cell.unsupported})" if result.cell.unsupported else ""
+                self.say(f"--- {result.cell.label} ({result.cell.location}): skipped{why}", "yellow")
             return
         if result.value is not None and not self.quiet:
             self.say(f"=> {result.value}")

@@ -8,6 +8,7 @@ out; a second one aborts, and the atomic writer leaves no temporary file behind.
 
 from __future__ import annotations
 
+import functools
 import os
 import select
 import signal
@@ -77,7 +78,7 @@ def deliver(
     problems = []
     for path, fmt in reports:
         try:
-            write_report(path, render_all(transcripts, fmt))
+            write_one(path, transcripts, fmt)
         except OSError as exc:
             problems.append(f"cannot write {path}: {describe(exc)}")
         except Exception as exc:  # a renderer's bug must not cost the other reports
@@ -88,6 +89,43 @@ def deliver(
         except OSError as exc:
             problems.append(f"cannot write the {stdout_format} transcript to stdout: {describe(exc)}")
     return problems
+
+
+def write_one(path: Path, transcripts: Sequence[Transcript], fmt: str) -> None:
+    """Write one report file in format `fmt` (canonical name), with its images beside it for Markdown."""
+    files_dir = write_images(path, transcripts) if fmt == "md" else None
+    write_report(path, render_all(transcripts, fmt, files_dir))
+
+
+def write_images(report: Path, transcripts: Sequence[Transcript]) -> str | None:
+    """Write the images the transcripts show into `<report stem>_files/` beside the report (made if
+    missing; a link there is refused); return that directory's name for the report's links, or None when
+    there is no image."""
+    from sandrun import safefs
+    from sandrun.reports.rich import image_files
+
+    files = image_files(transcripts)
+    if not files:
+        return None
+    name = f"{report.stem}_files"
+    parent = safefs.open_directory(report.parent)
+    try:
+        folder = safefs.enter(parent, (name,), create=True)
+        try:
+            for file_name, content in files.items():
+                safefs.replace(folder, file_name, functools.partial(write_to, data=content))
+        finally:
+            os.close(folder)
+    finally:
+        os.close(parent)
+    return name
+
+
+def write_to(fd: int, data: bytes) -> None:
+    """All of `data` to `fd` (an image file of a report)."""
+    from sandrun import safefs
+
+    safefs.write_all(fd, data)
 
 
 def write_stdout(text: str) -> None:

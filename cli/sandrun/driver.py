@@ -5,9 +5,10 @@ bootstrap (see `sandrun.session`) and it runs as a stand-alone script.
 
 Protocol: JSON lines. Requests on the private copy of stdin: `{"op": "run", "id", "code", "filename",
 "line", "timeout", "output_limit"}`. Events on the private copy of stdout: `ready` once, then for each cell
-any number of `stream` events and one `done`. File descriptors 0, 1 and 2 are taken over at start: 0 reads
-nothing (so `input()` fails at once), 1 and 2 are pipes this driver reads, so that anything written to them,
-by `print`, `os.write`, C code or child processes, becomes a `stream` event and never touches the protocol.
+any number of `stream` and `display` events (rich output: a MIME bundle, see `RichDisplay`) and one
+`done`. File descriptors 0, 1 and 2 are taken over at start: 0 reads nothing (so `input()` fails at
+once), 1 and 2 are pipes this driver reads, so that anything written to them, by `print`, `os.write`, C
+code or child processes, becomes a `stream` event and never touches the protocol.
 """
 
 from __future__ import annotations
@@ -276,9 +277,19 @@ def clip(text: str, limit: int) -> str:
     return text[:limit] + f"\n[sandrun: {len(text) - limit} more characters not shown]"
 
 
+def clean_exit(exc: SystemExit) -> bool:
+    """Whether a SystemExit means success: `sys.exit()`, `sys.exit(0)`, `SystemExit(None)`."""
+    code = exc.code
+    return code is None or (type(code) in (int, bool) and code == 0)
+
+
 def describe_error(exc: BaseException, filename: str, limit: int) -> dict:
-    """Type, message, traceback without the driver's frames, and the failing line in the recipe file."""
+    """Type, message, traceback without the driver's frames, and the failing line in the recipe file.
+
+    A SystemExit's traceback leaves out the exceptions it was raised while handling: a CLI framework
+    turns its own exceptions into `sys.exit(code)`, and their chain is the framework's, not the user's."""
     report = traceback.TracebackException(type(exc), exc, exc.__traceback__)
+    chain = not isinstance(exc, SystemExit)
     report.stack = traceback.StackSummary.from_list(
         [frame for frame in report.stack if frame.filename != DRIVER_FILENAME]
     )
@@ -290,7 +301,7 @@ def describe_error(exc: BaseException, filename: str, limit: int) -> dict:
         "type": exception_type_name(type(exc)),
         "types": [exception_type_name(c) for c in type(exc).__mro__ if issubclass(c, BaseException)],
         "message": clip(safe_str(exc), limit),
-        "traceback": clip("".join(report.format()), limit),
+        "traceback": clip("".join(report.format(chain=chain)), limit),
         "line": line,
     }
 
@@ -308,6 +319,8 @@ class Interpreter:
         self.sources: dict[str, list[str]] = {}
         self.running = False
         self.timeout = 0.0
+        self.display = RichDisplay(capture)
+        builtins.display = self.display.show  # type: ignore[attr-defined]
         signal.signal(signal.SIGALRM, self.on_alarm)
 
     def remember_source(self, filename: str, first_line: int, code: str) -> None:
@@ -340,11 +353,12 @@ class Interpreter:
         self.remember_source(filename, first_line, code)
         limit = int(request.get("output_limit") or (1 << 20))
         self.capture.begin(request["id"], limit)
+        self.display.begin(request["id"], int(request.get("display_limit") or DISPLAY_LIMIT))
         result: dict = {"status": "ok"}
         started = time.perf_counter()
         compiling = True
         try:
-            tree = ast.parse("\n" * (first_line - 1) + code, filename, "exec")
+            tree = parse_at(code, filename, first_line)
             last = tree.body.pop() if tree.body and isinstance(tree.body[-1], ast.Expr) else None
             body = compile(tree, filename, "exec")
             tail = compile(ast.Expression(last.value), filename, "eval") if last is not None else None
@@ -357,6 +371,7 @@ class Interpreter:
             try:
                 exec(body, self.namespace)
                 value = eval(tail, self.namespace) if tail is not None else None
+                self.display.cell_end(value)
             finally:
                 self.running = False
                 self.capture.emitter.deferred = None
@@ -367,18 +382,278 @@ class Interpreter:
                 result["value"] = clip(safe_repr(value), limit)
         except CellTimeout as exc:
             result.update(status="timeout", error=describe_error(exc, filename, limit))
+        except SystemExit as exc:
+            # `if __name__ == "__main__": app()` ends with sys.exit(0) when all went well: a clean end of
+            # this cell (the interpreter lives on); a nonzero code is the cell's error, as in a shell
+            if not clean_exit(exc):
+                result.update(status="error", error=describe_error(exc, filename, limit))
         except BaseException as exc:
             if compiling:  # nothing of the cell ran: the parser's frames (ast.py) mean nothing to the user
                 exc.__traceback__ = None
             result.update(status="error", error=describe_error(exc, filename, limit))
         result["duration"] = time.perf_counter() - started
+        self.display.close_figures()
         sys.stdout.flush()
         sys.stderr.flush()
         truncated = self.capture.end()
         if truncated:
             result["truncated"] = truncated
+        if self.display.dropped:
+            result["display_dropped"] = self.display.dropped
         result["peak_memory"] = peak_memory()
         return result
+
+
+DISPLAY_LIMIT = 10 << 20
+"""Bytes of rich output (bundles and metadata as sent: JSON, base64 for binary) a cell may display; past it,
+a marker. Kept below the host's longest protocol line (16 MiB), escapes included."""
+REPR_METHODS = (
+    ("image/png", "_repr_png_"),
+    ("image/jpeg", "_repr_jpeg_"),
+    ("image/svg+xml", "_repr_svg_"),
+    ("text/html", "_repr_html_"),
+    ("text/markdown", "_repr_markdown_"),
+    ("text/latex", "_repr_latex_"),
+    ("application/json", "_repr_json_"),
+)
+HOOKED_MODULES = ("matplotlib.pyplot", "IPython.core.display_functions")
+
+
+class RichDisplay:
+    """Rich output without IPython: `display()`, rich trailing values, matplotlib figures.
+
+    Each displayed object becomes a `display` event `{"kind": "display"|"result", "data": {mime: text},
+    "metadata": {...}}`; binary data is base64 text, `application/json` is JSON text, `text/plain` is
+    always there. Nothing is imported at start-up: matplotlib and IPython are hooked when a cell imports
+    them (`ImportHook`), and figures are looked for only if `matplotlib.pyplot` is in `sys.modules`.
+    """
+
+    def __init__(self, capture: Capture) -> None:
+        self.capture = capture
+        self.cell_id: int | None = None
+        self.limit = DISPLAY_LIMIT
+        self.sent = 0
+        self.dropped = 0
+        os.environ.setdefault("MPLBACKEND", "Agg")  # children too: no figure window, no blocking show()
+        sys.meta_path.insert(0, ImportHook(self))  # type: ignore[arg-type]
+
+    def begin(self, cell_id: int, limit: int) -> None:
+        """Attribute displays to `cell_id`, with a fresh budget of `limit` bytes."""
+        self.cell_id, self.limit, self.sent, self.dropped = cell_id, limit, 0, 0
+
+    def show(self, *objs: object, **kwargs: object) -> None:
+        """`display(obj, ...)`: show each object as rich output, in order with the cell's text output."""
+        raw = bool(kwargs.get("raw"))
+        for obj in objs:
+            if raw and isinstance(obj, dict):
+                self.send("display", {str(k): encode_mime(str(k), v) for k, v in obj.items()}, {})
+            else:
+                self.send("display", *self.bundle(obj))
+
+    def cell_end(self, value: object) -> None:
+        """At the end of a cell that ran: its open figures, then its trailing value if it is rich."""
+        self.show_figures()
+        if value is not None and has_rich_repr(value):
+            data, metadata = self.bundle(value)
+            if len(data) > 1:
+                self.send("result", data, metadata)
+
+    def bundle(self, obj: object) -> tuple[dict[str, object], dict[str, object]]:
+        """The MIME bundle and metadata of `obj`, from its `_repr_*_` methods; `text/plain` always."""
+        data: dict[str, object] = {}
+        metadata: dict[str, object] = {}
+        if not isinstance(obj, type):  # a class has these methods unbound: not a representation of itself
+            method = rich_method(obj, "_repr_mimebundle_")
+            if method is not None:
+                try:
+                    found = method(include=None, exclude=None)  # type: ignore[operator]
+                except TypeError:
+                    found = self.call(obj, method)
+                except BaseException as exc:
+                    self.failed(obj, "_repr_mimebundle_", exc)
+                    found = None
+                if isinstance(found, tuple) and len(found) == 2:
+                    found, metadata = found
+                    metadata = dict(metadata) if isinstance(metadata, dict) else {}
+                if isinstance(found, dict):
+                    data.update((str(k), v) for k, v in found.items() if v is not None)
+            for mime, name in REPR_METHODS:
+                if mime in data:
+                    continue
+                method = rich_method(obj, name)
+                if method is None:
+                    continue
+                found = self.call(obj, method)
+                if isinstance(found, tuple) and len(found) == 2:
+                    found, metadata[mime] = found
+                if found is not None:
+                    data[mime] = found
+        data = {mime: encode_mime(mime, value) for mime, value in data.items()}
+        data["text/plain"] = data.get("text/plain") or clip(safe_repr(obj), self.capture.limit)
+        return data, metadata
+
+    def call(self, obj: object, method: object) -> object:
+        """A representation method's result, or None (and a note on stderr) if it raised."""
+        try:
+            return method()  # type: ignore[operator]
+        except BaseException as exc:
+            self.failed(obj, getattr(method, "__name__", "repr"), exc)
+            return None
+
+    def failed(self, obj: object, name: str, exc: BaseException) -> None:
+        """Say on stderr that a representation method raised (as IPython does), and go on without it."""
+        where = f"{type(obj).__name__}.{name}"
+        sys.stderr.write(f"sandrun: {where} raised {exception_type_name(type(exc))}: {safe_str(exc)}\n")
+
+    def send(self, kind: str, data: dict[str, object], metadata: dict[str, object]) -> None:
+        """One `display` event, after all output written before it; a marker once the budget is spent."""
+        if self.cell_id is None:
+            return
+        self.capture.flush()
+        try:  # the size as sent (escapes and UTF-8 included): the protocol line must stay within bounds
+            size = len(json.dumps([data, metadata], ensure_ascii=False).encode("utf-8", "replace"))
+        except (TypeError, ValueError, RecursionError):  # metadata the protocol cannot carry is left out
+            metadata = {}
+            size = len(json.dumps(data, ensure_ascii=False).encode("utf-8", "replace"))
+        if self.sent + size > self.limit:
+            self.dropped += size
+            note = f"[sandrun: a display of {size} bytes not shown; the limit is {self.limit} bytes per cell]"
+            data, metadata = {"text/plain": note}, {}
+        else:
+            self.sent += size
+        line = {"ev": "display", "id": self.cell_id, "kind": kind, "data": data, "metadata": metadata}
+        self.capture.emitter.send(line)
+
+    def show_figures(self) -> None:
+        """Every open matplotlib figure as a PNG display, then closed (Jupyter's inline backend does so)."""
+        pyplot = sys.modules.get("matplotlib.pyplot")
+        if pyplot is None:
+            return
+        for number in pyplot.get_fignums():
+            figure = pyplot.figure(number)
+            buffer = io.BytesIO()
+            figure.savefig(buffer, format="png", bbox_inches="tight")
+            data = {"text/plain": safe_repr(figure), "image/png": buffer.getvalue()}
+            pyplot.close(figure)
+            self.send("display", {k: encode_mime(k, v) for k, v in data.items()}, {})
+
+    def close_figures(self) -> None:
+        """Close figures a failed cell left open, so that the next cell does not show them."""
+        pyplot = sys.modules.get("matplotlib.pyplot")
+        if pyplot is not None:
+            try:  # noqa: SIM105 - contextlib is one import more
+                pyplot.close("all")
+            except BaseException:
+                pass
+
+    def patch(self, name: str, module: types.ModuleType) -> None:
+        """After `module` is imported: `plt.show()` captures figures; IPython's `display` shows here."""
+        if name == "matplotlib.pyplot":
+
+            def show(*args: object, **kwargs: object) -> None:
+                """Show every open figure as rich output (sandrun captures figures: no window opens)."""
+                self.show_figures()
+
+            module.show = show  # type: ignore[attr-defined]
+        else:
+
+            def display(*objs: object, **kwargs: object) -> None:
+                """IPython's `display`, shown as sandrun rich output."""
+                self.show(*objs, raw=kwargs.get("raw", False))
+
+            module.display = display  # type: ignore[attr-defined]
+
+
+class ImportHook:
+    """A meta path finder that lets `RichDisplay` patch a few modules right after their first import.
+
+    Why a hook: `plt.show()` must capture in the very cell that imports pyplot, and the driver must not
+    import matplotlib itself. For any other name it answers None at once (one call per new import).
+    """
+
+    def __init__(self, display: RichDisplay) -> None:
+        self.display = display
+
+    def find_spec(
+        self, name: str, path: list[str] | None = None, target: types.ModuleType | None = None
+    ) -> object:
+        """The usual spec of a hooked module, with a loader that patches it; None for the rest."""
+        if name not in HOOKED_MODULES:
+            return None
+        for finder in sys.meta_path:
+            if finder is self or not hasattr(finder, "find_spec"):  # type: ignore[comparison-overlap]
+                continue
+            spec = finder.find_spec(name, path, target)
+            if spec is not None and spec.loader is not None and hasattr(spec.loader, "exec_module"):
+                spec.loader = PatchingLoader(spec.loader, self.display, name)  # type: ignore[assignment]
+            if spec is not None:
+                return spec
+        return None
+
+
+class PatchingLoader:
+    """Loads a module with its own loader, then lets `RichDisplay.patch` adjust it."""
+
+    def __init__(self, loader: object, display: RichDisplay, name: str) -> None:
+        self.loader, self.display, self.name = loader, display, name
+
+    def create_module(self, spec: object) -> object:
+        """What the real loader creates (usually None: the default module)."""
+        return self.loader.create_module(spec)  # type: ignore[attr-defined]
+
+    def exec_module(self, module: types.ModuleType) -> None:
+        """Run the module's code, then patch it."""
+        self.loader.exec_module(module)  # type: ignore[attr-defined]
+        self.display.patch(self.name, module)
+
+
+def rich_method(obj: object, name: str) -> object:
+    """`obj.name` if it is a callable representation method, else None (never raises)."""
+    try:
+        method = getattr(obj, name, None)
+    except BaseException:
+        return None
+    return method if callable(method) else None
+
+
+def has_rich_repr(value: object) -> bool:
+    """Whether the value's class has any `_repr_*_` method (cheap: no call, no instance lookup)."""
+    cls = type(value)
+    if cls in (int, float, str, bool, bytes, list, tuple, dict, set, complex):
+        return False
+    try:  # a metaclass's __getattr__ may raise anything: then the value is shown as plain text
+        return hasattr(cls, "_repr_mimebundle_") or any(hasattr(cls, name) for _, name in REPR_METHODS)
+    except BaseException:
+        return False
+
+
+def encode_mime(mime: str, value: object) -> str:
+    """A MIME value as protocol text: bytes as base64, JSON data as JSON text, the rest as `str`."""
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        import base64  # only when a cell shows binary data
+
+        return base64.b64encode(bytes(value)).decode("ascii")
+    if mime == "application/json" or mime.endswith("+json"):
+        if isinstance(value, str):
+            return value
+        try:
+            return json.dumps(value)
+        except (TypeError, ValueError):
+            return safe_repr(value)
+    return value if isinstance(value, str) else safe_repr(value)
+
+
+def parse_at(code: str, filename: str, first_line: int) -> ast.Module:
+    """The cell's syntax tree, numbered from its line in the recipe. Parsed on its own and renumbered: a cell
+    far down a long recipe costs no more than the first one (no thousands of blank lines to scan)."""
+    try:
+        tree = ast.parse(code, filename, "exec")
+    except SyntaxError as exc:
+        for name in ("lineno", "end_lineno"):
+            if getattr(exc, name, None) is not None:
+                setattr(exc, name, getattr(exc, name) + first_line - 1)
+        raise
+    return ast.increment_lineno(tree, first_line - 1)
 
 
 def safe_repr(value: object) -> str:

@@ -11,11 +11,12 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from sandrun.model import CellError
+from sandrun.model import RICH_KINDS, CellError, OutputChunk
 from sandrun.text import writable
 
 STREAMS = ("stdout", "stderr")
 CELL_STATUSES = ("ok", "error", "timeout")
+MAX_METADATA_DEPTH = 8
 
 
 class ProtocolViolation(Exception):
@@ -45,6 +46,8 @@ class Done:
     error_types: tuple[str, ...] = ()
     truncated: dict[str, int] = field(default_factory=dict)
     """Bytes the driver dropped past the output limit, by stream."""
+    display_dropped: int = 0
+    """Bytes of rich output the driver dropped past the cell's display limit."""
 
 
 def text_field(event: dict[str, Any], key: str, kind: str, default: str | None = None) -> str:
@@ -61,6 +64,46 @@ def stream_fields(event: dict[str, Any]) -> tuple[str, str]:
     if name not in STREAMS:
         raise ProtocolViolation(f"the sandbox sent output for an unknown stream {name[:20]!r}")
     return name, text_field(event, "text", "stream", "")
+
+
+def display_fields(event: dict[str, Any]) -> OutputChunk:
+    """A `display` event as an output chunk: its kind, a MIME bundle of texts with `text/plain`, metadata."""
+    kind = text_field(event, "kind", "display", "display")
+    if kind not in RICH_KINDS:
+        raise ProtocolViolation(f"the sandbox sent a display of an unknown kind {kind[:20]!r}")
+    data = event.get("data")
+    if not isinstance(data, dict) or not all(isinstance(v, str) for v in data.values()):
+        raise malformed("display", "data", data, "an object of texts by MIME type")
+    bundle = {}
+    for mime, value in data.items():
+        if not _is_mime(mime):
+            raise ProtocolViolation(f"the sandbox sent a display with an invalid MIME type {mime[:40]!r}")
+        bundle[mime] = writable(value)
+    bundle.setdefault("text/plain", "")
+    metadata = event.get("metadata", {})
+    if not isinstance(metadata, dict):
+        raise malformed("display", "metadata", metadata, "an object")
+    return OutputChunk(kind, bundle["text/plain"], bundle, _json_value(metadata, 0))
+
+
+def _is_mime(name: str) -> bool:
+    """`type/subtype`, in the characters MIME types are made of (no spaces, no control characters)."""
+    kind, slash, sub = name.partition("/")
+    allowed = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.+-_")
+    return bool(slash and kind and sub and len(name) <= 128 and set(kind + sub) <= allowed)
+
+
+def _json_value(value: Any, depth: int) -> Any:
+    """A JSON value with every string made writable; too deep a nesting is a `ProtocolViolation`."""
+    if depth > MAX_METADATA_DEPTH:
+        raise ProtocolViolation("the sandbox sent display metadata nested too deeply")
+    if isinstance(value, str):
+        return writable(value)
+    if isinstance(value, dict):
+        return {writable(str(k)): _json_value(v, depth + 1) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_json_value(v, depth + 1) for v in value]
+    return value
 
 
 def done_fields(event: dict[str, Any]) -> Done:
@@ -91,6 +134,7 @@ def done_fields(event: dict[str, Any]) -> Done:
     if not isinstance(truncated, dict) or not set(truncated) <= set(STREAMS):
         raise malformed("done", "truncated", truncated, "byte counts by stream")
     done.truncated = {name: _count(n, "done", "truncated", False) or 0 for name, n in truncated.items()}
+    done.display_dropped = _count(event.get("display_dropped", 0), "done", "display_dropped", False) or 0
     return done
 
 

@@ -1,19 +1,128 @@
-"""Judging a cell: did what it did match what the recipe expected?
+"""Judging a cell: did what it did match what the recipe expected? And the ONE validation of what a recipe
+may expect, that every reader calls.
 
 Expected text is compared by `MatchMode` (doctest-style `...` by default); trailing newlines never matter.
 A mismatch fails the cell with a unified diff, expected against actual.
+
+Readers (YAML, percent, Markdown, reStructuredText, ...) find expectations in their own syntax, then hand
+them, as text with the line where each was written, to `expectation()` (or, for an expected text found
+apart from its cell, to `expected_text()`; for a timeout, to `seconds()`). The rules live only here, so they
+are the same in every format: an `error` is an exception name; an `error_message` needs an `error` and must
+compile as a regular expression; `match` is one of `MATCH_MODES`; under `match: regex` every expected text
+must compile; a timeout is more than 0 and at most `MAX_TIMEOUT`. A rule broken is a `RecipeError` at
+file:line (exit 2).
 """
 
 from __future__ import annotations
 
 import difflib
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from sandrun.model import ANY_EXCEPTION, CellError, CellStatus, Expectation, ExpectedText, MatchMode
+from sandrun.errors import RecipeError
+from sandrun.model import (
+    ANY_EXCEPTION,
+    MATCH_MODES,
+    MAX_TIMEOUT,
+    CellError,
+    CellStatus,
+    Expectation,
+    ExpectedText,
+    MatchMode,
+    is_exception_name,
+)
 
 ELLIPSIS = "..."
+
+EXPECT_KEYS = ("error", "error_message", "stdout", "stderr", "value", "repl", "match", "doctest")
+"""What a cell may expect, in every recipe format (`repl` comes from `>>>` sessions, not from users;
+`doctest` holds doctest flags like `+NORMALIZE_WHITESPACE +NUMBER`, for every expected text)."""
+DOCTEST_FLAGS = ("SKIP", "ELLIPSIS", "NORMALIZE_WHITESPACE", "IGNORE_EXCEPTION_DETAIL", "NUMBER")
+"""The doctest directives sandrun honours."""
+_NUMBER = re.compile(r"[-+]?(?:\d+\.\d*|\.\d+)(?:[eE][-+]?\d+)?")
+TEXT_KEYS = ("stdout", "stderr", "value", "repl")
+
+
+@dataclass(frozen=True)
+class Written:
+    """One expectation as a reader found it in the recipe file."""
+
+    text: str
+    """The value as written (an exception name, a pattern, expected output, a match mode)."""
+    line: int | None = None
+    """1-based line where it is written, for errors and messages."""
+    span: tuple[int, int] | None = None
+    """Character offsets [start, end) of an expected text in the file, for `--update`."""
+
+
+def expectation(path: str, written: Mapping[str, Written]) -> Expectation:
+    """The checked `Expectation` of one cell from what its recipe wrote, by key (see `EXPECT_KEYS`).
+
+    Every reader calls this (or `expected_text` for a text found apart from its cell), so that one rule is
+    the same in every format. Raises `RecipeError` at the line of the first broken rule."""
+    unknown = [key for key in written if key not in EXPECT_KEYS]
+    if unknown:
+        key = unknown[0]
+        close = difflib.get_close_matches(key, EXPECT_KEYS, n=1)
+        hint = (f"did you mean {close[0]!r}? " if close else "") + f"use one of: {', '.join(EXPECT_KEYS)}"
+        raise RecipeError(path, written[key].line, f"unknown expectation {key!r}", hint)
+    mode = match_mode(path, written["match"]) if "match" in written else MatchMode.ELLIPSIS
+    error = written.get("error")
+    if error is not None and not is_exception_name(error.text):
+        hint = "e.g. ZeroDivisionError, or json.JSONDecodeError"
+        raise RecipeError(path, error.line, f"{error.text!r} is not an exception name", hint)
+    message = written.get("error_message")
+    if message is not None:
+        if error is None:
+            raise RecipeError(
+                path, message.line, "error_message needs an error", "add e.g. error: ValueError"
+            )
+        _compiles(path, message, "error_message")
+    flags: frozenset[str] = frozenset()
+    if "doctest" in written:
+        words = written["doctest"].text.replace(",", " ").split()
+        wrong = [word for word in words if word.lstrip("+") not in DOCTEST_FLAGS or not word.startswith("+")]
+        if wrong:
+            hint = f"use: {', '.join('+' + flag for flag in DOCTEST_FLAGS)}"
+            raise RecipeError(path, written["doctest"].line, f"{wrong[0]!r} is not a doctest directive", hint)
+        flags = frozenset(word.lstrip("+") for word in words)
+    texts = {key: expected_text(path, written[key], mode, flags) for key in TEXT_KEYS if key in written}
+    return Expectation(
+        error=error.text if error else None, error_message=message.text if message else None, **texts
+    )
+
+
+def expected_text(
+    path: str, written: Written, mode: MatchMode, doctest: frozenset[str] = frozenset()
+) -> ExpectedText:
+    """One checked expected text (under `MatchMode.REGEX` it must compile)."""
+    if mode is MatchMode.REGEX:
+        _compiles(path, written, "the expected output")
+    return ExpectedText(written.text, mode, line=written.line, span=written.span, doctest=doctest)
+
+
+def match_mode(path: str, written: Written) -> MatchMode:
+    """A checked match mode name."""
+    if written.text not in MATCH_MODES:
+        hint = f"use one of: {', '.join(MATCH_MODES)}"
+        raise RecipeError(path, written.line, f"unknown match mode {written.text!r}", hint)
+    return MatchMode(written.text)
+
+
+def seconds(path: str, line: int | None, value: float, what: str = "timeout") -> float:
+    """A checked timeout: more than 0 and at most `MAX_TIMEOUT` seconds (NaN is refused)."""
+    if not 0 < value <= MAX_TIMEOUT:
+        message = f"{what} must be more than 0 and at most {MAX_TIMEOUT:g} seconds, not {value:g}"
+        raise RecipeError(path, line, message)
+    return value
+
+
+def _compiles(path: str, written: Written, what: str) -> None:
+    try:
+        re.compile(written.text)
+    except re.error as exc:
+        raise RecipeError(path, written.line, f"{what} is not a valid regular expression: {exc}") from None
 
 
 @dataclass(frozen=True)
@@ -45,8 +154,13 @@ def error_matches(expected: str, raised: Sequence[str]) -> bool:
 
 
 def text_matches(expected: ExpectedText, actual: str) -> bool:
-    """Whether `actual` satisfies `expected` under its match mode."""
+    """Whether `actual` satisfies `expected` under its match mode. Trailing newlines never matter, nor (but
+    under `regex`) whitespace at the end of a line: editors strip it, and on screen it cannot be seen."""
     want, got = expected.text.rstrip("\n"), actual.rstrip("\n")
+    if expected.mode is not MatchMode.REGEX:
+        want, got = without_line_end_spaces(want), without_line_end_spaces(got)
+    if expected.doctest - {"SKIP", "ELLIPSIS", "IGNORE_EXCEPTION_DETAIL"}:
+        return doctest_matches(want, got, expected.doctest, expected.mode is MatchMode.ELLIPSIS)
     if expected.mode is MatchMode.EXACT:
         return want == got
     if expected.mode is MatchMode.REGEX:
@@ -54,6 +168,30 @@ def text_matches(expected: ExpectedText, actual: str) -> bool:
     if expected.mode is MatchMode.WHITESPACE:
         return " ".join(want.split()) == " ".join(got.split())
     return ellipsis_matches(want, got)
+
+
+def doctest_matches(want: str, got: str, flags: frozenset[str], ellipsis: bool) -> bool:
+    """The standard library's doctest comparison under `flags`, with pytest's `NUMBER`: a number written
+    with a fractional part matches one that rounds to it at that precision."""
+    import doctest  # lazily: only documents with doctest directives need it
+
+    if "NUMBER" in flags:
+        got = _numbers_as_written(want, got)
+    options = doctest.ELLIPSIS if ellipsis or "ELLIPSIS" in flags else 0
+    options |= doctest.NORMALIZE_WHITESPACE if "NORMALIZE_WHITESPACE" in flags else 0
+    return doctest.OutputChecker().check_output(want + "\n", got + "\n", options)
+
+
+def _numbers_as_written(want: str, got: str) -> str:
+    """`got` with each number that matches the one at the same place in `want` (to `want`'s precision)
+    written as in `want`."""
+    wanted, pieces, last = list(_NUMBER.finditer(want)), [], 0
+    for written, found in zip(wanted, _NUMBER.finditer(got), strict=False):
+        decimals = len(written[0].split(".")[1].split("e")[0].split("E")[0]) if "." in written[0] else 0
+        if abs(float(written[0]) - float(found[0])) <= 0.5 * 10.0**-decimals:
+            pieces += [got[last : found.start()], written[0]]
+            last = found.end()
+    return "".join(pieces) + got[last:]
 
 
 def ellipsis_matches(want: str, got: str) -> bool:
@@ -73,8 +211,26 @@ def ellipsis_matches(want: str, got: str) -> bool:
     return True
 
 
+def without_line_end_spaces(text: str) -> str:
+    """`text` without spaces and tabs at the end of its lines."""
+    return "\n".join(line.rstrip(" \t") for line in text.split("\n"))
+
+
+def only_whitespace_differs(expected: str, actual: str) -> bool:
+    """Whether the two texts are the same once every run of whitespace counts as one space."""
+    return " ".join(expected.split()) == " ".join(actual.split())
+
+
+def visible_whitespace(text: str) -> str:
+    """Spaces as `·` and tabs as `→`, so a diff in whitespace alone can be seen."""
+    return text.replace(" ", "\u00b7").replace("\t", "\u2192")
+
+
 def diff(expected: str, actual: str, what: str) -> str:
-    """A unified diff of expected and actual text, labelled with what they are."""
+    """A unified diff of expected and actual text, labelled with what they are. When they differ only in
+    whitespace, it is made visible (`·` a space, `→` a tab)."""
+    if only_whitespace_differs(expected, actual):
+        expected, actual = visible_whitespace(expected), visible_whitespace(actual)
     lines = difflib.unified_diff(
         expected.rstrip("\n").splitlines(),
         actual.rstrip("\n").splitlines(),
@@ -108,6 +264,8 @@ def judge(
         if not text_matches(expected, got):
             where = f" (expected at line {expected.line})" if expected.line else ""
             reason = f"{what} did not match{where}"
+            if only_whitespace_differs(expected.text, got):
+                reason += "; only whitespace differs (shown as · for a space, → for a tab)"
             return Verdict(CellStatus.FAILED, reason, diff(expected.text, got, what))
     return verdict
 

@@ -11,8 +11,6 @@ from pathlib import Path
 from sandrun.errors import SandrunError, UsageError
 from sandrun.model import Recipe, Transcript
 from sandrun.readers import load_recipe
-from sandrun.reports import format_for_path
-from sandrun.reports.json_report import transcript_from_dict
 
 SIZE_UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
 
@@ -41,12 +39,13 @@ def parse_env(pairs: list[str]) -> dict[str, str]:
     return env
 
 
-def load_all(paths: list[Path]) -> list[Recipe]:
-    """Every recipe, or a usage error listing every one that is wrong (nothing runs then)."""
+def load_all(paths: list[Path], check_outputs: bool = False) -> list[Recipe]:
+    """Every recipe, or a usage error listing every one that is wrong (nothing runs then);
+    `check_outputs`: notebooks' stored outputs are their expectations."""
     recipes, problems = [], []
     for path in paths:
         try:
-            recipes.append(load_recipe(path))
+            recipes.append(load_recipe(path, check_outputs))
         except SandrunError as exc:
             problems.append(str(exc))
     if problems:
@@ -62,6 +61,8 @@ class RecipeProblems(SandrunError):
 
 def load_transcripts(path: Path) -> list[Transcript]:
     """The transcripts in a JSON file written by sandrun; anything else is a usage error."""
+    from sandrun.reports.json_report import transcript_from_dict
+
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
         items = data if isinstance(data, list) else [data]
@@ -74,6 +75,8 @@ def load_transcripts(path: Path) -> list[Transcript]:
 
 def format_report_path(path: Path) -> str:
     """The format a `--report` path asks for; an unknown suffix is a usage error."""
+    from sandrun.reports import format_for_path  # the report writers: only when a report is asked for
+
     try:
         return format_for_path(path)
     except ValueError as exc:

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import Enum
 
-TRANSCRIPT_SCHEMA = "sandrun.transcript/1"
+TRANSCRIPT_SCHEMA = "sandrun.transcript/2"
 
 MAX_TIMEOUT = 7 * 24 * 3600.0
 """The longest timeout, in seconds, a recipe or the command line may ask for (one week)."""
@@ -108,6 +108,9 @@ class ExpectedText:
     """1-based line in the recipe where the expected text starts (for messages and annotations)."""
     span: tuple[int, int] | None = None
     """Character offsets [start, end) of the expected text in the recipe file, for `--update`."""
+    doctest: frozenset[str] = frozenset()
+    """doctest option flags that change the comparison (`NORMALIZE_WHITESPACE`, `NUMBER`, ...), from a
+    `# doctest:` directive."""
 
 
 @dataclass(frozen=True)
@@ -130,6 +133,10 @@ class Cell:
     """Seconds this cell may run; None means the recipe's or the command line's default."""
     skip: bool = False
     expect: Expectation = field(default_factory=Expectation)
+    unsupported: str | None = None
+    """Why sandrun cannot run this block that looks like Python (an unknown language variant, a directive
+    it does not run), when a reader found one: such a cell is skipped and listed, never silently left out,
+    and `--strict` counts it as a failure."""
 
     @property
     def label(self) -> str:
@@ -169,6 +176,8 @@ class Recipe:
     """Where the recipe wants to run (`local`, `modal`, ...); the command line's --backend wins."""
     packages: tuple[str, ...] = ()
     """pip requirement strings the interpreter inside must have (installed before the run, with network)."""
+    warnings: tuple[str, ...] = ()
+    """Problems the reader noticed that do not stop a run (`path:line: what`), shown before it starts."""
 
     @property
     def code_cells(self) -> tuple[Cell, ...]:
@@ -176,13 +185,31 @@ class Recipe:
         return tuple(c for c in self.cells if c.kind is CellKind.CODE)
 
 
+DISPLAY = "display"
+"""`OutputChunk.stream` of rich output from `display()` or a matplotlib figure (Jupyter's display_data)."""
+RESULT = "result"
+"""`OutputChunk.stream` of a trailing expression's rich value (Jupyter's execute_result); its text/plain is
+`CellResult.value`."""
+RICH_KINDS = (DISPLAY, RESULT)
+
+
 @dataclass(frozen=True)
 class OutputChunk:
-    """A piece of output in the order it was produced."""
+    """A piece of output in the order it was produced: text of a stream, or a rich display."""
 
     stream: str
-    """`stdout` or `stderr`."""
+    """`stdout` or `stderr` for text; `display` or `result` for rich output (then `data` is set)."""
     text: str
+    """The text written; for rich output, its `text/plain` representation."""
+    data: Mapping[str, str] | None = None
+    """Rich output's MIME bundle: MIME type to text (binary data as base64, JSON as JSON text)."""
+    metadata: Mapping[str, object] | None = None
+    """Rich output's metadata (e.g. an image's size), as the object gave it."""
+
+    @property
+    def rich(self) -> bool:
+        """Whether this is rich output (a MIME bundle) rather than stream text."""
+        return self.data is not None
 
 
 @dataclass(frozen=True)
@@ -205,6 +232,7 @@ class CellResult:
     cell: Cell
     status: CellStatus
     outputs: tuple[OutputChunk, ...] = ()
+    """Stream text and rich output, in the order the cell produced them."""
     value: str | None = None
     """`repr` of a trailing expression's value, like a REPL shows it."""
     error: CellError | None = None

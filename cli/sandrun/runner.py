@@ -8,15 +8,14 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from sandrun import __version__
 from sandrun.backends.base import Backend, Limits, SandboxOptions
-from sandrun.environments import EnvironmentSpec, ensure_environment
+from sandrun.defaults import DEFAULT_CELL_TIMEOUT
 from sandrun.errors import BackendError
 from sandrun.expect import judge
 from sandrun.model import (
@@ -32,7 +31,9 @@ from sandrun.model import (
 )
 from sandrun.session import DEFAULT_GRACE, DEFAULT_OUTPUT_LIMIT, CellOutcome, OutputRuns, Session
 
-DEFAULT_CELL_TIMEOUT = 60.0
+if TYPE_CHECKING:
+    from sandrun.prestart import Prestarter
+
 UNEXPECTED = (CellStatus.FAILED, CellStatus.TIMEOUT, CellStatus.ERROR)
 
 
@@ -118,9 +119,14 @@ def run_recipe(
     options: RunOptions,
     listener: RunListener | None = None,
     control: RunControl | None = None,
+    ahead: Prestarter | None = None,
+    index: int = 0,
 ) -> Transcript:
     """Run every cell of `recipe` in one sandbox and return the transcript. Never raises for cell failures,
-    sandbox failures or Ctrl-C (or `control.cancel()`): they are recorded in the transcript instead."""
+    sandbox failures or Ctrl-C (or `control.cancel()`): they are recorded in the transcript instead.
+
+    With `ahead`, the recipe is run `index` of those it starts sandboxes for: the sandbox it started for
+    this recipe (if any) is used, and the next recipes' sandboxes are started while this one runs."""
     control = control or RunControl()
     run = _Run(recipe, options, listener or _Silent(), control)
     started_at = datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
@@ -128,18 +134,25 @@ def run_recipe(
     session: Session | None = None
     starting: list[Session] = []
     sandbox = sandbox_options(recipe, options)
+
+    def follow(new: Session) -> None:
+        starting.append(new)
+        control.attach(new)
+
     try:
+        session = ahead.take(index) if ahead else None
+        if session is not None:
+            follow(session)  # this recipe's own, started ahead for it alone; closed below like any other
         if control.cancelled.is_set():
             raise KeyboardInterrupt
-        sandbox = prepare_packages(recipe, backend, sandbox, options.cache_dir)
-        if control.cancelled.is_set():
-            raise KeyboardInterrupt
-
-        def follow(new: Session) -> None:
-            starting.append(new)
-            control.attach(new)
-
-        session = Session.start(backend, sandbox, options.output_limit, on_started=follow)
+        if session is None:
+            sandbox = prepare_packages(recipe, backend, sandbox, options.cache_dir)
+            if control.cancelled.is_set():
+                raise KeyboardInterrupt
+            session = Session.launch(backend, sandbox, options.output_limit, on_started=follow)
+        if ahead:
+            ahead.advance(index)  # the next recipes' sandboxes boot while this one waits and runs
+        session.wait_ready()
         run.cells(session)
     except BackendError as exc:
         if control.cancelled.is_set():
@@ -153,7 +166,7 @@ def run_recipe(
     finally:
         for live in starting:
             control.detach(live)
-            live.close()
+            ahead.retire(live) if ahead else live.close()
     run.finish_remaining()
     return Transcript(
         recipe=recipe,
@@ -204,6 +217,8 @@ def prepare_packages(
         return replace(sandbox, packages=packages)
     if cache_dir is None:
         raise BackendError("this recipe needs packages, but no cache directory was given to build them in")
+    from sandrun.environments import EnvironmentSpec, ensure_environment  # only recipes with packages
+
     spec = EnvironmentSpec(packages=packages, python=sandbox.python or backend.default_python())
     from sandrun.backends.local import LocalBackend  # the build's own sandbox; the process backend has none
 
@@ -241,7 +256,8 @@ class _Run:
             if cell.kind is not CellKind.CODE:
                 self.record(CellResult(cell, CellStatus.SKIPPED, reason=f"{cell.kind.value} cell, not code"))
             elif cell.skip:
-                self.record(CellResult(cell, CellStatus.SKIPPED, reason="skip: true in the recipe"))
+                reason = cell.unsupported or "skip: true in the recipe"
+                self.record(CellResult(cell, CellStatus.SKIPPED, reason=reason))
             else:
                 result = self.run_cell(session, cell)
                 if self.control.cancelled.is_set():
@@ -357,18 +373,26 @@ def run_many(
     One recipe's failure or crash does not stop the others; `control.cancel()` stops them all, and each
     still returns its (interrupted) transcript. `finished` is called (from a worker thread) as each ends.
     """
+    from concurrent.futures import ThreadPoolExecutor, wait
 
-    def one(recipe: Recipe, backend: Backend) -> Transcript:
-        transcript = run_recipe(recipe, backend, options, listener_for(recipe), control)
+    from sandrun.prestart import Prestarter
+
+    ahead = Prestarter(runs, options, max(2, jobs), control)
+
+    def one(index: int, recipe: Recipe, backend: Backend) -> Transcript:
+        transcript = run_recipe(recipe, backend, options, listener_for(recipe), control, ahead, index)
         if finished is not None:
             finished(transcript)
         return transcript
 
-    with ThreadPoolExecutor(max_workers=max(1, jobs), thread_name_prefix="sandrun-run") as pool:
-        futures = [pool.submit(one, recipe, backend) for recipe, backend in runs]
-        try:
-            while not all(future.done() for future in futures):
-                wait(futures, timeout=0.2)  # short waits keep the main thread responsive to Ctrl-C
-        except KeyboardInterrupt:
-            control.cancel()
-        return [future.result() for future in futures]
+    try:
+        with ThreadPoolExecutor(max_workers=max(1, jobs), thread_name_prefix="sandrun-run") as pool:
+            futures = [pool.submit(one, i, recipe, backend) for i, (recipe, backend) in enumerate(runs)]
+            try:
+                while not all(future.done() for future in futures):
+                    wait(futures, timeout=0.2)  # short waits keep the main thread responsive to Ctrl-C
+            except KeyboardInterrupt:
+                control.cancel()
+            return [future.result() for future in futures]
+    finally:
+        ahead.close()  # sandboxes started ahead for recipes that never ran

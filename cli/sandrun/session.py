@@ -18,8 +18,15 @@ from importlib import resources
 
 from sandrun.backends.base import Backend, Channel, SandboxOptions
 from sandrun.errors import BackendError
-from sandrun.events import ProtocolViolation, done_fields, parse_event, stream_fields, text_field
-from sandrun.model import CellError, OutputChunk
+from sandrun.events import (
+    ProtocolViolation,
+    display_fields,
+    done_fields,
+    parse_event,
+    stream_fields,
+    text_field,
+)
+from sandrun.model import DISPLAY, CellError, OutputChunk
 
 __all__ = ["CellOutcome", "OutputCollector", "OutputRuns", "ProtocolViolation", "Session", "parse_event"]
 
@@ -37,6 +44,8 @@ BOOT = (
 """Runs first inside the sandbox: reads a 10-digit length, then that many bytes of driver source; runs it."""
 
 DEFAULT_OUTPUT_LIMIT = 1 << 20
+DISPLAY_LIMIT = 10 << 20
+"""Bytes of rich output (MIME data other than text/plain, as sent) kept per cell."""
 DEFAULT_GRACE = 3.0
 START_TIMEOUT = 60.0
 SEND_TIMEOUT = 60.0
@@ -87,6 +96,8 @@ class Session:
         """Set once the sandbox is unusable: why, in words."""
         self._buffer = bytearray()
         self._next_id = 0
+        self._pending: tuple[str, ...] = ()
+        """Answers the driver still owes for its start, after `ready`."""
 
     @classmethod
     def start(
@@ -101,30 +112,59 @@ class Session:
 
         `on_started` gets the session as soon as its sandbox exists, before the driver answers, so that
         another thread can stop a slow start (`interrupt`)."""
+        session = cls.launch(backend, options, output_limit, start_timeout, on_started)
+        session.wait_ready(start_timeout)
+        return session
+
+    @classmethod
+    def launch(
+        cls,
+        backend: Backend,
+        options: SandboxOptions,
+        output_limit: int = DEFAULT_OUTPUT_LIMIT,
+        start_timeout: float = START_TIMEOUT,
+        on_started: Callable[[Session], None] | None = None,
+    ) -> Session:
+        """Start a sandbox and hand its driver the program, without waiting for the answer: the sandbox
+        boots while the caller does other work. `wait_ready` must be called before the first cell."""
         channel = backend.start(boot_argv(options.python or backend.default_python()), options)
         session = cls(channel, output_limit)
         if on_started is not None:
             on_started(session)
         limits = backend.driver_limits(options)
-        deadline = time.monotonic() + start_timeout
+        session._pending = ("limits",) if limits else ()
         try:
             source = driver_source()
             setup = json.dumps({"op": "limits", "limits": limits}).encode() + b"\n" if limits else b""
             if not channel.send(b"%010d" % len(source) + source + setup, start_timeout):
                 raise BackendError("the interpreter did not read its start-up input within the start timeout")
-            ready = session._expect("ready", deadline)
-            session.python_version = text_field(ready, "python", "ready")
-            if limits:
-                errors = session._expect("limits", deadline).get("errors")
-                if errors:
-                    raise BackendError(f"could not set the resource limits {errors}")
-        except (BackendError, ProtocolViolation) as exc:
+        except BackendError as exc:
             session.close()
             raise BackendError(f"{exc}{session._diagnostics()}") from None
         except BaseException:  # Ctrl-C during the start: the sandbox must not outlive it
             session.close()
             raise
         return session
+
+    def wait_ready(self, start_timeout: float = START_TIMEOUT) -> None:
+        """Wait (at most `start_timeout` seconds from now) until the driver of a `launch`ed session says it
+        is ready; raises `BackendError` saying why if it does not. Does nothing once it has."""
+        if self.python_version is not None:
+            return
+        deadline = time.monotonic() + start_timeout
+        try:
+            version = text_field(self._expect("ready", deadline), "python", "ready")
+            if self._pending:
+                errors = self._expect("limits", deadline).get("errors")
+                if errors:
+                    raise BackendError(f"could not set the resource limits {errors}")
+            self.python_version = version
+        except (BackendError, ProtocolViolation) as exc:
+            self.close()
+            raise BackendError(f"{exc}{self._diagnostics()}") from None
+        except BaseException:  # Ctrl-C during the start: the sandbox must not outlive it
+            self.close()
+            raise
 
     def _expect(self, kind: str, deadline: float) -> dict:
         """The next event, which must be of `kind`; anything else means the start failed."""
@@ -169,6 +209,8 @@ class Session:
                     continue  # late events of an earlier cell
                 if event.get("ev") == "stream":
                     collector.add(*stream_fields(event))
+                elif event.get("ev") == "display":
+                    collector.add_display(display_fields(event))
                 elif event.get("ev") == "done":
                     self._apply_done(event, outcome, collector)
                     finished = True
@@ -255,23 +297,31 @@ class OutputRuns:
     """Pieces joined at a time: few, so per-piece overhead stays small; so bytes are rarely copied."""
 
     def __init__(self) -> None:
-        self._runs: list[tuple[str, list[str], list[str]]] = []
+        self._runs: list[tuple[str, list[str], list[str]] | OutputChunk] = []
 
     def add(self, chunk: OutputChunk) -> None:
-        """Append a chunk to the run of its stream, or start a new run."""
+        """Append a chunk to the run of its stream, or start a new run (rich output stands alone)."""
+        if chunk.rich:
+            self._runs.append(chunk)
+            return
         if not chunk.text:
             return
-        if not self._runs or self._runs[-1][0] != chunk.stream:
-            self._runs.append((chunk.stream, [], []))
-        _, joined, pieces = self._runs[-1]
+        last = self._runs[-1] if self._runs else None
+        if not isinstance(last, tuple) or last[0] != chunk.stream:
+            last = (chunk.stream, [], [])
+            self._runs.append(last)
+        _, joined, pieces = last
         pieces.append(chunk.text)
         if len(pieces) >= self.BATCH:
             joined.append("".join(pieces))
             pieces.clear()
 
     def chunks(self) -> list[OutputChunk]:
-        """The output so far: one chunk per run."""
-        return [OutputChunk(stream, "".join(done) + "".join(pieces)) for stream, done, pieces in self._runs]
+        """The output so far: one chunk per run, and each rich output."""
+        return [
+            run if isinstance(run, OutputChunk) else OutputChunk(run[0], "".join(run[1]) + "".join(run[2]))
+            for run in self._runs
+        ]
 
 
 class OutputCollector:
@@ -287,6 +337,20 @@ class OutputCollector:
         self.runs = OutputRuns()
         self.kept: dict[str, int] = {}
         self.dropped: dict[str, int] = {}
+        self.display_kept = 0
+        self.display_dropped = 0
+        """Bytes of rich output dropped past `DISPLAY_LIMIT` (here or, as the driver says, inside)."""
+
+    def add_display(self, chunk: OutputChunk) -> None:
+        """Record rich output; past the cell's `DISPLAY_LIMIT`, only its text/plain is kept."""
+        data = chunk.data or {}
+        size = sum(len(v.encode("utf-8", "replace")) for k, v in data.items() if k != "text/plain")
+        if self.display_kept + size > DISPLAY_LIMIT:
+            self.display_dropped += size
+            chunk = OutputChunk(chunk.stream, chunk.text, {"text/plain": chunk.text}, {})
+        else:
+            self.display_kept += size
+        self._append(chunk)
 
     def add(self, stream: str, text: str) -> None:
         """Record a chunk of `stream` (a checked stream name), cutting it at the limit."""
@@ -310,6 +374,12 @@ class OutputCollector:
                 )
                 note += "]\n"
                 self._append(OutputChunk(stream, note))
+        if self.display_dropped:
+            note = (
+                f"[sandrun: {self.display_dropped} bytes of rich output not shown; "
+                f"the limit is {DISPLAY_LIMIT} bytes per cell]"
+            )
+            self._append(OutputChunk(DISPLAY, note, {"text/plain": note}, {}))
         self.outputs[:] = self.runs.chunks()
 
     def _append(self, chunk: OutputChunk) -> None:

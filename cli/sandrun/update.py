@@ -32,7 +32,10 @@ from sandrun.readers.yaml_recipe import construct
 _READERS = {"yaml": "yaml_recipe", "percent": "percent", "markdown": "markdown_doc", "rst": "rst"}
 _TRUNCATED = re.compile(r"\[sandrun: \d+ more bytes of \w+ not shown; the limit is \d+ bytes\]")
 _DIRECTIVE = re.compile(r"^# expect \w+:", re.MULTILINE)
-_FENCE = re.compile(r"([ \t]*)(`{3,}|~{3,})(.*)")
+_CONTAINER = r"(?:[ \t>]|[-+*][ \t]|[0-9]{1,9}[.)][ \t])*"  # blockquote and list item prefixes, as written
+_FENCE = re.compile(rf"({_CONTAINER})(`{{3,}}|~{{3,}})(.*)")
+_PROMPT = re.compile(rf"({_CONTAINER}?)>>>")
+_MARKER = re.compile(r"[-+*]|[0-9]{1,9}[.)]")
 _LINE_END = re.compile(r"\r\n|\r|\n")
 _PROPERTIES = re.compile(r"(?:[&!]\S*\s+)*")  # a node's anchor and tag, before its value
 _Spot = tuple[int, int, str]  # replace text[start:end] with this
@@ -137,11 +140,33 @@ def _update_at(directory: int, real_name: str, name: str, transcript: Transcript
         raise UpdateRefused(f"not updating {name}: it changed since it was run", hint="run it again first")
     text = data.decode("utf-8")
     bom = "\ufeff" if text.startswith("\ufeff") else ""
-    edits, notes, updated = _plan(transcript.recipe, transcript, text[len(bom) :])
+    notes: list[str] = []
+    if transcript.recipe.format == "ipynb":
+        edits, updated = _notebook_outputs(transcript, text[len(bom) :])
+    else:
+        edits, notes, updated = _plan(transcript.recipe, transcript, text[len(bom) :])
     new_text = bom + updated
     if new_text != text:  # the real file, so a link (inside the directory) stays a link
         write_text_at(directory, real_name, new_text)
     return UpdateResult(name, tuple(edits), new_text != text, tuple(notes))
+
+
+def _notebook_outputs(transcript: Transcript, text: str) -> tuple[list[Edit], str]:
+    """A notebook with its fresh outputs (`sandrun.notebook_update`); one edit per cell whose outputs
+    changed (offsets 0: the notebook is written whole). It must read back as the same cells."""
+    from sandrun.notebook_update import updated_notebook
+    from sandrun.readers import ipynb
+
+    new_text, changed = updated_notebook(text, transcript)
+    cells = transcript.recipe.cells
+    edits = [
+        Edit(0, 0, "", i, cells[i].label, "outputs", cells[i].location, old, new) for i, old, new in changed
+    ]
+    if changed:
+        reread = ipynb.parse(new_text, transcript.recipe.path, transcript.recipe.sha256)
+        if [(c.kind, c.source, c.tags) for c in reread.cells] != [(c.kind, c.source, c.tags) for c in cells]:
+            raise SandrunError("the updated notebook does not read back as the same cells; nothing written")
+    return edits, new_text
 
 
 def _plan(recipe: Recipe, transcript: Transcript, text: str) -> tuple[list[Edit], list[str], str]:
@@ -239,8 +264,9 @@ def _replacement(recipe: Recipe, text: str, exp: ExpectedText, what: str, new: s
         lines = [f"# {line}" if line else "#" for line in new.split("\n")] if new else []
         return start, end, _lines(text, start, end, lines, nl)
     if what == "repl":
-        prompt = next((x for x in reversed(split_lines(text[:start])) if x.lstrip().startswith(">>>")), "")
-        indent = prompt[: len(prompt) - len(prompt.lstrip())]
+        prompt = next((x for x in reversed(split_lines(text[:start])) if ">>>" in x), "")
+        found = _PROMPT.match(prompt)
+        indent = _continued(found.group(1) if found else "")
         lines = [indent + (x if x.strip() else "<BLANKLINE>") for x in new.split("\n")] if new else []
         return start, end, _lines(text, start, end, lines, nl)
     if recipe.format == "rst":  # a `.. testoutput::` body: re-indented as the old one was
@@ -266,8 +292,9 @@ def _fenced(text: str, start: int, end: int, new: str, nl: str) -> _Spot:
     opening = _FENCE.fullmatch(text[open_start:opening_end])
     assert opening is not None, "an output block's content starts after its opening fence"
     indent, fence, info = opening.groups()
+    inner, blank = _continued(indent), _continued(indent).rstrip() if ">" in indent else ""
     lines = new.split("\n") if new else []
-    content = "".join((indent + line if line else "") + nl for line in lines)
+    content = "".join((inner + line if line else blank) + nl for line in lines)
     runs = [len(line) - len(line.lstrip(fence[0])) for line in (line.lstrip() for line in lines)]
     if max(runs, default=0) < len(fence):
         return start, end, content
@@ -277,6 +304,11 @@ def _fenced(text: str, start: int, end: int, new: str, nl: str) -> _Spot:
     longer = fence[0] * (max(runs) + 1)
     tail = closing.group(1) + longer + closing.group(3) if closing else ""
     return open_start, close_end if closing else end, indent + longer + info + nl + content + tail
+
+
+def _continued(prefix: str) -> str:
+    """The prefix of a container's later lines, from its first line's: list markers become spaces."""
+    return _MARKER.sub(lambda marker: " " * len(marker[0]), prefix)
 
 
 def _yaml_scalar(path: str, text: str, start: int, end: int, new: str, nl: str) -> str:

@@ -1,6 +1,7 @@
 """Promise 5: the environment. A secret in sandrun's own environment is not visible inside, neither in
 `os.environ` nor in any process's /proc/PID/environ; only the recipe's variables and the minimal PATH, HOME,
-LANG (plus the SANDRUN_SESSION marker) are. The recipe's own variable being visible is the control.
+LANG (plus the SANDRUN_SESSION marker and MPLBACKEND) are. The recipe's own variable being visible is the
+control.
 """
 
 from __future__ import annotations
@@ -11,8 +12,9 @@ import pytest
 
 from tests.security.sandboxes import StartSandbox, run, value
 
-ALLOWED = {"PATH", "HOME", "LANG", "SANDRUN_SESSION", "PWD"}
-"""The variables every sandbox has. PWD is set by bubblewrap's --chdir to the work directory."""
+ALLOWED = {"PATH", "HOME", "LANG", "SANDRUN_SESSION", "PWD", "MPLBACKEND"}
+"""The variables every sandbox has. PWD is set by bubblewrap's --chdir to the work directory; MPLBACKEND
+(Agg) by the driver, so that plotting never opens a window."""
 
 PROBE = """
 import os
@@ -42,3 +44,4 @@ def test_host_secret_is_not_visible(sandbox: StartSandbox, monkeypatch: pytest.M
     assert environ["HOME"] == workdir
     assert environ.get("PWD", workdir) == workdir
     assert environ["LANG"] == "C.UTF-8"
+    assert environ["MPLBACKEND"] == "Agg"

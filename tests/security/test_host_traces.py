@@ -107,9 +107,12 @@ def test_no_process_shows_the_host_command_line(sandbox: StartSandbox) -> None:
     token = variables[b"SANDRUN_SESSION"]
     assert variables[b"SECRET_OF_THE_RECIPE"] == b"hunter2"  # the probe would see these where they are
     everything = b"\n".join(lines.values())
-    for leak in (b"bwrap", b"--setenv", b"--ro-bind", b"hunter2", token, b"/sandrun-"):
+    for leak in (b"bwrap", b"--setenv", b"--ro-bind", b"hunter2", token, STAGING.encode()):
         assert leak not in everything, leak
 
+
+STAGING = os.path.join(tempfile.gettempdir(), "sandrun-")
+"""Where the local backend's staging directories live on the host (`SandboxPlan.staging`)."""
 
 MOUNTS = """
 def foreign_mounts():
@@ -136,5 +139,5 @@ def test_mountinfo_names_no_host_path(sandbox: StartSandbox, tmp_path: Path) -> 
     session = sandbox()
     assert value(run(session, MOUNTS + "foreign_mounts()")) == []
     text = value(run(session, "open('/proc/self/mountinfo').read()"))
-    assert "/sandrun-" not in text  # no staging directory of the host
+    assert STAGING not in text  # no staging directory of the host
     assert value(run(session, "open('/etc/passwd').read().split(':')[0]")) == "sandbox"

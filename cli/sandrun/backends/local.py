@@ -318,7 +318,8 @@ class SandboxPlan:
         return [*args, "--remount-ro", "/", "--chdir", WORKDIR]
 
     def etc(self) -> list[str]:
-        """A generated minimal /etc (passwd, group, hosts), plus what the network needs when it is on.
+        """A generated minimal /etc (passwd, group, hosts), plus what the network needs when it is on, and
+        the font configuration (read-only; without it every plotting library's `fc-list` complains).
 
         Files go in as data (copied by bubblewrap), not bind mounts: a bind mount shows its host path in
         the sandbox's /proc/self/mountinfo.
@@ -337,7 +338,7 @@ class SandboxPlan:
             for name, content in files.items()
             for arg in ("--perms", "0444", "--ro-bind-data", self.data(content), f"/etc/{name}")
         ]
-        shared = ["ld.so.cache", *(["ssl", "ca-certificates"] if self.options.network else [])]
+        shared = ["ld.so.cache", "fonts", *(["ssl", "ca-certificates"] if self.options.network else [])]
         for name in shared:
             args += ["--ro-bind-try", f"/etc/{name}", f"/etc/{name}"]
         return args

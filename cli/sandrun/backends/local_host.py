@@ -181,13 +181,20 @@ def home_directories() -> frozenset[Path]:
     return frozenset(Path(home) for home in homes if home != "/")
 
 
+def holds_a_home(path: str) -> bool:
+    """True if `path` (absolute and normalized) is a home directory or one of its ancestors; compared as
+    strings, which costs far less than `Path.parents` at every sandbox start."""
+    below = path.rstrip("/") + "/"
+    return any(home == path or home.startswith(below) for home in map(str, home_directories()))
+
+
 def looks_like_python_root(path: Path) -> bool:
     """A prefix (`lib/pythonX.Y/os.py`) or a venv (`pyvenv.cfg` and `lib/pythonX.Y/site-packages`), and not
     `/`, a system directory, a home directory or one holding a home: a recipe must not be able to bind any
     directory by naming a fake interpreter. `path` is checked as given: pass a real path."""
     if str(path) in NEVER_ROOTS or path.parent == Path("/home"):
         return False
-    if any(home == path or path in home.parents for home in home_directories()):
+    if holds_a_home(str(path)):
         return False
     libs = list(path.glob("lib/python3*"))
     if (path / "pyvenv.cfg").is_file():

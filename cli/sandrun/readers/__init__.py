@@ -7,6 +7,7 @@ and picking the reader.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections.abc import Callable
 from pathlib import Path
@@ -17,25 +18,36 @@ from sandrun.model import Recipe
 Parser = Callable[[str, str, str], Recipe]
 
 
-def _parsers() -> dict[str, Parser]:
-    from sandrun.readers import markdown_doc, percent, rst, yaml_recipe
-
-    return {
-        ".yaml": yaml_recipe.parse,
-        ".yml": yaml_recipe.parse,
-        ".py": percent.parse,
-        ".md": markdown_doc.parse,
-        ".rst": rst.parse,
-    }
+READERS = {
+    ".yaml": "yaml_recipe", ".yml": "yaml_recipe", ".py": "percent", ".md": "markdown_doc", ".ipynb": "ipynb",
+    ".rst": "rst",
+}  # fmt: skip
+"""Recipe suffix -> the module of `sandrun.readers` that parses it (only that one is imported)."""
 
 
-SUPPORTED_SUFFIXES = (".yaml", ".yml", ".py", ".md", ".rst")
+def _parser(suffix: str) -> Parser | None:
+    from importlib import import_module
+
+    module = READERS.get(suffix)
+    if module is None:
+        return None
+    parser: Parser = import_module(f"sandrun.readers.{module}").parse
+    return parser
 
 
-def load_recipe(path: str | Path) -> Recipe:
-    """Read the recipe at `path`, choosing the format by suffix. Raises `RecipeError` for any problem."""
+SUPPORTED_SUFFIXES = (".yaml", ".yml", ".py", ".md", ".ipynb", ".rst")
+
+
+def load_recipe(path: str | Path, check_outputs: bool = False) -> Recipe:
+    """Read the recipe at `path`, choosing the format by suffix. Raises `RecipeError` for any problem.
+
+    `check_outputs`: a notebook's stored outputs become its expectations (other formats ignore it)."""
     name = str(path)
-    parser = _parsers().get(Path(name).suffix.lower())
+    parser = _parser(Path(name).suffix.lower())
+    if parser is not None and check_outputs and Path(name).suffix.lower() == ".ipynb":
+        from sandrun.readers import ipynb
+
+        parser = functools.partial(ipynb.parse, check_outputs=True)
     if parser is None:
         raise RecipeError(
             name,

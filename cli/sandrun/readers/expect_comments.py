@@ -22,7 +22,8 @@ import re
 from dataclasses import replace
 
 from sandrun.errors import RecipeError
-from sandrun.model import MATCH_MODES, Cell, Expectation, ExpectedText, MatchMode, is_exception_name
+from sandrun.expect import Written, expectation
+from sandrun.model import Cell, Expectation
 
 DIRECTIVE = re.compile(r"^# expect (\w+):(?: (.*))?$")
 BLOCK_KINDS = ("stdout", "stderr")
@@ -98,27 +99,8 @@ def _directive(match: re.Match[str], cell: Cell, file_line: int, values: dict[st
 
 
 def _expectation(cell: Cell, values: dict[str, str], spans: dict[str, tuple[int, int, int]]) -> Expectation:
-    mode_name = values.get("match", MatchMode.ELLIPSIS.value)
-    if mode_name not in MATCH_MODES:
-        raise RecipeError(
-            cell.path, spans["match"][0], f"unknown match mode {mode_name!r}", f"use one of: {MATCH_MODES}"
-        )
-    for kind in ("error_message",) + (("stdout", "stderr", "value") if mode_name == "regex" else ()):
-        if kind in values:
-            try:
-                re.compile(values[kind])
-            except re.error as exc:
-                raise RecipeError(
-                    cell.path, spans[kind][0], f"not a valid regular expression: {exc}"
-                ) from None
-    texts = {
-        kind: ExpectedText(values[kind], MatchMode(mode_name), line=spans[kind][0], span=spans[kind][1:])
-        for kind in ("stdout", "stderr", "value")
-        if kind in values
-    }
-    error = values.get("error", cell.expect.error)
-    if error is not None and not is_exception_name(error):
-        raise RecipeError(
-            cell.path, spans["error"][0], f"{error!r} is not an exception name", "e.g. ValueError"
-        )
-    return Expectation(error=error, error_message=values.get("error_message"), **texts)
+    """The cell's checked expectation (a `raises-exception` tag stands for `# expect error: *`)."""
+    written = {kind: Written(text, spans[kind][0], spans[kind][1:]) for kind, text in values.items()}
+    if "error" not in written and cell.expect.error is not None:
+        written["error"] = Written(cell.expect.error, cell.line)
+    return expectation(cell.path, written)

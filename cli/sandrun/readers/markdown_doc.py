@@ -1,9 +1,10 @@
 """Markdown documents: the Python examples of a README or a tutorial, run in order and checked.
 
-Every fenced code block (``` or ~~~, three or more, indented at most three spaces, closed as in CommonMark:
-one left open runs to the end of the file) whose info string starts with `python` or `py` is a cell; all run
-in one interpreter, in document order. Other languages, indented code blocks, and fences inside other
-fences or HTML comments are ignored.
+The document is read as CommonMark reads it (`md_blocks`, with markdown-it-py): every fenced code block,
+also in a list item, a blockquote or containers nested in them, whose language is `python`, `py`, `python3`,
+`py3`, `ipython` or `ipython3` (also Pandoc's `{.python ...}` and Quarto's `{python}`) is a cell; all run
+in one interpreter, in document order, each with its true lines in the file. Other languages, indented code
+blocks, and fences inside other fences or HTML comments are ignored.
 
 A block tagged `output` or `text` right after a Python block (only blank lines or HTML comments between)
 is what that block must print on stdout; `...` in it matches anything, as in doctest:
@@ -16,12 +17,24 @@ is what that block must print on stdout; `...` in it matches anything, as in doc
     10
     ```
 
-A `pycon` block, or a `python` block whose first line starts with `>>> `, is a console session, read the way
+A `pycon` block, or a `python` block or a block with no language whose first line starts with `>>> `, is a
+console session, read the way
 doctest reads it: each `>>> ` line with its `... ` lines is a cell, and the lines after it, up to a blank line
 or the next `>>>`, are what the console must show (printed output, then the repr of a trailing expression;
 no lines: nothing). `<BLANKLINE>` stands for an empty line. Expected output that starts with
 `Traceback (most recent call last):` means the statement must raise the exception on the traceback's last
 line, with that message (`...` in it matches anything).
+
+Settings that a YAML recipe gives at its top level (`timeout`, `env`, `network`, `files`, `python`,
+`packages`, `backend`, `name`, `description`) go in a YAML front matter, under a `sandrun:` key (other
+tools' keys are left alone):
+
+    ---
+    title: For the site generator
+    sandrun:
+      packages: [rich]
+      timeout: 30
+    ---
 
 Options follow the language in the info string, or go in an HTML comment on the lines just before the block
 (hidden when the page is rendered): `<!-- sandrun: skip -->`, `<!-- sandrun: name=setup timeout=5 -->`.
@@ -33,7 +46,10 @@ Options follow the language in the info string, or go in an HTML comment on the 
     ```python match=exact           how its output is compared: ellipsis (default), exact, regex, whitespace
 
 `match` may also be set on the output block (```` ```output match=exact ````) or in a comment just before
-it. A `>>>` session takes every option but `raises`: a traceback says that.
+it. A `>>>` session takes every option but `raises`: a traceback says that. Other words in an info string
+belong to renderers (`title="main.py"`, `hl_lines="1"`, `linenums="1"`) and are ignored; one that looks like
+a misspelt sandrun option gets a warning with "did you mean". In a `<!-- sandrun: -->` comment every word
+must be a sandrun option.
 """
 
 from __future__ import annotations
@@ -42,36 +58,33 @@ import difflib
 import re
 import shlex
 from dataclasses import dataclass, replace
+from typing import Any
 
 from sandrun.errors import RecipeError
-from sandrun.model import (
-    ANY_EXCEPTION,
-    MATCH_MODES,
-    MAX_TIMEOUT,
-    Cell,
-    Expectation,
-    ExpectedText,
-    MatchMode,
-    Recipe,
-    is_exception_name,
-)
+from sandrun.expect import Written, expectation, expected_text, match_mode, seconds
+from sandrun.model import ANY_EXCEPTION, Cell, ExpectedText, MatchMode, Recipe
+from sandrun.readers import md_blocks, myst, pycon
 from sandrun.readers.lines import NEWLINE, split_lines
+from sandrun.readers.md_blocks import Comment, Fence, Text
 
-PYTHON = ("python", "py")
+PYTHON = ("python", "py", "python3", "py3", "ipython", "ipython3")
 CONSOLE = ("pycon",)
 OUTPUT = ("output", "text")
-OPTIONS = ("skip", "name", "timeout", "raises", "match")
-ALLOWED = {"a Python block": OPTIONS, "a >>> session": (*OPTIONS[:3], "match"), "an output block": ("match",)}
+_NOT_PYTHON = ("pytb", "pyx", "pyi")  # tracebacks, Cython, stubs: look like Python, are not run as it
+_MYST_PYTHON = ("{jupyter-execute}", "{ipython}")
+_RST_PYTHON = re.compile(
+    r"\s*(?:>>> |\.\. (?:code-block|code|sourcecode)::\s*(?:python|py|pycon)\b"
+    r"|\.\. (?:doctest|testcode|testsetup)::)"
+)
+OPTIONS = ("skip", "name", "timeout", "raises", "match", "doctest")
+ALLOWED = {
+    "a Python block": OPTIONS[:5],
+    "a >>> session": (*OPTIONS[:3], "match", "doctest"),
+    "an output block": ("match",),
+}
 
-_FENCE = re.compile(r"( {0,3})(`{3,}|~{3,})(.*)")
-_COMMENT = re.compile(r" {0,3}<!--\s*sandrun\s*:(.*?)-->\s*")
-_HTML_COMMENT = re.compile(r" {0,3}<!--")
-_HEADING_START = re.compile(r" {0,3}# +")
 _TIMEOUT = re.compile(r"(?:[0-9]+(?:\.[0-9]+)?|\.[0-9]+)(?:e[+-]?[0-9]+)?", re.IGNORECASE)
-_PROMPT = re.compile(r"( *)>>>(?: |$)")
-_CONTINUATION = re.compile(r"\.\.\.(?: |$)")
-_TRACEBACK = re.compile(r"Traceback \((?:most recent call last|innermost last)\):\s*")
-_EXCEPTION = re.compile(r"([A-Za-z_][\w.]*)(?::(?: (.*))?)?")
+_PROMPT = pycon.PROMPT
 _EXAMPLES = 'e.g. ```python skip, ```python name="load data" timeout=5, <!-- sandrun: raises=ValueError -->'
 
 
@@ -82,35 +95,25 @@ class _Document:
         self.path = path
         self.lines = split_lines(text)  # a text that ends with a newline ends with an empty line
         self.starts = [0, *(newline.end() for newline in NEWLINE.finditer(text)), len(text)]
+        self.warnings: list[str] = []
+
+    def warn(self, index: int, message: str) -> None:
+        """Note a problem that does not stop the run, at the line with 0-based `index`."""
+        self.warnings.append(f"{self.path}:{index + 1}: {message}")
+
+    def content(self, block: Fence) -> str:
+        """A block's content, every line ended by `\\n` (but the last if the file ends without one)."""
+        text = "".join(line + "\n" for line in block.lines)
+        unended = block.end >= len(self.lines) and self.lines[-1] != ""  # the file's last line, no newline
+        return text[:-1] if text and unended else text
+
+    def span(self, block: Fence) -> tuple[int, int]:
+        """Offsets of a block's content: from the line after the opening fence to the closing one."""
+        return self.starts[block.first], self.starts[min(block.end, len(self.lines))]
 
     def fail(self, index: int, message: str, hint: str | None = None) -> RecipeError:
         """A `RecipeError` at the line with 0-based `index`."""
         return RecipeError(self.path, index + 1, message, hint)
-
-
-@dataclass(frozen=True)
-class _Block:
-    """A fenced block; `first` and `end` index its first content line and its closing fence (or the end)."""
-
-    lang: str
-    info: str
-    first: int
-    end: int
-    indent: int
-
-    def body(self, doc: _Document) -> list[str]:
-        """The content lines, with up to the opening fence's indentation removed (as CommonMark does)."""
-        lines = doc.lines[self.first : self.end]
-        return [line[min(self.indent, len(line) - len(line.lstrip(" "))) :] for line in lines]
-
-    def content(self, doc: _Document) -> str:
-        """The content as text, every line ended by `\\n` (but the last if the file ends without one)."""
-        ended = [doc.starts[i + 1] > doc.starts[i] + len(doc.lines[i]) for i in range(self.first, self.end)]
-        return "".join(line + "\n" * end for line, end in zip(self.body(doc), ended, strict=True))
-
-    def span(self, doc: _Document) -> tuple[int, int]:
-        """Offsets of the content in the file: from the line after the opening fence to the closing one."""
-        return doc.starts[self.first], doc.starts[self.end]
 
 
 @dataclass(frozen=True)
@@ -120,8 +123,10 @@ class _Settings:
     skip: bool = False
     name: str | None = None
     timeout: float | None = None
-    raises: str | None = None
+    raises: Written | None = None
     match: MatchMode | None = None
+    doctest: str | None = None
+    """doctest directives for every example of a `>>>` session: `doctest="+NORMALIZE_WHITESPACE +NUMBER"`."""
 
 
 def parse(text: str, path: str, sha256: str) -> Recipe:
@@ -131,29 +136,42 @@ def parse(text: str, path: str, sha256: str) -> Recipe:
     pending: list[tuple[int, str]] = []  # `<!-- sandrun: ... -->` comments waiting for their block
     waiting: _Settings | None = None  # set while an output block may still follow the last cell
     title = None
-    for item in _scan(doc):
-        if isinstance(item, tuple):
-            pending.append(item)
+    recipe_settings, text = _front_matter(doc, text)
+    try:
+        items = md_blocks.scan(text)
+    except md_blocks.BadComment as exc:
+        raise doc.fail(exc.args[0], "a `<!-- sandrun: ... -->` comment must be alone on one line") from None
+    for item in items:
+        if isinstance(item, Comment):
+            pending.append((item.line, item.text))
             continue
-        if isinstance(item, int):
+        if isinstance(item, Text):
             _no_orphans(doc, pending)
-            title, waiting = title or _heading(doc.lines[item]) or None, None  # a level-1 heading names it
+            title, waiting = title or item.heading or None, None  # a level-1 heading names it
             continue
-        options = [*pending, (item.first - 1, item.info)]
+        if item.directive:
+            item = myst.as_fence(item) or item
+        options = [*pending, (item.opening, item.info)]
+        first = next((line for line in item.lines if line.strip()), "")
+        console = item.lang in CONSOLE or (item.lang in (*PYTHON, "") and bool(_PROMPT.match(first)))
         if item.lang in OUTPUT and waiting is not None:
-            mode = _settings(doc, options, "an output block").match or waiting.match or MatchMode.ELLIPSIS
-            stdout = _expected(doc, item.content(doc), mode, item.first, item.span(doc))
+            where = "an output block"
+            mode = _settings(doc, options, where, len(pending)).match or waiting.match or MatchMode.ELLIPSIS
+            stdout = _expected(doc, doc.content(item), mode, item.first, doc.span(item))
             cells[-1] = replace(cells[-1], expect=replace(cells[-1].expect, stdout=stdout))
             waiting = None
-        elif item.lang in PYTHON + CONSOLE:
-            first = next((line for line in item.body(doc) if line.strip()), "")
-            console = item.lang in CONSOLE or bool(_PROMPT.match(first))
-            settings = _settings(doc, options, "a >>> session" if console else "a Python block")
+        elif (item.lang in PYTHON or console) and not item.directive:
+            where = "a >>> session" if console else "a Python block"
+            settings = _settings(doc, options, where, len(pending))
             if console:
                 cells += _session(doc, item, settings, len(cells))
             else:
-                cells.append(_cell(doc, len(cells), item.first, item.content(doc), settings))
+                cells.append(_cell(doc, len(cells), item.first, doc.content(item), settings, {}))
             waiting = None if console else settings
+        elif reason := _unsupported(item, first):
+            source, line = doc.content(item), item.first + 1
+            cells.append(Cell(len(cells), source, path, line, skip=True, unsupported=reason))
+            waiting = None
         else:
             _no_orphans(doc, pending)
             waiting = None
@@ -162,47 +180,40 @@ def parse(text: str, path: str, sha256: str) -> Recipe:
     if not cells:
         hint = "fence examples with ```python (```pycon for a >>> session), what they print with ```output"
         raise RecipeError(path, 1, "no Python code blocks in this document", hint)
-    return Recipe(path=path, sha256=sha256, format="markdown", cells=tuple(cells), name=title)
+    recipe_settings["name"] = recipe_settings.get("name") or title
+    recipe = Recipe(path=path, sha256=sha256, format="markdown", cells=tuple(cells), **recipe_settings)
+    return replace(recipe, warnings=tuple(doc.warnings))
 
 
-def _scan(doc: _Document) -> list[_Block | tuple[int, str] | int]:
-    """In order: fenced blocks, sandrun comments (line, options) and other lines with text (their index).
-    Blank lines, other HTML comments and what fenced blocks hold are left out."""
-    items: list[_Block | tuple[int, str] | int] = []
-    i, size = 0, len(doc.lines)
-    while i < size:
-        line = doc.lines[i]
-        fence, comment = _FENCE.fullmatch(line), _COMMENT.fullmatch(line)
-        if fence and not (fence[2][0] == "`" and "`" in fence[3]):
-            closing = re.compile(rf" {{0,3}}{fence[2][0]}{{{len(fence[2])},}}[ \t]*")
-            end = next((j for j in range(i + 1, size) if closing.fullmatch(doc.lines[j])), size)
-            lang, _, info = fence[3].strip().replace("\t", " ").partition(" ")
-            items.append(_Block(lang.lower(), info, i + 1, end, len(fence[1])))
-            i = end
-        elif comment:
-            items.append((i, comment[1]))
-        elif _HTML_COMMENT.match(line):  # an HTML block: no Markdown in it, up to the line with `-->`
-            end = next((j for j in range(i, size) if "-->" in doc.lines[j]), size)
-            if re.match(r"\s*<!--\s*sandrun\s*:", "\n".join(doc.lines[i : end + 1])):
-                raise doc.fail(i, "a `<!-- sandrun: ... -->` comment must be alone on one line")
-            i = end
-        elif line.strip():
-            items.append(i)
-        i += 1
-    return items
+def _front_matter(doc: _Document, text: str) -> tuple[dict[str, Any], str]:
+    """The settings under `sandrun:` in a YAML front matter (`---` on the first line to `---` or `...`),
+    and the text to read blocks from: the front matter blanked out, so that lines keep their numbers."""
+    if not doc.lines or doc.lines[0].rstrip() != "---":
+        return {}, text
+    close = next((i for i in range(1, len(doc.lines)) if doc.lines[i].rstrip() in ("---", "...")), None)
+    if close is None:
+        return {}, text
+    from sandrun.readers.yaml_recipe import front_matter  # lazily: only documents with front matter
+
+    yaml_text = "\n" + "".join(line + "\n" for line in doc.lines[1:close])
+    blanked = "\n" * (close + 1) + text[doc.starts[close + 1] :] if close + 1 < len(doc.starts) else ""
+    return front_matter(yaml_text, doc.path), blanked
 
 
-def _heading(line: str) -> str | None:
-    """The text of a level-1 ATX heading (`# Title`, `# Title ##`), None if the line is not one. This is
-    `re.fullmatch(r" {0,3}# +(.*?)(?: +#+)? *", line)[1]` without a regular expression that backtracks."""
-    start = _HEADING_START.match(line)
-    if not start:
-        return None
-    text = line[start.end() :].rstrip(" ")
-    before_hashes = text.rstrip("#")
-    if len(before_hashes) < len(text) and before_hashes.endswith(" "):  # a closing sequence of #
-        return before_hashes.rstrip(" ")
-    return text
+def _unsupported(block: Fence, first: str) -> str | None:
+    """Why a block that looks like Python is not run, or None if it does not look like Python: such blocks
+    are listed as skipped (never silently left out), and fail a `--strict` run."""
+    argument = block.info.partition(" ")[0].lower()
+    if block.lang == "{eval-rst}":  # reStructuredText inside: listed only if it holds Python examples
+        python = any(_RST_PYTHON.match(line) for line in block.lines)
+        return "reStructuredText examples in ```{eval-rst} are not run by sandrun" if python else None
+    if block.directive and (block.lang in _MYST_PYTHON or argument in (*PYTHON, *CONSOLE)):
+        return f"the MyST directive ```{block.lang} is not one sandrun runs"
+    if not block.directive and block.lang.startswith(("py", "ipy")) and block.lang not in _NOT_PYTHON:
+        return f"the language {block.lang!r} is not one sandrun runs (it runs {', '.join(PYTHON + CONSOLE)})"
+    if _PROMPT.match(first):
+        return f"a >>> session in a {block.lang!r} block (fence it as ```pycon to run it)"
+    return None
 
 
 def _no_orphans(doc: _Document, pending: list[tuple[int, str]]) -> None:
@@ -212,17 +223,27 @@ def _no_orphans(doc: _Document, pending: list[tuple[int, str]]) -> None:
         raise doc.fail(pending[0][0], message, "put it just before the ```python block it is about")
 
 
-def _settings(doc: _Document, sources: list[tuple[int, str]], where: str) -> _Settings:
-    """The options in info strings and comments (line index, text), each given at most once."""
-    allowed, values = ALLOWED[where], {}
-    for index, text in sources:
+def _settings(doc: _Document, sources: list[tuple[int, str]], where: str, comments: int) -> _Settings:
+    """The options in comments and the info string (line index, text), each given at most once. The
+    first `comments` sources are `<!-- sandrun: -->` comments, where every word must be an option; in the
+    info string, words that are not sandrun's belong to renderers and are ignored."""
+    allowed, values = ALLOWED[where], dict[str, Any]()
+    for number, (index, text) in enumerate(sources):
+        strict = number < comments
         try:
             words = shlex.split(text)
         except ValueError as exc:
-            raise doc.fail(index, f"cannot read the options {text.strip()!r}: {exc}", _EXAMPLES) from None
+            if strict or any(re.search(rf"(?:^|\s){key}=", text) for key in OPTIONS):
+                message = f"cannot read the options {text.strip()!r}: {exc}"
+                raise doc.fail(index, message, _EXAMPLES) from None
+            continue  # a renderer's options, which sandrun does not read
         for key, equals, value in (word.partition("=") for word in words):
             if key not in allowed:
                 close = "".join(f"did you mean {c!r}? " for c in difflib.get_close_matches(key, allowed, n=1))
+                if not strict and key not in OPTIONS:
+                    if close:
+                        doc.warn(index, f"option {key!r} is not sandrun's and is ignored; {close.strip()}")
+                    continue
                 problem = f"does not apply to {where}" if key in OPTIONS else "is unknown"
                 raise doc.fail(
                     index, f"option {key!r} {problem}", f"{close}valid options: {', '.join(allowed)}"
@@ -236,84 +257,43 @@ def _settings(doc: _Document, sources: list[tuple[int, str]], where: str) -> _Se
 def _option(doc: _Document, index: int, key: str, value: str | None) -> object:
     """The value of one option, checked."""
     if value is None and key in ("skip", "raises"):
-        return True if key == "skip" else ANY_EXCEPTION
+        return True if key == "skip" else Written(ANY_EXCEPTION, index + 1)
     if key == "skip" or not value:
         raise doc.fail(index, f"option {key!r} {'takes no' if key == 'skip' else 'needs a'} value", _EXAMPLES)
     if key == "timeout":
-        seconds = float(value) if _TIMEOUT.fullmatch(value) else 0.0
-        if not 0 < seconds <= MAX_TIMEOUT:
-            raise doc.fail(index, f"timeout must be more than 0 and at most {MAX_TIMEOUT:g} s, not {value!r}")
-        return seconds
-    if key == "raises" and not is_exception_name(value):
-        raise doc.fail(index, f"{value!r} is not an exception name", "e.g. raises=ZeroDivisionError")
-    if key == "match" and value not in MATCH_MODES:
-        raise doc.fail(index, f"unknown match mode {value!r}", f"use one of: {', '.join(MATCH_MODES)}")
-    return MatchMode(value) if key == "match" else value
+        return seconds(doc.path, index + 1, float(value) if _TIMEOUT.fullmatch(value) else 0.0)
+    if key == "raises":
+        expectation(doc.path, {"error": Written(value, index + 1)})  # checked where it is written
+        return Written(value, index + 1)
+    return match_mode(doc.path, Written(value, index + 1)) if key == "match" else value
 
 
-def _cell(doc: _Document, index: int, line: int, source: str, settings: _Settings, **expect: object) -> Cell:
+def _cell(
+    doc: _Document, index: int, line: int, source: str, settings: _Settings, written: dict[str, Written]
+) -> Cell:
     """A code cell whose source starts on the line with 0-based index `line`."""
-    expect.setdefault("error", settings.raises)
+    if settings.raises is not None:
+        written.setdefault("error", settings.raises)
+    if settings.match is not None:
+        written.setdefault("match", Written(settings.match.value))
     return Cell(
         index, source, doc.path, line + 1, name=settings.name, timeout=settings.timeout, skip=settings.skip,
-        expect=Expectation(**expect),  # type: ignore[arg-type]
+        expect=expectation(doc.path, written),
     )  # fmt: skip
 
 
 def _expected(doc: _Document, text: str, mode: MatchMode, line: int, span: tuple[int, int]) -> ExpectedText:
-    """Expected text found at line index `line`; as a regular expression, it must compile."""
-    if mode is MatchMode.REGEX:
-        try:
-            re.compile(text)
-        except re.error as exc:
-            raise doc.fail(line, f"the expected output is not a valid regular expression: {exc}") from None
-    return ExpectedText(text, mode, line=line + 1, span=span)
+    """Expected text found at line index `line`, checked (as a regular expression, it must compile)."""
+    return expected_text(doc.path, Written(text, line + 1, span), mode)
 
 
-def _session(doc: _Document, block: _Block, settings: _Settings, index: int) -> list[Cell]:
-    """The cells of a `>>>` session, cut as doctest cuts examples: source lines, then expected output."""
-    body, cells, i = block.body(doc), [], 0
-    while i < len(body):
-        if not body[i].strip():
-            i += 1
-            continue
-        prompt = _PROMPT.match(body[i])
-        if not prompt:
-            hint = "a blank line ends the output: write <BLANKLINE> for an empty line; a prompt is `>>> `"
-            raise doc.fail(block.first + i, "this line of a >>> session is neither a prompt nor output", hint)
-        indent, start, i = prompt[1], i, i + 1
-        while i < len(body) and body[i].startswith(indent) and _CONTINUATION.match(body[i][len(indent) :]):
-            i += 1
-        source, output = "".join(line[len(indent) + 4 :] + "\n" for line in body[start:i]), i
-        while i < len(body) and body[i].strip() and not body[i].lstrip().startswith(">>>"):
-            if not body[i].startswith(indent):
-                raise doc.fail(block.first + i, "this output line is indented less than its >>> prompt")
-            i += 1
-        want = [re.sub(r"^<BLANKLINE>\s*$", "", line[len(indent) :]) for line in body[output:i]]
-        span = (doc.starts[block.first + output], doc.starts[block.first + i])
-        expect = _console_expectation(doc, want, block.first + output, span, settings.match)
+def _session(doc: _Document, block: Fence, settings: _Settings, index: int) -> list[Cell]:
+    """The cells of a `>>>` session (`pycon.examples`), each named after the block's name."""
+    flags = pycon.parse_flags(settings.doctest, doc.path, block.opening + 1) if settings.doctest else {}
+    cells: list[Cell] = []
+    for example in pycon.examples(block.lines, doc.path, block.first, doc.starts, flags):
         name = settings.name and (f"{settings.name} ({len(cells) + 1})" if cells else settings.name)
-        named, line = replace(settings, name=name), block.first + start
-        cells.append(_cell(doc, index + len(cells), line, source, named, **expect))
+        named = replace(settings, name=name, skip=settings.skip or example.skip)
+        line = block.first + example.index
+        cells.append(_cell(doc, index + len(cells), line, example.source, named, example.written))
     return cells
-
-
-def _console_expectation(
-    doc: _Document, want: list[str], line: int, span: tuple[int, int], mode: MatchMode | None
-) -> dict[str, object]:
-    """What a statement must do, from its expected console output: raise, or show `want`."""
-    if not want or not _TRACEBACK.fullmatch(want[0]):
-        text = "".join(w + "\n" for w in want)
-        return {"repl": _expected(doc, text, mode or MatchMode.ELLIPSIS, line, span)}
-    header = max(k for k, w in enumerate(want) if _TRACEBACK.fullmatch(w))  # the last of chained tracebacks
-    last = next((k for k in range(header + 1, len(want)) if re.match(r"[A-Za-z_]", want[k])), None)
-    exception = _EXCEPTION.fullmatch(want[last]) if last is not None else None
-    if exception is None or last is None:
-        hint = "end it with the exception's name and message, e.g. `ValueError: invalid literal`"
-        raise doc.fail(line + header, "this traceback does not end with the exception's line", hint)
-    message = "\n".join([exception[2] or "", *want[last + 1 :]]).rstrip("\n")
-    if "..." in message:
-        pattern = "(?s)" + ".*".join(re.escape(piece) for piece in message.split("..."))
-    else:
-        pattern = re.escape(message) if message else None
-    return {"error": exception[1], "error_message": pattern}

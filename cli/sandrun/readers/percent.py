@@ -16,6 +16,7 @@ from typing import Any
 
 from sandrun.errors import RecipeError
 from sandrun.model import ANY_EXCEPTION, Cell, CellKind, Expectation, Recipe
+from sandrun.readers import script_metadata
 from sandrun.readers.expect_comments import with_expectations
 from sandrun.readers.lines import line_starts, text_lines
 
@@ -50,7 +51,8 @@ def parse(text: str, path: str, sha256: str) -> Recipe:
         raise RecipeError(path, 1, "no code cells in this file", hint="start a code cell with a `# %%` line")
     starts = line_starts(text)
     cells = [with_expectations(c, starts) if c.kind is CellKind.CODE else c for c in cells]
-    return Recipe(path=path, sha256=sha256, format="percent", cells=tuple(cells))
+    settings = script_metadata.settings(text, path) if "# /// script" in text else {}
+    return Recipe(path=path, sha256=sha256, format="percent", cells=tuple(cells), **settings)
 
 
 def _skip_header(lines: list[str], path: str) -> tuple[int, list[Cell]]:

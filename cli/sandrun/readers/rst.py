@@ -33,15 +33,10 @@ from dataclasses import replace
 from typing import Any
 
 from sandrun.errors import RecipeError
-from sandrun.model import Cell, MatchMode, Recipe
-from sandrun.readers.markdown_doc import (
-    _Block,
-    _cell,
-    _Document,
-    _expected,
-    _session,
-    _settings,
-)
+from sandrun.expect import Written
+from sandrun.model import Cell, Recipe
+from sandrun.readers.markdown_doc import _cell, _Document, _session, _Settings, _settings
+from sandrun.readers.md_blocks import Fence
 
 LANGUAGES = ("python", "py", "python3", "py3", "pycon")
 CODE_DIRECTIVES = ("code-block", "code", "sourcecode")
@@ -76,6 +71,13 @@ def _no_orphans(doc: _Document, pending: list[tuple[int, str]]) -> None:
         raise doc.fail(pending[0][0], "this `.. sandrun:` comment is not followed by a Python example", hint)
 
 
+def _fence(doc: _Document, lang: str, opening: int, first: int, end: int) -> Fence:
+    """The lines `first` to `end` as a block, without the indentation of its first line."""
+    margin = _indent(doc.lines[first])
+    lines = tuple(line[min(margin, _indent(line)) :] for line in doc.lines[first:end])
+    return Fence(lang, "", opening, first, end, lines)
+
+
 def _indented_block(doc: _Document, start: int, than: int) -> tuple[int, int]:
     """The lines from `start` indented more than `than` (blank lines within): (first nonblank, end)."""
     end, j, first = start, start, None
@@ -96,7 +98,7 @@ def parse(text: str, path: str, sha256: str) -> Recipe:
     cells: list[Cell] = []
     pending: list[tuple[int, str]] = []
     recipe_settings: dict[str, Any] | None = None  # from `.. sandrun-settings:`
-    last_testcode: int | None = None  # index in `cells` of the testcode a testoutput belongs to
+    last_testcode: tuple[int, _Settings] | None = None  # the testcode a testoutput belongs to: index, options
     i, size, previous_blank = 0, len(doc.lines), True
     while i < size:
         line = doc.lines[i]
@@ -119,8 +121,8 @@ def parse(text: str, path: str, sha256: str) -> Recipe:
             continue
         if previous_blank and _PROMPT_START.match(line):  # a doctest block: the paragraph
             end = next((j for j in range(i, size) if not doc.lines[j].strip()), size)
-            settings = _settings(doc, pending, "a >>> session")
-            cells += _session(doc, _Block("pycon", "", i, end, _indent(line)), settings, len(cells))
+            settings = _settings(doc, pending, "a >>> session", len(pending))
+            cells += _session(doc, _fence(doc, "pycon", i, i, end), settings, len(cells))
             pending, i, previous_blank = [], end, True
             continue
         explicit = _EXPLICIT.match(line)
@@ -138,8 +140,8 @@ def parse(text: str, path: str, sha256: str) -> Recipe:
         if line.rstrip().endswith("::"):
             first, end = _indented_block(doc, i + 1, _indent(line))
             if end > i + 1 and _PROMPT_START.match(doc.lines[first]):
-                settings = _settings(doc, pending, "a >>> session")
-                block = _Block("pycon", "", first, end, _indent(doc.lines[first]))
+                settings = _settings(doc, pending, "a >>> session", len(pending))
+                block = _fence(doc, "pycon", i, first, end)
                 cells += _session(doc, block, settings, len(cells))
                 pending, i, previous_blank = [], end, True
                 continue
@@ -175,8 +177,8 @@ def _directive(
     i: int,
     pending: list[tuple[int, str]],
     cells: list[Cell],
-    last_testcode: int | None,
-) -> tuple[int, int | None]:
+    last_testcode: tuple[int, _Settings] | None,
+) -> tuple[int, tuple[int, _Settings] | None]:
     """Read the directive at line `i`; return the line after it and the testcode awaiting its output."""
     indent, name, argument = len(match[1]), match[2].lower(), (match[3] or "").strip().lower()
     j, fields = i + 1, {}
@@ -194,22 +196,24 @@ def _directive(
     first, end = _indented_block(doc, j, indent)
     if end <= first:
         return max(end, i + 1), last_testcode
-    block = _Block(argument or name, "", first, end, _indent(doc.lines[first]))
-    flags = set(fields.get("options", "").replace(",", " ").split())
-    mode = MatchMode.WHITESPACE if "+NORMALIZE_WHITESPACE" in flags else None
+    block = _fence(doc, argument or name, i, first, end)
+    options = " ".join(fields.get("options", "").replace(",", " ").split())
     if name == "testoutput":
         if last_testcode is None:
             raise doc.fail(i, "a `.. testoutput::` must follow a `.. testcode::`")
-        cell = cells[last_testcode]
-        stdout = _expected(doc, block.content(doc), mode or MatchMode.ELLIPSIS, first, block.span(doc))
-        cells[last_testcode] = replace(cell, expect=replace(cell.expect, stdout=stdout))
+        index, settings = last_testcode
+        cell, flags = cells[index], options.replace("+SKIP", "").strip()
+        written = {"stdout": Written(doc.content(block), first + 1, doc.span(block))}
+        if flags:
+            written["doctest"] = Written(flags, i + 2)
+        cells[index] = _cell(doc, index, cell.line - 1, cell.source, settings, written)
         return end, None
     session = name == "doctest" or argument == "pycon" or bool(_PROMPT_START.match(doc.lines[first]))
-    settings = _settings(doc, pending, "a >>> session" if session else "a Python block")
-    skip = settings.skip or "+SKIP" in flags or "skipif" in fields
-    settings = replace(settings, skip=skip, match=settings.match or mode)
+    settings = _settings(doc, pending, "a >>> session" if session else "a Python block", len(pending))
+    skip = settings.skip or "+SKIP" in options.split() or "skipif" in fields
+    settings = replace(settings, skip=skip, doctest=settings.doctest or options or None)
     if session:
         cells += _session(doc, block, settings, len(cells))
         return end, None
-    cells.append(_cell(doc, len(cells), first, block.content(doc), settings))
-    return end, len(cells) - 1 if name == "testcode" else None
+    cells.append(_cell(doc, len(cells), first, doc.content(block), replace(settings, doctest=None), {}))
+    return end, (len(cells) - 1, settings) if name == "testcode" else None

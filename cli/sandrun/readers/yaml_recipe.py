@@ -29,23 +29,14 @@ YAML also breaks lines at NEL and the Unicode separators, which an editor shows 
 from __future__ import annotations
 
 import difflib
-import re
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 import yaml
 
 from sandrun.errors import RecipeError
-from sandrun.model import (
-    MATCH_MODES,
-    MAX_TIMEOUT,
-    Cell,
-    Expectation,
-    ExpectedText,
-    MatchMode,
-    Recipe,
-    is_exception_name,
-)
+from sandrun.expect import Written, expectation, seconds
+from sandrun.model import Cell, Expectation, Recipe
 from sandrun.readers.lines import LineIndex
 from sandrun.readers.yaml_nodes import compose
 
@@ -109,11 +100,7 @@ class _Reader:
     def seconds(self, node: yaml.Node, what: str) -> float:
         """A positive number of seconds, at most MAX_TIMEOUT."""
         value = float(self.scalar(node, what, (int, float), "a number of seconds"))  # type: ignore[arg-type]
-        if not 0 < value <= MAX_TIMEOUT:  # also refuses NaN
-            raise self.fail(
-                node, f"{what} must be more than 0 and at most {MAX_TIMEOUT:g} seconds, not {value:g}"
-            )
-        return value
+        return seconds(self.path, self.lines.line_of(node.start_mark.index), value, what)
 
     def env(self, node: yaml.Node) -> dict[str, str]:
         """A mapping of variable names to string values (numbers and booleans are turned into text)."""
@@ -201,54 +188,17 @@ class _Reader:
         return str(source)
 
     def expectation(self, node: yaml.Node, what: str) -> Expectation:
-        """A cell's `expect` mapping."""
+        """A cell's `expect` mapping, checked by the one validation every reader uses."""
         items = self.mapping(node, f"{what} expect", EXPECT_KEYS)
-        error = self.text(items["error"], f"{what} expected error") if "error" in items else None
-        if error is not None and not is_exception_name(error):
-            raise self.fail(
-                items["error"], f"{error!r} is not an exception name", "e.g. error: ZeroDivisionError"
-            )
-        message = (
-            self.pattern(items["error_message"], f"{what} error_message")
-            if "error_message" in items
-            else None
-        )
-        if message is not None and error is None:
-            raise self.fail(
-                items["error_message"], "error_message needs an error", "add e.g. error: ValueError"
-            )
-        mode = MatchMode.ELLIPSIS
-        if "match" in items:
-            name = self.text(items["match"], f"{what} match")
-            if name not in MATCH_MODES:
-                raise self.fail(
-                    items["match"], f"unknown match mode {name!r}", f"use one of: {', '.join(MATCH_MODES)}"
-                )
-            mode = MatchMode(name)
-        texts = {
-            key: self.expected_text(items[key], f"{what} expected {key}", mode)
-            for key in ("stdout", "stderr", "value")
-            if key in items
-        }
-        return Expectation(error=error, error_message=message, **texts)
-
-    def expected_text(self, node: yaml.Node, what: str, mode: MatchMode) -> ExpectedText:
-        """An expected output with where it stands in the file (its whole scalar, for `--update`)."""
-        text = str(self.scalar(node, what, (str, int, float, bool), "a string"))
-        if mode is MatchMode.REGEX:
-            self.pattern(node, what)
-        return ExpectedText(
-            text, mode, line=self.code_line(node), span=(node.start_mark.index, node.end_mark.index)
-        )
-
-    def pattern(self, node: yaml.Node, what: str) -> str:
-        """A string that must compile as a regular expression."""
-        text = self.text(node, what)
-        try:
-            re.compile(text)
-        except re.error as exc:
-            raise self.fail(node, f"{what} is not a valid regular expression: {exc}") from None
-        return text
+        written = {}
+        for key, value in items.items():
+            if key in ("stdout", "stderr", "value"):
+                text = str(self.scalar(value, f"{what} expected {key}", (str, int, float, bool), "a string"))
+                span = (value.start_mark.index, value.end_mark.index)
+            else:
+                text, span = self.text(value, f"{what} {key}"), None
+            written[key] = Written(text, self.code_line(value), span)
+        return expectation(self.path, written)
 
 
 def construct(node: yaml.Node) -> object:
@@ -269,10 +219,11 @@ def describe(node: yaml.Node) -> str:
     return "nothing (null)" if value is None else f"{type(value).__name__} {node.value!r}"
 
 
-def _compose(text: str, path: str, lines: LineIndex) -> yaml.Node | None:
-    """The YAML document in `text`, or a `RecipeError` at the line of the syntax error."""
+def parse(text: str, path: str, sha256: str) -> Recipe:
+    """Read a YAML recipe. Raises `RecipeError` with the line of the first problem."""
+    lines = LineIndex(text)
     try:
-        return compose(text)
+        root = compose(text)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = lines.line_of(mark.index) if mark else None
@@ -287,42 +238,6 @@ def _compose(text: str, path: str, lines: LineIndex) -> yaml.Node | None:
     except yaml.YAMLError as exc:
         message = " ".join(str(exc).split())
         raise RecipeError(path, None, f"invalid YAML: {message}") from None
-
-
-def _settings(reader: _Reader, items: dict[str, yaml.Node]) -> dict[str, Any]:
-    """The recipe's settings (every top-level key but `cells`), checked, as `Recipe` keyword arguments."""
-    settings: dict[str, Any] = {}
-    for key in ("name", "description", "python", "backend"):
-        if key in items:
-            settings[key] = reader.text(items[key], key)
-    if "timeout" in items:
-        settings["timeout"] = reader.seconds(items["timeout"], "timeout")
-    if "env" in items:
-        settings["env"] = reader.env(items["env"])
-    if "network" in items:
-        settings["network"] = bool(reader.scalar(items["network"], "network", (bool,), "true or false"))
-    if "files" in items:
-        settings["files"] = reader.files(items["files"])
-    if "packages" in items:
-        settings["packages"] = reader.packages(items["packages"])
-    return settings
-
-
-def read_settings(text: str, path: str) -> dict[str, Any]:
-    """Recipe settings written in YAML inside another format (the YAML recipe's top-level keys but `cells`),
-    checked as in a YAML recipe. `text` keeps the file's line numbering (earlier lines left empty)."""
-    lines = LineIndex(text)
-    root = _compose(text, path, lines)
-    if root is None:
-        return {}
-    reader = _Reader(path, lines)
-    return _settings(reader, reader.mapping(root, "the settings", RECIPE_KEYS[:-1]))
-
-
-def parse(text: str, path: str, sha256: str) -> Recipe:
-    """Read a YAML recipe. Raises `RecipeError` with the line of the first problem."""
-    lines = LineIndex(text)
-    root = _compose(text, path, lines)
     reader = _Reader(path, lines)
     if root is None:
         raise RecipeError(path, 1, "the file holds no YAML document", hint="a recipe needs a `cells:` list")
@@ -332,10 +247,66 @@ def parse(text: str, path: str, sha256: str) -> Recipe:
     cells_node = items["cells"]
     if not isinstance(cells_node, yaml.SequenceNode) or not cells_node.value:
         raise reader.fail(cells_node, "`cells` must be a non-empty list", "e.g. cells:\n    - print('hi')")
-    return Recipe(
-        path=path,
-        sha256=sha256,
-        format="yaml",
-        cells=tuple(reader.cell(node, i) for i, node in enumerate(cells_node.value)),
-        **_settings(reader, items),
+    cells = tuple(reader.cell(node, i) for i, node in enumerate(cells_node.value))
+    return Recipe(path=path, sha256=sha256, format="yaml", cells=cells, **_settings(reader, items))
+
+
+SETTING_KEYS = tuple(key for key in RECIPE_KEYS if key != "cells")
+"""The recipe-wide settings, which Markdown front matter (under `sandrun:`) may give too."""
+
+
+def front_matter(text: str, path: str, key: str = "sandrun", what: str | None = None) -> dict[str, Any]:
+    """The settings under `key` in a YAML document (a Markdown file's front matter, with blank lines in
+    place of what comes before it, so that lines count from the file's start), checked as a YAML
+    recipe's top-level keys are: keyword arguments for `Recipe`. Other keys are other tools' business."""
+    lines = LineIndex(text)
+    try:
+        root = compose(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = lines.line_of(mark.index) if mark else None
+        message = " ".join(str(getattr(exc, "problem", None) or exc).split())
+        raise RecipeError(path, line, f"invalid YAML front matter: {message}") from None
+    if not isinstance(root, yaml.MappingNode):
+        return {}
+    for key_node, value_node in root.value:
+        if isinstance(key_node, yaml.ScalarNode) and key_node.value == key:
+            reader = _Reader(path, lines)
+            where = what or f"the front matter's {key}"
+            return _settings(reader, reader.mapping(value_node, where, SETTING_KEYS))
+    return {}
+
+
+def _settings(reader: _Reader, items: dict[str, yaml.Node]) -> dict[str, Any]:
+    """The recipe-wide settings among a mapping's items, checked."""
+    return dict(
+        name=reader.text(items["name"], "name") if "name" in items else None,
+        description=reader.text(items["description"], "description") if "description" in items else None,
+        timeout=reader.seconds(items["timeout"], "timeout") if "timeout" in items else None,
+        env=reader.env(items["env"]) if "env" in items else {},
+        network=bool(reader.scalar(items["network"], "network", (bool,), "true or false"))
+        if "network" in items
+        else None,
+        python=reader.text(items["python"], "python") if "python" in items else None,
+        files=reader.files(items["files"]) if "files" in items else (),
+        packages=reader.packages(items["packages"]) if "packages" in items else (),
+        backend=reader.text(items["backend"], "backend") if "backend" in items else None,
     )
+
+
+def read_settings(text: str, path: str, what: str = "the settings") -> dict[str, Any]:
+    """Recipe settings written as YAML inside another format (a reST `.. sandrun-settings:` comment): the
+    YAML recipe's top-level keys but `cells`, checked as there. `text` keeps the file's line numbering (the
+    lines before it left empty)."""
+    lines = LineIndex(text)
+    try:
+        root = compose(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = lines.line_of(mark.index) if mark else None
+        message = " ".join(str(getattr(exc, "problem", None) or exc).split())
+        raise RecipeError(path, line, f"invalid YAML in {what}: {message}") from None
+    if root is None:
+        return {}
+    reader = _Reader(path, lines)
+    return _settings(reader, reader.mapping(root, what, SETTING_KEYS))

@@ -1,4 +1,4 @@
-"""The JSON transcript (`sandrun.transcript/1`): the machine-readable record of a run.
+"""The JSON transcript (`sandrun.transcript/2`): the machine-readable record of a run.
 
 The layout is described by `schemas/transcript.schema.json`, shipped inside the package (`load_schema`).
 `transcript_to_dict` and `transcript_from_dict` are inverses, so a saved transcript can be rendered again
@@ -9,6 +9,11 @@ Each cell's entry carries both the `Cell` (index, name, kind, source, line, tags
 and its `CellResult` (status, outputs, value, error, duration, reason, peak_memory), plus `stdout` and
 `stderr`: the concatenated text of `outputs`, for readers that do not care about interleaving. A cell's
 path is not repeated; it is the recipe's path.
+
+Version 2 adds rich output to `outputs`: entries with `stream` `display` (shown by `display()` or a
+matplotlib figure) or `result` (a trailing expression's rich value), whose `text` is their text/plain and
+whose `data` is the MIME bundle (binary data base64) with its `metadata`. Every field of version 1 is kept,
+and version 1 transcripts are still read.
 """
 
 from __future__ import annotations
@@ -62,7 +67,7 @@ def _result_to_dict(result: CellResult) -> dict[str, Any]:
         "timeout": cell.timeout,
         "skip": cell.skip,
         "status": result.status.value,
-        "outputs": [{"stream": chunk.stream, "text": chunk.text} for chunk in result.outputs],
+        "outputs": [_output_to_dict(chunk) for chunk in result.outputs],
         "stdout": result.stdout,
         "stderr": result.stderr,
         "value": result.value,
@@ -154,7 +159,7 @@ def _result_from_dict(d: Mapping[str, Any], path: str) -> CellResult:
     return CellResult(
         cell=cell,
         status=CellStatus(d["status"]),
-        outputs=tuple(OutputChunk(stream=o["stream"], text=o["text"]) for o in d.get("outputs", ())),
+        outputs=tuple(_output_from_dict(o) for o in d.get("outputs", ())),
         value=d.get("value"),
         error=_error_from_dict(d.get("error")),
         duration=d.get("duration", 0.0),
@@ -164,14 +169,28 @@ def _result_from_dict(d: Mapping[str, Any], path: str) -> CellResult:
     )
 
 
+def _output_to_dict(chunk: OutputChunk) -> dict[str, Any]:
+    out: dict[str, Any] = {"stream": chunk.stream, "text": chunk.text}
+    if chunk.data is not None:
+        out["data"] = dict(chunk.data)
+        out["metadata"] = dict(chunk.metadata or {})
+    return out
+
+
+def _output_from_dict(o: Mapping[str, Any]) -> OutputChunk:
+    if "data" not in o:
+        return OutputChunk(stream=o["stream"], text=o["text"])
+    return OutputChunk(o["stream"], o["text"], dict(o["data"]), dict(o.get("metadata") or {}))
+
+
 def transcript_from_dict(d: Mapping[str, Any]) -> Transcript:
     """Rebuild a `Transcript` from `transcript_to_dict` output (or a parsed JSON transcript file).
 
     The redundant `stdout`/`stderr`/`summary` fields are ignored: they are recomputed from `outputs` and
     the cells. `Recipe.env` comes back empty, since it is never written. Raises ValueError when the data
-    is not a `sandrun.transcript/1` transcript, and KeyError when a required field is missing.
+    is not a `sandrun.transcript/1` or `/2` transcript, and KeyError when a required field is missing.
     """
-    if d.get("schema") != TRANSCRIPT_SCHEMA:
+    if d.get("schema") not in (TRANSCRIPT_SCHEMA, "sandrun.transcript/1"):
         raise ValueError(f"not a {TRANSCRIPT_SCHEMA} transcript (schema is {d.get('schema')!r})")
     rec = d["recipe"]
     results = tuple(_result_from_dict(c, rec["path"]) for c in d["cells"])

@@ -11,13 +11,18 @@ a stdout run that follows stderr by an italic *stdout* line, so the two can be t
 interleaved. Fenced text is shown verbatim except that `\\r\\n` and lone `\\r` become `\\n` (Markdown
 treats both as line ends anyway). Every fence is one backtick longer than the longest run of backticks
 in its content (at least three), so no content can close it early.
+
+Rich output (`display()`, figures, rich values): with `files_dir` set, an image is linked as
+`![its text/plain](files_dir/<digest>.png)`, the file being written beside the report by the caller
+(`sandrun.reports.rich.image_files`); anything else, or any rich output without `files_dir`, shows its
+text/plain in a fence.
 """
 
 from __future__ import annotations
 
 import re
 
-from sandrun.model import CellKind, CellResult, CellStatus, OutputChunk, Transcript
+from sandrun.model import RESULT, CellKind, CellResult, CellStatus, OutputChunk, Transcript
 
 _BACKTICKS = re.compile(r"`+")
 _FENCE_LINE = re.compile(r" {0,3}(`{3,}|~{3,})(.*)")
@@ -89,12 +94,14 @@ def format_duration(seconds: float) -> str:
     return f"{minutes} min {rest:02d} s"
 
 
-def _runs(outputs: tuple[OutputChunk, ...]) -> list[tuple[str, str]]:
-    """Consecutive chunks of the same stream merged: [(stream, text), ...] in order."""
-    runs: list[tuple[str, str]] = []
+def _runs(outputs: tuple[OutputChunk, ...]) -> list[tuple[str, str | OutputChunk]]:
+    """Consecutive chunks of the same stream merged: [(stream, text), ...] in order; rich chunks alone."""
+    runs: list[tuple[str, str | OutputChunk]] = []
     for chunk in outputs:
-        if runs and runs[-1][0] == chunk.stream:
-            runs[-1] = (chunk.stream, runs[-1][1] + chunk.text)
+        if chunk.rich:
+            runs.append((chunk.stream, chunk))
+        elif runs and runs[-1][0] == chunk.stream and isinstance(runs[-1][1], str):
+            runs[-1] = (chunk.stream, str(runs[-1][1]) + chunk.text)
         else:
             runs.append((chunk.stream, chunk.text))
     return [run for run in runs if run[1]]
@@ -146,7 +153,17 @@ def _summary(t: Transcript) -> list[str]:
     return lines
 
 
-def _code_cell(r: CellResult) -> list[str]:
+def _rich(chunk: OutputChunk, files_dir: str | None) -> list[str]:
+    from sandrun.reports.rich import image_name, image_of
+
+    image = image_of(chunk) if files_dir is not None else None
+    if image is None:
+        return [fence(chunk.text, "text"), ""]
+    alt = escape(chunk.text.split("\n", 1)[0][:100])
+    return [f"![{alt}]({files_dir}/{image_name(*image)})", ""]
+
+
+def _code_cell(r: CellResult, files_dir: str | None) -> list[str]:
     cell = r.cell
     lines = [f"### {cell.index + 1}. {escape(cell.label)}: {_STATUS_WORD[r.status]}", ""]
     meta = [code_span(cell.location)]
@@ -160,12 +177,17 @@ def _code_cell(r: CellResult) -> list[str]:
         meta.append(f"peak memory {r.peak_memory / 2**20:.1f} MiB")
     lines += [" · ".join(meta), "", fence(cell.source, "python"), ""]
     previous = "stdout"
+    rich_value = False
     for stream, text in _runs(r.outputs):
+        if isinstance(text, OutputChunk):  # rich output: no stream label, but a value says it is one
+            rich_value = rich_value or stream == RESULT
+            lines += (["*value:*", ""] if stream == RESULT else []) + _rich(text, files_dir)
+            continue
         if stream != previous:
             lines += [f"*{stream}:*", ""]
         lines += [fence(text, "text"), ""]
         previous = stream
-    if r.value is not None:
+    if r.value is not None and not rich_value:
         lines += ["*value:*", "", fence(r.value, "text"), ""]
     if r.error is not None:
         where = f" (line {r.error.line})" if r.error.line is not None else ""
@@ -182,7 +204,7 @@ def _code_cell(r: CellResult) -> list[str]:
     return lines
 
 
-def _cell(r: CellResult) -> list[str]:
+def _cell(r: CellResult, files_dir: str | None) -> list[str]:
     if r.cell.kind is CellKind.MARKDOWN:
         return [_close_open_fence(_normalize_newlines(r.cell.source).strip("\n")), ""]
     if r.cell.kind is CellKind.RAW:
@@ -192,12 +214,13 @@ def _cell(r: CellResult) -> list[str]:
             fence(r.cell.source),
             "",
         ]
-    return _code_cell(r)
+    return _code_cell(r, files_dir)
 
 
-def render_markdown(t: Transcript) -> str:
-    """The transcript as a GitHub-flavoured Markdown page, ending with a newline."""
+def render_markdown(t: Transcript, files_dir: str | None = None) -> str:
+    """The transcript as a GitHub-flavoured Markdown page, ending with a newline; images are linked in
+    `files_dir` (a relative URL), or shown as their text/plain when it is None."""
     lines = [_title(t), "", *_header(t), "", *_summary(t), "", "## Cells", ""]
     for r in t.results:
-        lines += _cell(r)
+        lines += _cell(r, files_dir)
     return "\n".join(lines).rstrip("\n") + "\n"

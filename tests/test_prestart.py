@@ -1,0 +1,181 @@
+"""Sandboxes started ahead of their recipes: each recipe gets the one started for it (never another
+recipe's), one never used is torn down, and Ctrl-C leaves no process of any of them behind."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from sandrun.backends import get_backend
+from sandrun.backends.base import Backend
+from sandrun.model import Recipe, RunStatus
+from sandrun.prestart import Prestarter
+from sandrun.readers import load_recipe
+from sandrun.runner import RunControl, RunListener, RunOptions, run_many
+from sandrun.session import Session
+from tests.security.sandboxes import local_unavailable
+
+BACKENDS = ["process", "local"]
+
+
+def needs(backend: str) -> None:
+    if backend == "local" and (reason := local_unavailable()):
+        pytest.skip(f"the local backend is unavailable: {reason}")
+
+
+def recipes(folder: Path, count: int, backend: str) -> list[tuple[Recipe, Backend]]:
+    """`count` recipes, each with its own `env` (WHO=its number), printing WHO and their interpreter pid."""
+    folder.mkdir(exist_ok=True)
+    runs = []
+    for i in range(count):
+        path = folder / f"r{i:02d}.yaml"
+        path.write_text(f"env:\n  WHO: '{i}'\ncells:\n  - import os; print(os.environ['WHO'], os.getpid())\n")
+        runs.append((load_recipe(path), get_backend(backend)))
+    return runs
+
+
+def silent(recipe: Recipe) -> RunListener | None:
+    return None
+
+
+def alive(pid: int) -> bool:
+    """True while `pid` exists and is not a zombie."""
+    try:
+        return ") Z" not in Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_each_recipe_runs_in_the_sandbox_started_for_it(
+    tmp_path: Path, backend: str, jobs: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    needs(backend)
+    ahead: list[Session] = []
+    launch = Prestarter._launch
+
+    def counted(self: Prestarter, index: int) -> Session | None:
+        session = launch(self, index)
+        if session is not None:
+            ahead.append(session)
+        return session
+
+    monkeypatch.setattr(Prestarter, "_launch", counted)
+    transcripts = run_many(recipes(tmp_path, 5, backend), RunOptions(), jobs, silent, RunControl())
+    assert [t.status for t in transcripts] == [RunStatus.PASSED] * 5
+    printed = [t.results[0].stdout.split() for t in transcripts]
+    assert [who for who, _ in printed] == ["0", "1", "2", "3", "4"]  # each its own env: its own sandbox
+    if backend == "process":
+        assert len({pid for _, pid in printed}) == 5
+    assert len(ahead) >= 3  # most sandboxes were started ahead, while an earlier recipe ran
+    assert all(session.channel.returncode is not None for session in ahead)  # and all are gone
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_sandbox_started_ahead_and_never_used_is_torn_down(tmp_path: Path, backend: str) -> None:
+    needs(backend)
+    runs = recipes(tmp_path, 3, backend)
+    control = RunControl()
+    ahead = Prestarter(runs, RunOptions(), 2, control)
+    ahead.advance(0)  # recipe 0 begins: the sandboxes of recipes 1 and 2 start
+    waiting = [session for session in (ahead._waiting.get(1), ahead._waiting.get(2)) if session]
+    assert len(waiting) == 2
+    for session in waiting:
+        session.wait_ready()  # they really are up
+    pids = [session.channel.proc.pid for session in waiting]  # type: ignore[attr-defined]
+    assert all(alive(pid) for pid in pids)
+    ahead.close()
+    assert not any(alive(pid) for pid in pids)
+    assert all(session.channel.returncode is not None for session in waiting)
+    assert ahead.take(1) is None and ahead.take(2) is None
+    ahead.advance(1)  # closed: nothing more is started
+    assert not ahead._waiting
+    assert not control._sessions  # nothing left for Ctrl-C to chase
+
+
+def test_no_sandbox_is_started_ahead_for_a_shared_workdir_or_packages(tmp_path: Path) -> None:
+    runs = recipes(tmp_path, 3, "process")
+    ahead = Prestarter(runs, RunOptions(workdir=tmp_path), 2, RunControl())
+    ahead.advance(0)
+    assert not ahead._waiting
+    ahead.close()
+
+
+def descendants(pid: int) -> dict[int, str]:
+    """Every live process below `pid` on the host, with its start time (to tell a reused pid apart)."""
+    parents: dict[int, list[tuple[int, str]]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        with contextlib.suppress(OSError):
+            fields = entry.joinpath("stat").read_text().rsplit(")", 1)[1].split()
+            parents.setdefault(int(fields[1]), []).append((int(entry.name), fields[19]))
+    found, todo = {}, [pid]
+    while todo:
+        for child, started in parents.get(todo.pop(), []):
+            found[child] = started
+            todo.append(child)
+    return found
+
+
+def still_running(processes: dict[int, str]) -> list[int]:
+    """The pids of `processes` that still run (same pid, same start time, not a zombie)."""
+    left = []
+    for pid, started in processes.items():
+        with contextlib.suppress(OSError):
+            text = Path(f"/proc/{pid}/stat").read_text()
+            fields = text.rsplit(")", 1)[1].split()
+            if fields[19] == started and fields[0] != "Z":
+                left.append(pid)
+    return left
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_ctrl_c_with_sandboxes_started_ahead_leaves_no_process_behind(tmp_path: Path, backend: str) -> None:
+    needs(backend)
+    folder = tmp_path / "recipes"
+    folder.mkdir()
+    (folder / "r0.yaml").write_text("cells:\n  - import time; time.sleep(60)\n")
+    for i in (1, 2, 3):
+        (folder / f"r{i}.yaml").write_text("cells:\n  - print('never')\n")
+    report = tmp_path / "all.json"
+    command = [sys.executable, "-m", "sandrun", "run", str(folder), "-j", "1", "--backend", backend]
+    proc = subprocess.Popen([*command, "--report", str(report)], stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 30
+        # recipe 0's interpreter, and the ones started ahead for recipes 1 and 2, each under its sandbox
+        while len(tree := descendants(proc.pid)) < 6 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.5)  # recipe 0 is in its sleep; the two sandboxes started ahead wait for their recipes
+        tree |= descendants(proc.pid)
+        proc.send_signal(signal.SIGINT)
+        _, stderr = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, stderr
+    assert len(tree) >= 6, tree
+    assert still_running(tree) == []
+    assert [t["status"] for t in json.loads(report.read_text())] == ["interrupted"] * 4
+
+
+def test_descendants_sees_a_child_and_still_running_a_live_one() -> None:
+    """Control for the test above: the process census finds live children and reports them as running."""
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        tree = descendants(os.getpid())
+        assert child.pid in tree
+        assert still_running(tree) != []
+    finally:
+        child.kill()
+        child.wait()
+    assert child.pid not in still_running(tree)
