@@ -14,13 +14,14 @@ import yaml
 from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
-from sandrun.readers import Parser, markdown_doc, percent, yaml_nodes, yaml_recipe
+from sandrun.readers import Parser, markdown_doc, percent, rst, yaml_nodes, yaml_recipe
 from tests.fuzz.strategies import (
     Case,
     cases,
     markdown_cases,
     percent_cases,
     recipe_texts,
+    rst_cases,
     special_soup,
     yaml_cases,
 )
@@ -30,6 +31,7 @@ READERS: dict[str, tuple[Parser, st.SearchStrategy[str]]] = {
     "yaml": (yaml_recipe.parse, recipe_texts(yaml_cases())),
     "percent": (percent.parse, recipe_texts(percent_cases())),
     "markdown": (markdown_doc.parse, recipe_texts(markdown_cases())),
+    "rst": (rst.parse, recipe_texts(rst_cases())),
 }
 
 

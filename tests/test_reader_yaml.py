@@ -599,7 +599,7 @@ def test_unknown_suffix(tmp_path: Path, name: str, shown: str) -> None:
     assert info.value.line is None
     assert str(info.value) == (
         f"{path}: cannot tell the recipe format from the suffix {shown}\n"
-        "  hint: use one of .yaml, .yml, .py, .md, .ipynb"
+        "  hint: use one of .yaml, .yml, .py, .md, .ipynb, .rst"
     )
 
 

@@ -2,8 +2,9 @@
 
 A directory is searched recursively (hidden and linked directories, environments and caches are skipped) for
 `*.yaml` and `*.yml` files with a top-level `cells:` key, `*.py` files in the percent format (a `# %%`
-line), `*.md` documents with a fenced Python block, and `*.ipynb` notebooks with a code cell. A file named
-explicitly is always taken, whatever it holds: the reader will say if it is not a recipe.
+line), `*.md` documents with a fenced Python block, `*.ipynb` notebooks with a code cell, and `*.rst`
+documents with a Python example (a Python code-block, a testcode or doctest directive, a `>>> ` line). A
+file named explicitly is always taken, whatever it holds: the reader will say if it is not a recipe.
 """
 
 from __future__ import annotations
@@ -20,6 +21,11 @@ YAML_CELLS = re.compile(rb"^cells[ \t]*:", re.MULTILINE)
 PERCENT_MARKER = re.compile(rb"^[ \t]*#[ \t]*%%", re.MULTILINE)
 NOTEBOOK_CODE = re.compile(rb'"cell_type"\s*:\s*"code"')
 PYTHON_FENCE = re.compile(rb"^[ ]{0,3}(`{3,}|~{3,})[ \t]*(python|py|pycon)\b", re.MULTILINE | re.IGNORECASE)
+RST_PYTHON = re.compile(
+    rb"^[ \t]*(?:>>> |\.\.[ \t]+(?:testcode|doctest)[ \t]*::"
+    rb"|\.\.[ \t]+(?:code-block|code|sourcecode)[ \t]*::[ \t]*(?:python|py|pycon)\b)",
+    re.MULTILINE | re.IGNORECASE,
+)
 GLOB_CHARACTERS = set("*?[")
 
 
@@ -63,9 +69,10 @@ def recipes_below(directory: Path) -> Iterator[Path]:
 
 
 def looks_like_recipe(path: Path) -> bool:
-    """Whether a file found by searching is a recipe: by suffix, and for .py and .md by a look inside."""
+    """Whether a file found by searching is a recipe: by suffix, and for .py, .md, .ipynb, .rst by a look
+    inside."""
     patterns = {".yaml": YAML_CELLS, ".yml": YAML_CELLS, ".py": PERCENT_MARKER, ".md": PYTHON_FENCE}
-    pattern = {**patterns, ".ipynb": NOTEBOOK_CODE}.get(path.suffix.lower())
+    pattern = {**patterns, ".ipynb": NOTEBOOK_CODE, ".rst": RST_PYTHON}.get(path.suffix.lower())
     if pattern is None:
         return False
     try:

@@ -29,7 +29,7 @@ from sandrun.readers.lines import ends_with_newline, newline_of, split_lines
 from sandrun.readers.yaml_nodes import compose
 from sandrun.readers.yaml_recipe import construct
 
-_READERS = {"yaml": "yaml_recipe", "percent": "percent", "markdown": "markdown_doc"}
+_READERS = {"yaml": "yaml_recipe", "percent": "percent", "markdown": "markdown_doc", "rst": "rst"}
 _TRUNCATED = re.compile(r"\[sandrun: \d+ more bytes of \w+ not shown; the limit is \d+ bytes\]")
 _DIRECTIVE = re.compile(r"^# expect \w+:", re.MULTILINE)
 _CONTAINER = r"(?:[ \t>]|[-+*][ \t]|[0-9]{1,9}[.)][ \t])*"  # blockquote and list item prefixes, as written
@@ -269,6 +269,10 @@ def _replacement(recipe: Recipe, text: str, exp: ExpectedText, what: str, new: s
         indent = _continued(found.group(1) if found else "")
         lines = [indent + (x if x.strip() else "<BLANKLINE>") for x in new.split("\n")] if new else []
         return start, end, _lines(text, start, end, lines, nl)
+    if recipe.format == "rst":  # a `.. testoutput::` body: re-indented as the old one was
+        old = next((x for x in split_lines(text[start:end]) if x.strip()), "")
+        indent = old[: len(old) - len(old.lstrip(" "))] or "   "
+        return start, end, _lines(text, start, end, [indent + x if x else "" for x in new.split("\n")], nl)
     return _fenced(text, start, end, new, nl)
 
 

@@ -17,6 +17,7 @@ SPECIAL = [
     "# %%", "# %% [markdown]", " tags=[\"skip\"]", "x=", "```", "```python", "```output", "~~~", ">>> ",
     "... ", "<!-- sandrun: skip -->", "<!--", "-->", "# expect stdout:", "# expect value: ", "# ---",
     "  - ", "&a ", "*a", "|2", ">-", "Traceback (most recent call last):", "ValueError: x", "<BLANKLINE>",
+    ".. testcode::", ".. doctest::", ".. testoutput::", "::", "   ", ".. sandrun: ", ".. sandrun-settings:",
 ]  # fmt: skip
 
 # What the cells of generated recipes print: plain words and the characters each format must escape.
@@ -139,9 +140,26 @@ def markdown_cases(draw: st.DrawFn) -> Case:
     return Case(".md", surface.apply(pieces), tuple(outputs))
 
 
+@st.composite
+def rst_cases(draw: st.DrawFn) -> Case:
+    """A reST document whose testcode blocks print `outputs` but show something else after them."""
+    outputs = draw(st.lists(printed_texts(), min_size=1, max_size=3))
+    surface = draw(surfaces)
+    pieces: list[tuple[str, bool]] = [("Fuzz\n====\n\n", False)]
+    for out in outputs:
+        indent = draw(st.sampled_from(["", "   "]))
+        code = "".join(f"{indent}   {line}\n" for line in _code(out).splitlines())
+        lead = ".. note::\n\n" if indent else ""
+        pieces.append(
+            (f"{lead}{indent}.. testcode::\n\n{code}\n{indent}.. testoutput::\n\n{indent}   ", False)
+        )
+        pieces += [("wrong", True), ("\n\n>>> 1 + 1\n2\n\n", False)]
+    return Case(".rst", surface.apply(pieces), tuple(outputs))
+
+
 def cases() -> st.SearchStrategy[Case]:
     """A well-formed recipe in any format."""
-    return st.one_of(yaml_cases(), percent_cases(), markdown_cases())
+    return st.one_of(yaml_cases(), percent_cases(), markdown_cases(), rst_cases())
 
 
 def mutated(base: st.SearchStrategy[str]) -> st.SearchStrategy[str]:

@@ -19,7 +19,8 @@ Parser = Callable[[str, str, str], Recipe]
 
 
 READERS = {
-    ".yaml": "yaml_recipe", ".yml": "yaml_recipe", ".py": "percent", ".md": "markdown_doc", ".ipynb": "ipynb"
+    ".yaml": "yaml_recipe", ".yml": "yaml_recipe", ".py": "percent", ".md": "markdown_doc", ".ipynb": "ipynb",
+    ".rst": "rst",
 }  # fmt: skip
 """Recipe suffix -> the module of `sandrun.readers` that parses it (only that one is imported)."""
 
@@ -34,7 +35,7 @@ def _parser(suffix: str) -> Parser | None:
     return parser
 
 
-SUPPORTED_SUFFIXES = (".yaml", ".yml", ".py", ".md", ".ipynb")
+SUPPORTED_SUFFIXES = (".yaml", ".yml", ".py", ".md", ".ipynb", ".rst")
 
 
 def load_recipe(path: str | Path, check_outputs: bool = False) -> Recipe:

@@ -292,3 +292,21 @@ def _settings(reader: _Reader, items: dict[str, yaml.Node]) -> dict[str, Any]:
         packages=reader.packages(items["packages"]) if "packages" in items else (),
         backend=reader.text(items["backend"], "backend") if "backend" in items else None,
     )
+
+
+def read_settings(text: str, path: str, what: str = "the settings") -> dict[str, Any]:
+    """Recipe settings written as YAML inside another format (a reST `.. sandrun-settings:` comment): the
+    YAML recipe's top-level keys but `cells`, checked as there. `text` keeps the file's line numbering (the
+    lines before it left empty)."""
+    lines = LineIndex(text)
+    try:
+        root = compose(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = lines.line_of(mark.index) if mark else None
+        message = " ".join(str(getattr(exc, "problem", None) or exc).split())
+        raise RecipeError(path, line, f"invalid YAML in {what}: {message}") from None
+    if root is None:
+        return {}
+    reader = _Reader(path, lines)
+    return _settings(reader, reader.mapping(root, what, SETTING_KEYS))
