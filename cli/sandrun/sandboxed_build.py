@@ -124,13 +124,15 @@ def check_result(
             f"{what} failed (exit status {code}):\n{tail}", SANDBOX_HINT, packages, output=tail
         )
     python = builder.target / "bin" / "python"
+    why = ""
     try:
         roots = python_roots(str(python))
-    except Exception:  # any refusal means the same: not the interpreter asked for
-        roots = []
+    except Exception as exc:  # any refusal means the same: not the interpreter asked for
+        roots, why = [], f": {exc}"
     if not roots or not set(roots) <= {builder.target, *base_roots}:
+        found = f" (it needs {', '.join(map(str, roots))})" if roots else why
         raise EnvironmentBuildError(
-            f"the build for {named} left an interpreter that is not a venv of {builder.spec.python}",
+            f"the build for {named} left an interpreter that is not a venv of {builder.spec.python}{found}",
             hint="a package's build changed the environment's interpreter or pyvenv.cfg: it is not used",
             packages=packages,
         )
