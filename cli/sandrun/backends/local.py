@@ -57,6 +57,7 @@ from sandrun.backends.process import (
     minimal_env,
     open_input_file,
     run_as_kwargs,
+    status_of_launcher,
 )
 from sandrun.backends.seccomp import build_filter
 from sandrun.errors import BackendError
@@ -206,10 +207,7 @@ class LocalChannel(ProcessChannel):
     @property
     def returncode(self) -> int | None:
         """Like a plain process's: bubblewrap reports a child killed by signal N as status 128 + N."""
-        code = self.proc.poll()
-        if code is not None and 128 < code < 128 + signal.NSIG:
-            return -(code - 128)
-        return code
+        return status_of_launcher(self.proc.poll())
 
     plan: SandboxPlan | None = None
     """The plan the sandbox was built from (its memory cgroup tells why the kernel killed a process)."""

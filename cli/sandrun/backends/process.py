@@ -322,10 +322,7 @@ class ReapedChannel(ProcessChannel):
     @property
     def returncode(self) -> int | None:
         """The driver's status, as the reaper passes it on (a death by signal N as 128 + N)."""
-        code = self.proc.poll()
-        if code is not None and 128 < code < 128 + signal.NSIG:
-            return -(code - 128)
-        return code
+        return status_of_launcher(self.proc.poll())
 
     def kill(self) -> None:
         """Ask the reaper to kill everything now (it exits once nothing is left); any thread."""
@@ -343,6 +340,14 @@ class ReapedChannel(ProcessChannel):
         code = wait_at_most(self.proc, REAP_DEADLINE)
         if code is None or code < 0:
             kill_tree(self.proc, self.token)
+
+
+def status_of_launcher(code: int | None) -> int | None:
+    """A launcher's exit status as a plain child's would be: the launchers (the reaper, bubblewrap) report
+    a child killed by signal N as 128 + N, which becomes -N."""
+    if code is not None and 128 < code < 128 + signal.NSIG:
+        return -(code - 128)
+    return code
 
 
 def wait_at_most(proc: subprocess.Popen[bytes], seconds: float) -> int | None:

@@ -260,13 +260,7 @@ def front_matter(text: str, path: str, key: str = "sandrun", what: str | None = 
     place of what comes before it, so that lines count from the file's start), checked as a YAML
     recipe's top-level keys are: keyword arguments for `Recipe`. Other keys are other tools' business."""
     lines = LineIndex(text)
-    try:
-        root = compose(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = lines.line_of(mark.index) if mark else None
-        message = " ".join(str(getattr(exc, "problem", None) or exc).split())
-        raise RecipeError(path, line, f"invalid YAML front matter: {message}") from None
+    root = _compose_embedded(text, path, lines, "invalid YAML front matter")
     if not isinstance(root, yaml.MappingNode):
         return {}
     for key_node, value_node in root.value:
@@ -275,6 +269,18 @@ def front_matter(text: str, path: str, key: str = "sandrun", what: str | None = 
             where = what or f"the front matter's {key}"
             return _settings(reader, reader.mapping(value_node, where, SETTING_KEYS))
     return {}
+
+
+def _compose_embedded(text: str, path: str, lines: LineIndex, what: str) -> yaml.Node | None:
+    """The YAML node tree of settings embedded in another format; a RecipeError `what: problem` at its
+    line when it is not YAML."""
+    try:
+        return compose(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = lines.line_of(mark.index) if mark else None
+        message = " ".join(str(getattr(exc, "problem", None) or exc).split())
+        raise RecipeError(path, line, f"{what}: {message}") from None
 
 
 def _settings(reader: _Reader, items: dict[str, yaml.Node]) -> dict[str, Any]:
@@ -299,13 +305,7 @@ def read_settings(text: str, path: str, what: str = "the settings") -> dict[str,
     YAML recipe's top-level keys but `cells`, checked as there. `text` keeps the file's line numbering (the
     lines before it left empty)."""
     lines = LineIndex(text)
-    try:
-        root = compose(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = lines.line_of(mark.index) if mark else None
-        message = " ".join(str(getattr(exc, "problem", None) or exc).split())
-        raise RecipeError(path, line, f"invalid YAML in {what}: {message}") from None
+    root = _compose_embedded(text, path, lines, f"invalid YAML in {what}")
     if root is None:
         return {}
     reader = _Reader(path, lines)
