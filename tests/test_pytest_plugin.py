@@ -38,6 +38,46 @@ cells:
 """
 
 
+RST = """\
+Doc
+===
+
+.. testcode::
+
+   print(6 * 7)
+
+.. testoutput::
+
+   42
+"""
+NOTEBOOK = json.dumps(
+    {
+        "nbformat": 4,
+        "nbformat_minor": 5,
+        "metadata": {},
+        "cells": [
+            {"cell_type": "markdown", "id": "a", "metadata": {}, "source": ["# Doc"]},
+            {
+                "cell_type": "code",
+                "id": "b",
+                "metadata": {},
+                "source": ["x = 2"],
+                "outputs": [],
+                "execution_count": None,
+            },
+            {
+                "cell_type": "code",
+                "id": "c",
+                "metadata": {},
+                "source": ["assert x == 2"],
+                "outputs": [],
+                "execution_count": None,
+            },
+        ],
+    }
+)
+
+
 @pytest.fixture(scope="module", autouse=True)
 def warm_up(tmp_path_factory: pytest.TempPathFactory) -> None:
     """Read a recipe of every format, so that their readers are imported before pytester's snapshot."""
@@ -45,7 +85,13 @@ def warm_up(tmp_path_factory: pytest.TempPathFactory) -> None:
     from sandrun.readers import load_recipe
 
     folder = tmp_path_factory.mktemp("warm-up")
-    texts = {"r.yaml": STATEFUL, "d.md": "```python\nprint(1)\n```\n", "p.py": "# %%\nx = 1\n"}
+    texts = {
+        "r.yaml": STATEFUL,
+        "d.md": "```python\nprint(1)\n```\n",
+        "p.py": "# %%\nx = 1\n",
+        "s.rst": RST,
+        "n.ipynb": NOTEBOOK,
+    }
     for name, text in texts.items():
         (folder / name).write_text(text)
         load_recipe(folder / name)
@@ -153,6 +199,14 @@ def test_markdown_documents_below_a_path_are_collected(pytester: pytest.Pytester
     result = pytester.runpytest("--sandrun", ".", "-v")
     assert outcomes(result) == {"passed": 1}
     result.stdout.fnmatch_lines(["doc.md::cell_1 PASSED*"])
+
+
+def test_rst_documents_and_notebooks_below_a_path_are_collected(pytester: pytest.Pytester) -> None:
+    pytester.makefile(".rst", doc=RST)
+    pytester.makefile(".ipynb", notebook=NOTEBOOK)
+    result = pytester.runpytest("--sandrun", ".", "-v")
+    assert outcomes(result) == {"passed": 3}
+    result.stdout.fnmatch_lines(["doc.rst::cell_1 PASSED*", "notebook.ipynb::cell_2 PASSED*"])
 
 
 def test_sandrun_paths_in_the_ini_file_collect_recipes_along_with_the_tests(

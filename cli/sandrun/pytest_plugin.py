@@ -20,7 +20,7 @@ ROOTS = pytest.StashKey[list[Path]]()
 """The paths recipes are collected below, once the plugin is active."""
 NAMED = pytest.StashKey[set[Path]]()
 """Files the command line names: taken whatever their suffix says (a percent-format `.py` included)."""
-RECIPE_SUFFIXES = (".yaml", ".yml", ".md")
+RECIPE_SUFFIXES = (".yaml", ".yml", ".md", ".rst", ".ipynb")
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
