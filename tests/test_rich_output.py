@@ -17,6 +17,9 @@ HAS_MATPLOTLIB = importlib.util.find_spec("matplotlib") is not None
 needs_matplotlib = pytest.mark.skipif(
     not HAS_MATPLOTLIB, reason="matplotlib is not installed in sandrun's venv"
 )
+needs_pandas = pytest.mark.skipif(
+    importlib.util.find_spec("pandas") is None, reason="pandas is not installed in sandrun's venv"
+)
 PNG_1X1 = base64.b64decode(
     "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg=="
 )
@@ -75,6 +78,17 @@ def test_a_rich_trailing_value_is_a_result_and_a_plain_one_is_not(run_cell: RunC
     assert [(c.stream, c.text) for c in rich(outcome)] == [("result", "Rich()")]
     plain = run_cell("[1, 2]")
     assert plain.value == "[1, 2]" and rich(plain) == []
+
+
+@needs_pandas
+def test_a_pandas_dataframe_is_an_html_table_and_its_text(run_cell: RunCell) -> None:
+    outcome = run_cell("import pandas as pd\npd.DataFrame({'a': [1, 2], 'b': ['x', 'y']})")
+    assert outcome.status == "ok", outcome.error
+    [result] = rich(outcome)
+    assert result.stream == "result" and result.data is not None
+    html = str(result.data["text/html"])
+    assert "<table" in html and "<td>x</td>" in html
+    assert result.data["text/plain"].split() == ["a", "b", "0", "1", "x", "1", "2", "y"]
 
 
 def test_a_value_whose_class_breaks_attribute_lookup_is_plain_text(run_cell: RunCell) -> None:
