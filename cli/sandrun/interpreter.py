@@ -26,7 +26,7 @@ from sandrun.backends import get_backend
 from sandrun.backends.base import SandboxOptions
 from sandrun.defaults import DEFAULT_CELL_TIMEOUT
 from sandrun.errors import BackendError
-from sandrun.model import CellError, OutputChunk, Recipe
+from sandrun.model import CellError, OutputChunk, Recipe, stream_text
 from sandrun.runner import prepare_packages
 from sandrun.session import DEFAULT_GRACE, CellOutcome
 from sandrun.session import Session as SandboxSession
@@ -69,12 +69,12 @@ class Result:
     @property
     def stdout(self) -> str:
         """All stdout text."""
-        return "".join(c.text for c in self.outputs if c.stream == "stdout")
+        return stream_text(self.outputs, "stdout")
 
     @property
     def stderr(self) -> str:
         """All stderr text."""
-        return "".join(c.text for c in self.outputs if c.stream == "stderr")
+        return stream_text(self.outputs, "stderr")
 
     @property
     def ok(self) -> bool:

@@ -7,7 +7,7 @@ serialised and handed between threads without surprises. Readers build `Recipe`s
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import Enum
 
@@ -248,12 +248,12 @@ class CellResult:
     @property
     def stdout(self) -> str:
         """All stdout text, concatenated."""
-        return "".join(c.text for c in self.outputs if c.stream == "stdout")
+        return stream_text(self.outputs, "stdout")
 
     @property
     def stderr(self) -> str:
         """All stderr text, concatenated."""
-        return "".join(c.text for c in self.outputs if c.stream == "stderr")
+        return stream_text(self.outputs, "stderr")
 
 
 @dataclass(frozen=True)
@@ -280,3 +280,8 @@ class Transcript:
     def count(self, status: CellStatus) -> int:
         """How many cells ended with `status`."""
         return sum(1 for r in self.results if r.status is status)
+
+
+def stream_text(outputs: Iterable[OutputChunk], stream: str) -> str:
+    """The text of every chunk of `stream` among `outputs`, in order."""
+    return "".join(chunk.text for chunk in outputs if chunk.stream == stream)
