@@ -30,7 +30,7 @@ import types
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # the protocol's shapes, for the type checker only: nothing more is imported in the sandbox
-    from typing import TypedDict
+    from typing import TextIO, TypedDict
 
     class RunRequest(TypedDict):
         """A `run` request from the host."""
@@ -72,6 +72,9 @@ HOLD_SECONDS = 0.02
 """Python-level writes to one stream are held back and sent as one event, up to this many characters or this
 long: a loop of one-byte writes must not cost an event (and host memory, and time) per byte."""
 DRIVER_FILENAME = "<sandrun-driver>"
+GET_SIGNAL = getattr(signal, "_signal", signal).getsignal
+"""`signal.getsignal` without its conversion to an enum, which costs more than the rest of a small cell's
+timer handling (CPython's `signal` module wraps the `_signal` one)."""
 MAIN_THREAD = threading.get_ident()
 REAPER: int | None = None
 """The pid of the reaper this driver left as pid 1 of its PID namespace, if any (`stay_pid_1_as_reaper`)."""
@@ -85,7 +88,8 @@ class Emitter:
     """Writes protocol events, one JSON line each, to the private channel; safe to call from any thread.
 
     A cell's timeout (SIGALRM, handled in the main thread) must never cut a line in half: while the main
-    thread writes, `busy` is set and the timeout waits (`deferred`) until the line is out.
+    thread writes, `busy` is set and the timeout waits (`deferred`) until the line is out. At a cell's end
+    its last events are gathered (`gather`) and go out with its `done` in one write (`finish`).
     """
 
     def __init__(self, fd: int) -> None:
@@ -93,20 +97,42 @@ class Emitter:
         self.lock = threading.RLock()
         self.busy = False
         self.deferred: BaseException | None = None
+        self.gathered: list[bytes] | None = None
+        self.encode = json.JSONEncoder(ensure_ascii=False).encode
 
     def send(self, event: dict[str, object]) -> None:
         """Write one event as a JSON line (the whole line, even if a timeout fires meanwhile)."""
-        data = (json.dumps(event, ensure_ascii=False) + "\n").encode("utf-8", "replace")
-        main = threading.get_ident() == MAIN_THREAD
+        data = (self.encode(event) + "\n").encode("utf-8", "replace")
         with self.lock:
-            self.busy = main
-            try:
-                while data:
-                    data = data[os.write(self.fd, data) :]
-            except OSError:
-                os._exit(0)  # the host is gone: nobody is left to report to
-            finally:
-                self.busy = False
+            if self.gathered is not None:
+                self.gathered.append(data)
+                return
+            self._write(data)
+
+    def gather(self) -> None:
+        """Keep events from now on, to be written together with the next `finish`."""
+        with self.lock:
+            self.gathered = []
+
+    def finish(self, event: dict[str, object]) -> None:
+        """Write the gathered events and then `event`, at once."""
+        data = (self.encode(event) + "\n").encode("utf-8", "replace")
+        with self.lock:
+            if self.gathered:
+                data = b"".join(self.gathered) + data
+            self.gathered = None
+            self._write(data)
+
+    def _write(self, data: bytes) -> None:
+        main = threading.get_ident() == MAIN_THREAD
+        self.busy = main
+        try:
+            while data:
+                data = data[os.write(self.fd, data) :]
+        except OSError:
+            os._exit(0)  # the host is gone: nobody is left to report to
+        finally:
+            self.busy = False
         if main and self.deferred is not None:
             deferred, self.deferred = self.deferred, None
             raise deferred
@@ -136,6 +162,8 @@ class Capture:
         self.held_name = STREAMS[0]
         self.held_size = 0
         self.held_since = 0.0
+        self.timing = False
+        """Whether the pump sleeps with a deadline (and sees held text in time without being woken)."""
         self.readers = list(fds.values())
         self.wake_r, self.wake_w = os.pipe()  # tells the pump that text is held, so that it sends it in time
         for fd in (*self.readers, self.wake_r, self.wake_w):
@@ -169,10 +197,12 @@ class Capture:
                 self._release()
             if not self.held:
                 self.held_name, self.held_since = name, time.monotonic()
-                try:  # noqa: SIM105 - contextlib is one import more at every start
-                    os.write(self.wake_w, b"!")
-                except OSError:  # full: the pump has wake-ups enough
-                    pass
+                if not self.timing:  # the pump sleeps without a deadline: give it one
+                    self.timing = True
+                    try:  # noqa: SIM105 - contextlib is one import more at every start
+                        os.write(self.wake_w, b"!")
+                    except OSError:  # full: the pump has wake-ups enough
+                        pass
             self.held.append(text)
             self.held_size += len(text)
             if self.held_size >= HOLD_BYTES:
@@ -227,8 +257,9 @@ class Capture:
 
     def _pump(self) -> None:
         fds = [*self.fds.values(), self.wake_r]
+        with self.emitter.lock:
+            wait = self._pump_wait()
         while True:
-            wait = max(0.0, self.held_since + HOLD_SECONDS - time.monotonic()) if self.held else None
             try:
                 ready, _, _ = select.select(fds, [], [], wait)
             except InterruptedError:
@@ -242,6 +273,15 @@ class Capture:
                 self._drain()
                 if self.held and time.monotonic() - self.held_since >= HOLD_SECONDS:
                     self._release()
+                wait = self._pump_wait()
+
+    def _pump_wait(self) -> float | None:
+        """How long the pump may sleep: until held text is due, else until something arrives. A write
+        wakes it only in the second case (`timing` is false), so a burst of short cells costs few wake-ups."""
+        if self.held:
+            return max(0.0, self.held_since + HOLD_SECONDS - time.monotonic())
+        self.timing = False
+        return None
 
 
 class TextStream(io.TextIOBase):
@@ -363,7 +403,7 @@ class Interpreter:
     def remember_source(self, filename: str, first_line: int, code: str) -> None:
         """Let linecache show recipe lines in tracebacks although the file is not inside the sandbox."""
         lines = self.sources.setdefault(filename, [])
-        new = io.StringIO(code, newline="").readlines()  # cut where Python's tokenizer cuts: not at U+2028
+        new = split_lines(code)
         end = first_line - 1 + len(new)
         if len(lines) < end:
             lines.extend("\n" for _ in range(end - len(lines)))
@@ -395,16 +435,11 @@ class Interpreter:
         started = time.perf_counter()
         compiling = True
         try:
-            tree = parse_at(code, filename, first_line)
-            last = tree.body.pop() if tree.body and isinstance(tree.body[-1], ast.Expr) else None
-            body = compile(tree, filename, "exec")
-            tail = None
-            if isinstance(last, ast.Expr):
-                tail = compile(ast.Expression(last.value), filename, "eval")
+            body, tail = compile_cell(code, filename, first_line)
             compiling = False
             self.running = True
             if timeout:
-                if signal.getsignal(signal.SIGALRM) != self.on_alarm:  # a cell installed its own
+                if GET_SIGNAL(signal.SIGALRM) != self.on_alarm:  # a cell installed its own
                     signal.signal(signal.SIGALRM, self.on_alarm)
                 signal.setitimer(signal.ITIMER_REAL, float(timeout))
             try:
@@ -432,8 +467,10 @@ class Interpreter:
             result["status"], result["error"] = "error", describe_error(exc, filename, limit)
         result["duration"] = time.perf_counter() - started
         self.display.close_figures()
-        sys.stdout.flush()
-        sys.stderr.flush()
+        self.capture.emitter.gather()  # the cell's last output goes out with its `done`
+        for stream in (sys.stdout, sys.stderr):
+            if not isinstance(stream, TextStream):  # ours are flushed by `end`
+                stream.flush()
         truncated = self.capture.end()
         if truncated:
             result["truncated"] = truncated
@@ -682,17 +719,66 @@ def encode_mime(mime: str, value: object) -> str:
     return value if isinstance(value, str) else safe_repr(value)
 
 
-def parse_at(code: str, filename: str, first_line: int) -> ast.Module:
-    """The cell's syntax tree, numbered from its line in the recipe. Parsed on its own and renumbered: a cell
-    far down a long recipe costs no more than the first one (no thousands of blank lines to scan)."""
+def compile_cell(code: str, path: str, first_line: int) -> tuple[types.CodeType, types.CodeType | None]:
+    """The cell's code, and apart the code of its trailing expression (whose value is shown), numbered from
+    the cell's line in the recipe, in its code objects and in the syntax errors and warnings of compiling.
+
+    Compiled as if the cell began at line 1, then renumbered: a cell far down a long recipe costs no more
+    than the first one (no blank lines to scan, no syntax tree to walk)."""
+    shift = first_line - 1
+    import warnings  # once: Python's own start may leave it out
+
+    show = warnings.showwarning
+
+    def renumbered(
+        message: Warning | str,
+        category: type[Warning],
+        filename: str,
+        lineno: int,
+        file: TextIO | None = None,
+        line: str | None = None,
+    ) -> None:
+        show(message, category, filename, lineno + shift if filename == path else lineno, file, line)
+
+    warnings.showwarning = renumbered
     try:
-        tree = ast.parse(code, filename, "exec")
+        tree = ast.parse(code, path, "exec")
+        last = tree.body.pop() if tree.body and isinstance(tree.body[-1], ast.Expr) else None
+        body = compile(tree, path, "exec")
+        tail = compile(ast.Expression(last.value), path, "eval") if isinstance(last, ast.Expr) else None
     except SyntaxError as exc:
         for name in ("lineno", "end_lineno"):
             if getattr(exc, name, None) is not None:
-                setattr(exc, name, getattr(exc, name) + first_line - 1)
+                setattr(exc, name, getattr(exc, name) + shift)
         raise
-    return ast.increment_lineno(tree, first_line - 1)
+    finally:
+        if warnings.showwarning is renumbered:
+            warnings.showwarning = show
+    return renumber(body, shift), renumber(tail, shift) if tail is not None else None
+
+
+def renumber(code: types.CodeType, shift: int) -> types.CodeType:
+    """`code` and the code objects inside it (functions, classes) moved down `shift` lines: line numbers
+    are stored relative to each code object's first line."""
+    if not shift:
+        return code
+    consts = code.co_consts
+    if any(isinstance(const, types.CodeType) for const in consts):
+        consts = tuple(renumber(c, shift) if isinstance(c, types.CodeType) else c for c in consts)
+    return code.replace(co_firstlineno=code.co_firstlineno + shift, co_consts=consts)
+
+
+def split_lines(code: str) -> list[str]:
+    """The lines of `code`, each with its end, cut where Python's tokenizer cuts: at \\n, \\r\\n and \\r, not
+    at U+2028 or form feeds as `str.splitlines` does."""
+    if "\r" in code:
+        return io.StringIO(code, newline="").readlines()
+    lines = code.split("\n")
+    last = lines.pop()
+    lines = [line + "\n" for line in lines]
+    if last:
+        lines.append(last)
+    return lines
 
 
 def safe_repr(value: object) -> str:
@@ -813,7 +899,7 @@ def main() -> None:
         {"ev": "ready", "protocol": PROTOCOL_VERSION, "python": sys.version.split()[0], "pid": driver_pid}
     )
     for raw in requests:
-        request = json.loads(raw)
+        request = json.loads(raw.decode())  # faster than letting json guess the encoding
         if request.get("op") == "limits":
             emitter.send({"ev": "limits", **apply_limits(request["limits"])})
             continue
@@ -823,7 +909,7 @@ def main() -> None:
         done = interpreter.run(request)
         if os.getpid() != driver_pid:
             os._exit(0)  # a cell forked and the child fell through to here: it must not answer too
-        emitter.send({"ev": "done", "id": request["id"], **done})
+        emitter.finish({"ev": "done", "id": request["id"], **done})
 
 
 if __name__ == "__main__":

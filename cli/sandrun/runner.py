@@ -28,6 +28,7 @@ from sandrun.model import (
     Recipe,
     RunStatus,
     Transcript,
+    stream_text,
 )
 from sandrun.session import DEFAULT_GRACE, DEFAULT_OUTPUT_LIMIT, CellOutcome, OutputRuns, Session
 
@@ -340,23 +341,32 @@ class _Run:
 
 def result_of(cell: Cell, outcome: CellOutcome) -> CellResult:
     """Turn what the driver reported into a judged `CellResult`."""
-    result = CellResult(
+    status, reason, diff = CellStatus.ERROR, None, None
+    message = outcome.error.message if outcome.error else ""
+    if outcome.status == "timeout":
+        status, reason = CellStatus.TIMEOUT, message or "timed out"
+    elif outcome.status == "crashed":
+        reason = f"the sandbox died: {message}"
+    else:
+        outputs = outcome.outputs
+        actual = {
+            "stdout": stream_text(outputs, "stdout"),
+            "stderr": stream_text(outputs, "stderr"),
+            "value": outcome.value,
+        }
+        verdict = judge(cell.expect, outcome.error, outcome.error_types, actual)
+        status, reason, diff = verdict.status, verdict.reason, verdict.diff
+    return CellResult(
         cell=cell,
-        status=CellStatus.ERROR,
+        status=status,
         outputs=tuple(outcome.outputs),
         value=outcome.value,
         error=outcome.error,
         duration=outcome.duration,
+        reason=reason,
+        diff=diff,
         peak_memory=outcome.peak_memory,
     )
-    message = outcome.error.message if outcome.error else ""
-    if outcome.status == "timeout":
-        return replace(result, status=CellStatus.TIMEOUT, reason=message or "timed out")
-    if outcome.status == "crashed":
-        return replace(result, reason=f"the sandbox died: {message}")
-    actual = {"stdout": result.stdout, "stderr": result.stderr, "value": outcome.value}
-    verdict = judge(cell.expect, outcome.error, outcome.error_types, actual)
-    return replace(result, status=verdict.status, reason=verdict.reason, diff=verdict.diff)
 
 
 def run_many(

@@ -355,7 +355,7 @@ class OutputCollector:
 
     def add(self, stream: str, text: str) -> None:
         """Record a chunk of `stream` (a checked stream name), cutting it at the limit."""
-        size = len(text.encode("utf-8", "replace"))
+        size = len(text) if text.isascii() else len(text.encode("utf-8", "replace"))
         room = self.limit - self.kept.get(stream, 0)
         if size > room:
             self.dropped[stream] = self.dropped.get(stream, 0) + size - max(room, 0)
