@@ -4,11 +4,13 @@ Stdlib only, Python 3.9+, and it imports nothing from sandrun: the host sends th
 bootstrap (see `sandrun.session`) and it runs as a stand-alone script.
 
 Protocol: JSON lines. Requests on the private copy of stdin: `{"op": "run", "id", "code", "filename",
-"line", "timeout", "output_limit"}`. Events on the private copy of stdout: `ready` once, then for each cell
-any number of `stream` and `display` events (rich output: a MIME bundle, see `RichDisplay`) and one
-`done`. File descriptors 0, 1 and 2 are taken over at start: 0 reads nothing (so `input()` fails at
-once), 1 and 2 are pipes this driver reads, so that anything written to them, by `print`, `os.write`, C
-code or child processes, becomes a `stream` event and never touches the protocol.
+"line", "timeout", "output_limit"}`, and optionally `"after": id`: the host sent this cell before the cell
+`id` had ended, and it runs only if that cell ran and ended `ok` (else its `done` says `skipped`). Events on
+the private copy of stdout: `ready` once, then for each cell any number of `stream` and `display` events
+(rich output: a MIME bundle, see `RichDisplay`) and one `done`. File descriptors 0, 1 and 2 are taken over
+at start: 0 reads nothing (so `input()` fails at once), 1 and 2 are pipes this driver reads, so that anything
+written to them, by `print`, `os.write`, C code or child processes, becomes a `stream` event and never
+touches the protocol.
 """
 
 from __future__ import annotations
@@ -898,6 +900,7 @@ def main() -> None:
     emitter.send(
         {"ev": "ready", "protocol": PROTOCOL_VERSION, "python": sys.version.split()[0], "pid": driver_pid}
     )
+    last: tuple[object, bool] = (None, False)  # the id of the last cell answered, and whether it ended ok
     for raw in requests:
         request = json.loads(raw.decode())  # faster than letting json guess the encoding
         if request.get("op") == "limits":
@@ -906,9 +909,15 @@ def main() -> None:
         if request.get("op") != "run":
             emitter.send({"ev": "fatal", "message": f"unknown request {request.get('op')!r}"})
             continue
+        after = request.get("after")
+        if after is not None and last != (after, True):  # sent ahead of a cell that did not end ok
+            emitter.send({"ev": "done", "id": request["id"], "status": "skipped"})
+            last = (request["id"], False)
+            continue
         done = interpreter.run(request)
         if os.getpid() != driver_pid:
             os._exit(0)  # a cell forked and the child fell through to here: it must not answer too
+        last = (request["id"], done["status"] == "ok")
         emitter.finish({"ev": "done", "id": request["id"], **done})
 
 
