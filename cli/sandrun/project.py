@@ -33,11 +33,13 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sandrun.errors import RecipeError
 from sandrun.model import MATCH_MODES, MatchMode, Recipe
-from sandrun.toml_text import KeyLines
+
+if TYPE_CHECKING:
+    from sandrun.toml_text import KeyLines
 
 SETTING_KEYS = ("match", "timeout", "env", "network", "python", "packages", "backend")
 """Recipe settings a project may give, for all its recipes or for those an override matches."""
@@ -195,7 +197,7 @@ def read_project(path: Path) -> Project | None:
         text = data.decode("utf-8").removeprefix("\ufeff")
     except UnicodeDecodeError as exc:
         raise RecipeError(shown, data[: exc.start].count(b"\n") + 1, "invalid UTF-8") from None
-    from sandrun.toml_text import TOMLDecodeError, loads
+    from sandrun.toml_text import KeyLines, TOMLDecodeError, loads  # only a project that names sandrun
 
     try:
         document = loads(text)
