@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -417,3 +418,34 @@ def test_the_readme_example_is_a_valid_table(tmp_path: Path) -> None:
     found = project(tmp_path, example.split("```")[0])
     assert found.settings.match is MatchMode.WHITESPACE and found.paths[0] == "README.md"
     assert [o.skip for o in found.overrides] == [None, True]
+
+
+def test_skipped_files_are_listed_in_json_and_junit_reports(tmp_path: Path, sandboxed: None) -> None:
+    import jsonschema
+    from junitparser import JUnitXml
+
+    from sandrun.reports.json_report import load_schema
+
+    write_docs(tmp_path)
+    done = sandrun(
+        tmp_path, "--report", "out.json", "--report", "out.xml", "--cell-timeout", "30", backend="local"
+    )
+    assert done.returncode == 0, done.stderr
+    transcripts = json.loads((tmp_path / "out.json").read_text())
+    skipped = [t for t in transcripts if t["recipe"]["format"] == "skipped"]
+    assert [(t["recipe"]["path"], t["reason"]) for t in skipped] == [
+        ("docs/gpu/cuda.md", "skipped by pyproject.toml:6: needs a GPU")
+    ]
+    assert skipped[0]["summary"]["skipped"] == 1 and skipped[0]["cells"][0]["status"] == "skipped"
+    for transcript in transcripts:
+        jsonschema.validate(transcript, load_schema())
+    cases = [case for suite in JUnitXml.fromfile(str(tmp_path / "out.xml")) for case in suite]
+    reasons = [r.message for case in cases for r in case.result if type(r).__name__ == "Skipped"]
+    assert reasons == ["skipped by pyproject.toml:6: needs a GPU"]
+
+
+def test_when_every_recipe_is_skipped_the_report_still_says_so(tmp_path: Path) -> None:
+    write_docs(tmp_path)
+    done = sandrun(tmp_path, "docs/gpu/", "--format", "json")
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["reason"] == "skipped by pyproject.toml:6: needs a GPU"

@@ -226,7 +226,13 @@ def run(
             for skip in skips:
                 console.say(str(skip), "yellow")
             console.say("sandrun: nothing to run: pyproject.toml skips every recipe found", "yellow")
-            raise typer.Exit(0)
+            from sandrun.delivery import deliver
+
+            stdout_format = None if output_format == "text" else output_format
+            problems = deliver([skip.transcript() for skip in skips], report_formats, stdout_format)
+            for problem in problems:
+                typer.echo(f"sandrun: error: {problem}", err=True)
+            raise typer.Exit(3 if problems else 0)
         options = RunOptions(
             cell_timeout=cell_timeout or DEFAULT_CELL_TIMEOUT,
             keep_going=keep_going or update,
@@ -277,7 +283,8 @@ def run(
                 commands = "".join(command + "\n" for command in github_annotations(transcripts))
                 write_stdout(commands) if output_format == "text" else sys.stderr.write(commands)
             stdout_format = None if output_format == "text" else output_format
-            problems = deliver(transcripts, report_formats, stdout_format)
+            reported = transcripts + [skip.transcript() for skip in skips]  # reports list skips too
+            problems = deliver(reported, report_formats, stdout_format)
             for problem in problems:
                 typer.echo(f"sandrun: error: {for_terminal(problem)}", err=True)
             code = max((EXIT_CODES[t.status.value] for t in transcripts), key=SEVERITY.index)

@@ -36,7 +36,7 @@ from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
 from sandrun.errors import RecipeError
-from sandrun.model import MATCH_MODES, MatchMode, Recipe
+from sandrun.model import MATCH_MODES, Cell, CellResult, CellStatus, MatchMode, Recipe, RunStatus, Transcript
 
 if TYPE_CHECKING:
     from sandrun.toml_text import KeyLines
@@ -105,8 +105,41 @@ class Skip:
     """`pyproject.toml:LINE` of the override that skips it."""
     reason: str | None
 
+    @property
+    def why(self) -> str:
+        """`skipped by pyproject.toml:LINE: reason`."""
+        return f"skipped by {self.where}" + (f": {self.reason}" if self.reason else "")
+
     def __str__(self) -> str:
-        return f"{self.path}: skipped by {self.where}" + (f": {self.reason}" if self.reason else "")
+        return f"{self.path}: {self.why}"
+
+    def transcript(self) -> Transcript:
+        """The skip as reports show it: the file (never read as a recipe; format `skipped`) with one
+        skipped entry at its line 1 that says why, so that JSON and JUnit list it beside the runs."""
+        import hashlib
+        from datetime import datetime, timezone
+
+        from sandrun import __version__
+
+        try:
+            digest = hashlib.sha256(self.path.read_bytes()).hexdigest()
+        except OSError:
+            digest = hashlib.sha256(b"").hexdigest()
+        entry = Cell(
+            index=0, source="", path=str(self.path), line=1, name="(skipped by the project)", skip=True
+        )
+        now = datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+        return Transcript(
+            recipe=Recipe(path=str(self.path), sha256=digest, format="skipped", cells=(entry,)),
+            backend="none",
+            isolation="not started",
+            status=RunStatus.PASSED,
+            results=(CellResult(entry, CellStatus.SKIPPED, reason=self.why),),
+            started_at=now,
+            duration=0.0,
+            tool_version=__version__,
+            reason=self.why,
+        )
 
 
 @dataclass(frozen=True)

@@ -68,7 +68,7 @@ class RecipeFile(pytest.File):
         if project is not None and self.path.resolve() not in self.config.stash.get(NAMED, set()):
             skip = project.skip_for(self.path)
             if skip is not None:
-                self.skipped = f"skipped by {skip.where}" + (f": {skip.reason}" if skip.reason else "")
+                self.skipped = skip.why
                 yield SkippedRecipe.from_parent(self, name="skipped")
                 return
         try:
