@@ -227,11 +227,12 @@ def run(
                 console.say(str(skip), "yellow")
             console.say("sandrun: nothing to run: pyproject.toml skips every recipe found", "yellow")
             from sandrun.delivery import deliver
+            from sandrun.text import for_terminal
 
             stdout_format = None if output_format == "text" else output_format
             problems = deliver([skip.transcript() for skip in skips], report_formats, stdout_format)
             for problem in problems:
-                typer.echo(f"sandrun: error: {problem}", err=True)
+                typer.echo(f"sandrun: error: {for_terminal(problem)}", err=True)
             raise typer.Exit(3 if problems else 0)
         options = RunOptions(
             cell_timeout=cell_timeout or DEFAULT_CELL_TIMEOUT,

@@ -1,7 +1,8 @@
 """Judging a cell: did what it did match what the recipe expected? And the ONE validation of what a recipe
 may expect, that every reader calls.
 
-Expected text is compared by `MatchMode` (doctest-style `...` by default); trailing newlines never matter.
+Expected text is compared by `MatchMode`: the recipe's, else its project's default (`default_match`), else
+doctest-style `...`; trailing newlines never matter.
 A mismatch fails the cell with a unified diff, expected against actual.
 
 Readers (YAML, percent, Markdown, reStructuredText, ...) find expectations in their own syntax, then hand

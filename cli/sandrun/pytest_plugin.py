@@ -8,8 +8,8 @@ files with a Python block, found below the paths; a percent-format `.py` only wh
 it (and it is not a test module by `python_files`), so that no test module is ever read as a recipe.
 The defaults and skips of the project's `[tool.sandrun]` in pyproject.toml (found as `sandrun run` finds
 it, from where pytest started) apply as on the command line, `--sandrun-timeout` in the place of
-`--cell-timeout`; a skipped recipe is a skipped collector, with the reason. The items themselves are in
-`sandrun.pytest_recipes`.
+`--cell-timeout`; a recipe it skips is one skipped test at its line 1, with the reason. The items
+themselves are in `sandrun.pytest_recipes`.
 """
 
 from __future__ import annotations

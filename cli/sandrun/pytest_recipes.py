@@ -60,7 +60,8 @@ class RecipeFile(pytest.File):
     """Why the project skips this recipe (pyproject.toml:LINE and the reason), if it does."""
 
     def collect(self) -> Iterator[pytest.Item]:
-        """One item per code cell, in order, each marked `sandrun` (and with its identifier-like tags)."""
+        """One item per code cell, in order, each marked `sandrun` (and with its identifier-like tags); one
+        skipped item, the recipe unread, when the project skips it."""
         from sandrun.pytest_plugin import NAMED, PROJECT
 
         project = self.config.stash.get(PROJECT, None)
