@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from sandrun.backends import DEFAULT_BACKEND, get_backend
+from sandrun.backends import backend_name, get_backend
 from sandrun.backends.base import Limits
 from sandrun.defaults import DEFAULT_CELL_TIMEOUT
 from sandrun.model import Recipe, Transcript
@@ -99,7 +99,7 @@ def run(
         loaded = recipe
     else:
         loaded = _load(recipe, project, cli_timeout=cell_timeout is not None)
-    chosen = get_backend(backend or loaded.backend or DEFAULT_BACKEND, os.environ)
+    chosen = get_backend(backend_name(backend, loaded.backend, loaded.path), os.environ)
     if workdir is not None and not Path(workdir).is_dir():
         from sandrun.errors import UsageError
 

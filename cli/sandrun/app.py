@@ -179,7 +179,7 @@ def run(
         import math
         import time
 
-        from sandrun.backends import get_backend
+        from sandrun.backends import backend_name, get_backend
         from sandrun.backends.base import Limits
         from sandrun.console import Console, overall
         from sandrun.delivery import SignalsDeferred
@@ -253,11 +253,9 @@ def run(
         )
         for warning in (warning for recipe in loaded for warning in recipe.warnings):
             console.say(f"sandrun: warning: {warning}", "yellow")
-        backends = {
-            name: get_backend(name, os.environ)
-            for name in {backend or recipe.backend or DEFAULT_BACKEND for recipe in loaded}
-        }
-        chosen = [backends[backend or recipe.backend or DEFAULT_BACKEND] for recipe in loaded]
+        names = [backend_name(backend, recipe.backend, recipe.path) for recipe in loaded]
+        backends = {name: get_backend(name, os.environ) for name in set(names)}
+        chosen = [backends[name] for name in names]
         if any(b.isolation == "none" for b in chosen):
             console.say(
                 "sandrun: the process backend ISOLATES NOTHING: cells run with your permissions.", "yellow"

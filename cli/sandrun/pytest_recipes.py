@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 
 from sandrun import __version__
-from sandrun.backends import DEFAULT_BACKEND, get_backend
+from sandrun.backends import backend_name, get_backend
 from sandrun.backends.base import Backend
 from sandrun.defaults import DEFAULT_CELL_TIMEOUT
 from sandrun.environments import default_cache_dir
@@ -75,6 +75,7 @@ class RecipeFile(pytest.File):
         try:
             given = self.config.getoption("sandrun_timeout") is not None
             self.recipe = project.load(shown, cli_timeout=given) if project else load_recipe(shown)
+            backend_name(self.config.getoption("sandrun_backend"), self.recipe.backend, self.recipe.path)
         except SandrunError as exc:
             raise self.CollectError(str(exc)) from None
         for cell in self.recipe.cells:
@@ -159,7 +160,7 @@ class RecipeRun:
     def __init__(self, recipe: Recipe, config: pytest.Config) -> None:
         self.recipe = recipe
         self.update_mode = bool(config.getoption("sandrun_update"))
-        name = config.getoption("sandrun_backend") or recipe.backend or DEFAULT_BACKEND
+        name = backend_name(config.getoption("sandrun_backend"), recipe.backend, recipe.path)
         self.backend: Backend = get_backend(name, os.environ)
         timeout = config.getoption("sandrun_timeout")
         self.options = RunOptions(
