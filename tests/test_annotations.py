@@ -8,8 +8,7 @@ import pytest
 
 from sandrun.model import CellError, CellKind, CellStatus, Expectation, ExpectedText, RunStatus
 from sandrun.reports.annotations import escape_data, escape_property, github_annotations, shorten
-from tests.test_junit import DIFF, with_cells
-from tests.test_reports import PATH, TRACEBACK, make_transcript
+from tests.factories import DIFF, PATH, TRACEBACK, make_transcript, with_cells
 
 ENCODED_DIFF = "--- expected stdout%0A+++ actual stdout%0A@@ -1 +1 @@%0A-hello%0A+goodbye"
 

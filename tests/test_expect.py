@@ -50,6 +50,27 @@ def test_match_modes(mode: MatchMode, expected: str, actual: str, matches: bool)
 
 
 @pytest.mark.parametrize(
+    ("expected", "actual", "matches"),
+    [
+        ("...aa...aa...", "aaa", False),  # two pieces may not share the middle "a"
+        ("...aa...aa...", "aaaa", True),
+        ("a...b...b", "ab", False),  # a middle piece may not reuse the end
+        ("a...b...b", "abb", True),
+        ("ab...b...", "ab", False),  # nor the start
+        ("ab...b...", "abb", True),
+        ("x...yzy...zyz", "xyzyz", False),
+        ("x...yzy...zyz", "xyzyzyz", True),
+    ],
+)
+def test_ellipsis_pieces_never_overlap_as_doctest_says(expected: str, actual: str, matches: bool) -> None:
+    import doctest
+
+    oracle = doctest.OutputChecker().check_output(expected, actual, doctest.ELLIPSIS)
+    assert oracle is matches  # doctest's own ELLIPSIS, the rule users know
+    assert text_matches(ExpectedText(expected, MatchMode.ELLIPSIS), actual) is matches
+
+
+@pytest.mark.parametrize(
     ("pattern", "shown"),
     [
         (re.escape("something else"), "'something else'"),  # plain text, as a Markdown traceback gives it
