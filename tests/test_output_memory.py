@@ -16,7 +16,7 @@ from pathlib import Path
 
 from sandrun.backends import get_backend
 from sandrun.backends.base import SandboxOptions
-from sandrun.model import OutputChunk
+from sandrun.model import OutputChunk, is_cut
 from sandrun.session import OutputCollector, OutputRuns, Session
 
 MiB = 1 << 20
@@ -122,4 +122,5 @@ def test_the_host_caps_each_stream_in_bytes_not_characters() -> None:
     shown, _, note = stdout.partition("\n[sandrun:")
     assert shown == "\u00e9" * 5 and len(shown.encode()) == 10
     assert note == " 6 more bytes of stdout not shown; the limit is 10 bytes]\n"
+    assert is_cut(stdout) and not is_cut(shown)  # the note `--update` looks for
     assert [chunk.text for chunk in kept if chunk.stream == "stderr"] == ["ab"]  # each stream its own cap

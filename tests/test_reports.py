@@ -82,6 +82,24 @@ def test_round_trip_through_json() -> None:
     assert render_markdown(back) == render_markdown(t)
 
 
+def test_what_mismatched_round_trips_and_may_be_absent(validator: Draft202012Validator) -> None:
+    t = make_transcript()
+    boom = dataclasses.replace(t.results[5], error=None, reason="stdout did not match", mismatch="stdout")
+    t = dataclasses.replace(t, results=(*t.results[:5], boom, *t.results[6:]))
+    data = json.loads(render_json(t))
+    assert validator.is_valid(data) and data["cells"][5]["mismatch"] == "stdout"
+    assert transcript_from_dict(data).results[5].mismatch == "stdout"
+    del data["cells"][5]["mismatch"]  # a transcript written before the field existed
+    assert validator.is_valid(data) and transcript_from_dict(data).results[5].mismatch is None
+    data["cells"][5]["mismatch"] = "stdout did not match"
+    assert not validator.is_valid(data)
+
+
+def test_a_transcript_says_whether_it_isolated_anything() -> None:
+    assert make_transcript().isolates_nothing  # the process backend
+    assert not make_transcript(isolation="bubblewrap: namespaces").isolates_nothing
+
+
 def test_round_trip_of_a_run_that_never_started(validator: Draft202012Validator) -> None:
     t = make_transcript(
         status=RunStatus.ERROR, results=(), python_version=None, reason="sandbox did not start", limits={}

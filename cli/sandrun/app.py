@@ -175,7 +175,7 @@ def run(
         import time
 
         from sandrun.backends import get_backend
-        from sandrun.backends.base import Limits
+        from sandrun.backends.base import Limits, isolates_nothing
         from sandrun.console import Console, overall
         from sandrun.delivery import SignalsDeferred
         from sandrun.discover import find_recipes
@@ -234,7 +234,7 @@ def run(
             for name in {backend or recipe.backend or DEFAULT_BACKEND for recipe in loaded}
         }
         chosen = [backends[backend or recipe.backend or DEFAULT_BACKEND] for recipe in loaded]
-        if any(b.isolation == "none" for b in chosen):
+        if any(isolates_nothing(b) for b in chosen):
             console.say(
                 "sandrun: the process backend ISOLATES NOTHING: cells run with your permissions.", "yellow"
             )

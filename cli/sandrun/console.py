@@ -102,7 +102,7 @@ class Console:
         self.say(
             f"{transcript.recipe.path}: {transcript.status.value} ({', '.join(counts)}) "
             f"in {format_seconds(transcript.duration)} [{transcript.backend}"
-            f"{', NO ISOLATION' if transcript.isolation == 'none' else ''}]",
+            f"{', NO ISOLATION' if transcript.isolates_nothing else ''}]",
             colour,
             bold=True,
         )

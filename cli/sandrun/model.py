@@ -7,6 +7,7 @@ serialised and handed between threads without surprises. Readers build `Recipe`s
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import Enum
@@ -15,6 +16,9 @@ TRANSCRIPT_SCHEMA = "sandrun.transcript/2"
 
 MAX_TIMEOUT = 7 * 24 * 3600.0
 """The longest timeout, in seconds, a recipe or the command line may ask for (one week)."""
+
+NO_ISOLATION = "none"
+"""The `isolation` of a backend that isolates nothing (`process`): cells run with the user's permissions."""
 
 ANY_EXCEPTION = "*"
 """`Expectation.error` value that accepts any exception (the `raises-exception` tag)."""
@@ -242,6 +246,9 @@ class CellResult:
     """Why the cell has its status, in words, when the status alone does not say (failed, not run, ...)."""
     diff: str | None = None
     """Unified diff, expected against actual, when the cell failed because its output did not match."""
+    mismatch: str | None = None
+    """Which of the cell's expected texts did not match (`stdout`, `stderr`, `value` or `repl`), when that
+    is why it failed; the key of `Expectation.texts()`."""
     peak_memory: int | None = None
     """Peak resident memory of the interpreter so far, in bytes, as reported inside the sandbox."""
 
@@ -263,7 +270,7 @@ class Transcript:
     recipe: Recipe
     backend: str
     isolation: str
-    """What the sandbox isolated, e.g. `none` for the process backend."""
+    """What the sandbox isolated, e.g. `NO_ISOLATION` (`none`) for the process backend."""
     status: RunStatus
     results: tuple[CellResult, ...]
     started_at: str
@@ -277,9 +284,30 @@ class Transcript:
     limits: Mapping[str, object] = field(default_factory=dict)
     """Limits in force (timeouts, output caps, ...), for the record."""
 
+    @property
+    def isolates_nothing(self) -> bool:
+        """Whether the cells ran with the user's own permissions, in no sandbox at all."""
+        return self.isolation == NO_ISOLATION
+
     def count(self, status: CellStatus) -> int:
         """How many cells ended with `status`."""
         return sum(1 for r in self.results if r.status is status)
+
+
+OUTPUT_CUT = "[sandrun: {dropped} more bytes of {stream} not shown; the limit is {limit} bytes]"
+"""The note, on a line of its own, that ends a stream's text when a cell wrote more than the output limit."""
+
+_CUT = re.compile(
+    re.escape(OUTPUT_CUT)
+    .replace(r"\{dropped\}", r"\d+")
+    .replace(r"\{stream\}", r"\w+")
+    .replace(r"\{limit\}", r"\d+")
+)
+
+
+def is_cut(text: str) -> bool:
+    """Whether sandrun left part of `text` out: it holds an `OUTPUT_CUT` note."""
+    return _CUT.search(text) is not None
 
 
 def stream_text(outputs: Iterable[OutputChunk], stream: str) -> str:

@@ -24,13 +24,22 @@ from sandrun import safefs
 from sandrun.atomic import write_text_at
 from sandrun.errors import RecipeError, SandrunError
 from sandrun.expect import repl_view, text_matches
-from sandrun.model import Cell, CellResult, CellStatus, ExpectedText, MatchMode, Recipe, RunStatus, Transcript
+from sandrun.model import (
+    Cell,
+    CellResult,
+    CellStatus,
+    ExpectedText,
+    MatchMode,
+    Recipe,
+    RunStatus,
+    Transcript,
+    is_cut,
+)
 from sandrun.readers.lines import ends_with_newline, newline_of, split_lines
 from sandrun.readers.yaml_nodes import compose
 from sandrun.readers.yaml_recipe import construct
 
 _READERS = {"yaml": "yaml_recipe", "percent": "percent", "markdown": "markdown_doc", "rst": "rst"}
-_TRUNCATED = re.compile(r"\[sandrun: \d+ more bytes of \w+ not shown; the limit is \d+ bytes\]")
 _DIRECTIVE = re.compile(r"^# expect \w+:", re.MULTILINE)
 _CONTAINER = r"(?:[ \t>]|[-+*][ \t]|[0-9]{1,9}[.)][ \t])*"  # blockquote and list item prefixes, as written
 _FENCE = re.compile(rf"({_CONTAINER})(`{{3,}}|~{{3,}})(.*)")
@@ -243,7 +252,7 @@ def _left_alone(result: CellResult, expected: ExpectedText, actual: str | None) 
         f"the cell raised {raised}, which the recipe does not expect": raised is not None,
         "where it is written in the file is not known": expected.span is None,
         "it is a regular expression; fix it by hand": expected.mode is MatchMode.REGEX,
-        "the output was cut (raise --output-limit)": bool(_TRUNCATED.search(actual or "")),
+        "the output was cut (raise --output-limit)": is_cut(actual or ""),
     }
     return next((why for why, applies in reasons.items() if applies), None)
 

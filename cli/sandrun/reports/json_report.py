@@ -6,9 +6,9 @@ later in another format, with one deliberate loss: `Recipe.env` is never written
 and comes back empty.
 
 Each cell's entry carries both the `Cell` (index, name, kind, source, line, tags, timeout, skip, expect)
-and its `CellResult` (status, outputs, value, error, duration, reason, peak_memory), plus `stdout` and
-`stderr`: the concatenated text of `outputs`, for readers that do not care about interleaving. A cell's
-path is not repeated; it is the recipe's path.
+and its `CellResult` (status, outputs, value, error, duration, reason, diff, mismatch, peak_memory), plus
+`stdout` and `stderr`: the concatenated text of `outputs`, for readers that do not care about
+interleaving. A cell's path is not repeated; it is the recipe's path.
 
 Version 2 adds rich output to `outputs`: entries with `stream` `display` (shown by `display()` or a
 matplotlib figure) or `result` (a trailing expression's rich value), whose `text` is their text/plain and
@@ -76,6 +76,7 @@ def _result_to_dict(result: CellResult) -> dict[str, Any]:
         "duration": result.duration,
         "reason": result.reason,
         "diff": result.diff,
+        "mismatch": result.mismatch,
         "peak_memory": result.peak_memory,
         "expect": _expect_to_dict(cell.expect),
     }
@@ -166,6 +167,7 @@ def _result_from_dict(d: Mapping[str, Any], path: str) -> CellResult:
         duration=d.get("duration", 0.0),
         reason=d.get("reason"),
         diff=d.get("diff"),
+        mismatch=d.get("mismatch"),
         peak_memory=d.get("peak_memory"),
     )
 
