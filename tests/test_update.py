@@ -20,7 +20,16 @@ import yaml
 from sandrun.backends import get_backend
 from sandrun.errors import RecipeError, SandrunError
 from sandrun.expect import text_matches
-from sandrun.model import CellResult, CellStatus, OutputChunk, Recipe, RunStatus, Transcript
+from sandrun.model import (
+    VALUE_CUT,
+    CellResult,
+    CellStatus,
+    OutputChunk,
+    Recipe,
+    RunStatus,
+    Transcript,
+    is_cut,
+)
 from sandrun.readers import load_recipe, parse_bytes, yaml_recipe
 from sandrun.readers import percent as percent_reader
 from sandrun.runner import RunOptions, run_recipe
@@ -216,6 +225,33 @@ def test_timed_out_and_truncated_cells_are_left_with_a_note(tmp_path: Path) -> N
     result = update_recipe(path, dataclasses.replace(transcript, results=tuple(results)))
     assert result.edits == () and not result.written
     assert "output was cut" in result.notes[0] and "timed out" in result.notes[1]
+
+
+@pytest.mark.parametrize(
+    ("name", "text"),
+    [
+        ("value.yaml", "cells:\n  - code: 50 * 'x'\n    expect: {value: \"'short'\"}\n"),
+        ("value.py", "# %%\n50 * 'x'\n# expect value: 'short'\n"),
+        ("value.md", "```pycon\n>>> print('a'); 50 * 'x'\na\n'short'\n```\n"),  # the REPL view
+    ],
+)
+def test_a_value_the_driver_shortened_is_left_with_a_note(name: str, text: str, tmp_path: Path) -> None:
+    path = tmp_path / name
+    path.write_text(text)
+    transcript = run(path, output_limit=10)
+    assert "more characters not shown]" in (transcript.results[0].value or "")  # the driver's note
+    result = update_recipe(path, transcript)
+    assert result.edits == () and path.read_text() == text  # the note is never written as expected text
+    assert len(result.notes) == 1 and "output was cut" in result.notes[0]
+    whole = update_recipe(path, run(path))  # with room for the whole value, it is written
+    assert [edit.new.rsplit("\n", 1)[-1] for edit in whole.edits] == [repr("x" * 50)]
+
+
+def test_the_driver_writes_the_value_note_that_update_looks_for() -> None:
+    from sandrun.driver import clip  # the driver imports nothing of sandrun: it keeps its own copy
+
+    assert clip("x" * 20, 5) == "xxxxx\n" + VALUE_CUT.format(dropped=15)
+    assert is_cut(clip("x" * 20, 5)) and not is_cut(clip("x" * 5, 5))
 
 
 # --- writing --------------------------------------------------------------------------------------------

@@ -297,16 +297,23 @@ class Transcript:
 OUTPUT_CUT = "[sandrun: {dropped} more bytes of {stream} not shown; the limit is {limit} bytes]"
 """The note, on a line of its own, that ends a stream's text when a cell wrote more than the output limit."""
 
+VALUE_CUT = "[sandrun: {dropped} more characters not shown]"
+"""The note, on a line of its own, that ends a value's repr (or an error's text) longer than the output limit.
+The driver writes it, and imports nothing of sandrun: a test keeps its copy the same as this one."""
+
 _CUT = re.compile(
-    re.escape(OUTPUT_CUT)
-    .replace(r"\{dropped\}", r"\d+")
-    .replace(r"\{stream\}", r"\w+")
-    .replace(r"\{limit\}", r"\d+")
+    "|".join(
+        re.escape(note)
+        .replace(r"\{dropped\}", r"\d+")
+        .replace(r"\{stream\}", r"\w+")
+        .replace(r"\{limit\}", r"\d+")
+        for note in (OUTPUT_CUT, VALUE_CUT)
+    )
 )
 
 
 def is_cut(text: str) -> bool:
-    """Whether sandrun left part of `text` out: it holds an `OUTPUT_CUT` note."""
+    """Whether sandrun left part of `text` out: it holds an `OUTPUT_CUT` or a `VALUE_CUT` note."""
     return _CUT.search(text) is not None
 
 
