@@ -9,15 +9,12 @@ import os
 import re
 import stat
 from pathlib import Path
+from typing import Any
 
 import pytest
 from jsonschema import Draft202012Validator
 
-from sandrun.model import (
-    TRANSCRIPT_SCHEMA,
-    CellKind,
-    RunStatus,
-)
+from sandrun.model import TRANSCRIPT_SCHEMA, CellKind, Expectation, ExpectedText, RunStatus
 from sandrun.reports import format_for_path, render, write_report
 from sandrun.reports.json_report import load_schema, render_json, transcript_from_dict, transcript_to_dict
 from sandrun.reports.markdown import fence, render_markdown
@@ -80,6 +77,32 @@ def test_round_trip_through_json() -> None:
     assert back.recipe.env == {}
     assert render_json(back) == render_json(t)
     assert render_markdown(back) == render_markdown(t)
+
+
+def test_the_round_trip_loses_only_what_the_module_says() -> None:
+    t = make_transcript()
+    written = ExpectedText("hello", line=3, span=(10, 15), doctest=frozenset({"NUMBER"}))
+    cell = dataclasses.replace(t.results[1].cell, unsupported="why not", expect=Expectation(stdout=written))
+    results = (t.results[0], dataclasses.replace(t.results[1], cell=cell), *t.results[2:])
+    settings = {"network": True, "python": "python3.12", "files": ("data.txt",), "backend": "local"}
+    recipe = dataclasses.replace(
+        t.recipe, cells=tuple(r.cell for r in results), packages=("pyyaml",), warnings=("w",), **settings
+    )
+    t = dataclasses.replace(t, recipe=recipe, results=results)
+    back = transcript_from_dict(json.loads(render_json(t)))
+    lost = dataclasses.replace(
+        cell, unsupported=None, expect=Expectation(stdout=ExpectedText("hello", line=3))
+    )
+    results = (t.results[0], dataclasses.replace(t.results[1], cell=lost), *t.results[2:])
+    cells = tuple(r.cell for r in results)
+    assert back == dataclasses.replace(
+        t, results=results, recipe=dataclasses.replace(recipe, cells=cells, **EMPTY_SETTINGS)
+    )
+
+
+EMPTY_SETTINGS: dict[str, Any] = {
+    "env": {}, "network": None, "python": None, "files": (), "backend": None, "packages": (), "warnings": ()
+}  # fmt: skip
 
 
 def test_what_mismatched_round_trips_and_may_be_absent(validator: Draft202012Validator) -> None:

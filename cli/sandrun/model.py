@@ -1,8 +1,10 @@
 """The data that flows through sandrun: recipes in, transcripts out.
 
-Everything here is a frozen dataclass of plain values, so a recipe or a transcript can be compared, hashed,
-serialised and handed between threads without surprises. Readers build `Recipe`s, the runner builds
-`CellResult`s and a `Transcript`, and reports render a `Transcript`; none of them needs anything else.
+Everything here is a frozen dataclass, so a recipe or a transcript can be compared, serialised and handed
+between threads without surprises. They are not hashable: a few fields are plain dicts (`Recipe.env`,
+`Transcript.limits`, rich output's `data`), which nothing changes after they are built. Readers build
+`Recipe`s, the runner builds `CellResult`s and a `Transcript`, and reports render a `Transcript`; none of
+them needs anything else.
 """
 
 from __future__ import annotations
