@@ -75,11 +75,11 @@ class Edit:
 
 @dataclass(frozen=True)
 class UpdateResult:
-    """What `update_recipe` did to a file; `notes` say which mismatching expectations it left alone, why."""
+    """What `update_recipe` did to a file: the expected texts it rewrote (`edits`), and `notes` saying
+    which mismatching expectations it left alone, and why."""
 
     path: str
     edits: tuple[Edit, ...]
-    written: bool
     notes: tuple[str, ...] = ()
 
 
@@ -94,14 +94,6 @@ def refuse_untrusted(transcript: Transcript, path: str) -> None:
     else:
         return
     raise UpdateRefused(f"not updating {path}: {reason}", hint="run the recipe again, then update")
-
-
-def plan_updates(recipe: Recipe, transcript: Transcript, original_text: str) -> list[Edit]:
-    """The edits that make `original_text` (the text `recipe` was read from) expect what ran in
-    `transcript`. Raises `UpdateRefused` for an untrustworthy run, `RecipeError` for output that cannot be
-    written in this recipe's format."""
-    refuse_untrusted(transcript, recipe.path)
-    return _plan(recipe, transcript, original_text)[0]
 
 
 def apply_edits(text: str, edits: list[Edit] | tuple[Edit, ...]) -> str:
@@ -157,7 +149,7 @@ def _update_at(directory: int, real_name: str, name: str, transcript: Transcript
     new_text = bom + updated
     if new_text != text:  # the real file, so a link (inside the directory) stays a link
         write_text_at(directory, real_name, new_text)
-    return UpdateResult(name, tuple(edits), new_text != text, tuple(notes))
+    return UpdateResult(name, tuple(edits), tuple(notes))
 
 
 def _notebook_outputs(transcript: Transcript, text: str) -> tuple[list[Edit], str]:
