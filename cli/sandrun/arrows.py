@@ -22,6 +22,7 @@ printed without any gets them after its last line; one that printed nothing lose
 from __future__ import annotations
 
 import io
+import re
 import tokenize
 from dataclasses import dataclass
 
@@ -30,6 +31,7 @@ from sandrun.model import Cell, CellStatus, ExpectedText, StatementOutput
 from sandrun.readers.lines import split_lines
 
 ARROW = "#>"
+_EXPECT_BLOCK = re.compile(r"# expect \w+:")
 WHAT = "#> output"
 """How an update of `#>` lines is named (`updated the expected #> output`)."""
 
@@ -68,9 +70,11 @@ class Owned:
 
 
 def arrows(source: str) -> list[Arrow]:
-    """The whole-line `#>` comments of `source` (not lines of a string literal that look like them)."""
+    """The whole-line `#>` comments of `source` (not lines of a string literal that look like them, nor
+    the lines of a percent-format cell's `# expect ...:` block at its end, which are expected text)."""
     lines = split_lines(source)
-    found = [n for n, line in enumerate(lines, 1) if line.lstrip(" \t").startswith(ARROW)]
+    block = next((n for n, line in enumerate(lines) if _EXPECT_BLOCK.match(line)), len(lines))
+    found = [n for n, line in enumerate(lines[:block], 1) if line.lstrip(" \t").startswith(ARROW)]
     if not found:
         return []
     comments = _comment_lines(source)
