@@ -405,10 +405,10 @@ class Interpreter:
             last = tree.body.pop() if tree.body and isinstance(tree.body[-1], ast.Expr) else None
             if request.get("arrows"):
                 prints = StatementPrints(self.capture, tree, last)
-            body = compile(tree, filename, "exec")
+            body = compile(tree, filename, "exec", dont_inherit=True)
             tail = None
             if isinstance(last, ast.Expr):
-                tail = compile(ast.Expression(last.value), filename, "eval")
+                tail = compile(ast.Expression(last.value), filename, "eval", dont_inherit=True)
             compiling = False
             self.running = True
             if timeout:
