@@ -91,6 +91,15 @@ def test_a_mismatch_names_the_line_of_its_arrows_and_shows_a_diff(tmp_path: Path
     assert "-{'a': 2}\n+{'a': 1}" in result.diff
 
 
+def test_a_github_annotation_points_at_the_arrows(tmp_path: Path) -> None:
+    from sandrun.reports.annotations import annotation_line
+
+    path = write(tmp_path, "cells.py", "# %%\nx = 1\nprint(x)\n#> 2\nprint(3)\n")
+    assert annotation_line(run(path).results[0]) == 4
+    path = write(tmp_path, "cells.py", "# %%\nx = 1\nprint(x)\n#> 1\nprint(3)\n")
+    assert annotation_line(run(path).results[0]) == 5
+
+
 def test_several_mismatches_are_counted_and_each_has_its_diff(tmp_path: Path) -> None:
     path = write(tmp_path, "cells.py", "# %%\nprint(1)\n#> 2\nprint(3)\n#> 4\n")
     result = run(path).results[0]

@@ -3,8 +3,9 @@
 One command per failed, timed-out or errored code cell, of the form
 `::error file=PATH,line=N,title=TITLE::MESSAGE`. PATH is the cell's path as the user named it (GitHub
 matches it against the repository, so run sandrun from the repository root with relative paths). N is
-where the problem is: the line of the expected output that did not match when the reason says so, else
-the line of the innermost frame of the cell's exception in the recipe file, else the cell's first line.
+where the problem is: the line of the expected output (or `#>` comment) that did not match when the
+reason says so, else the line of the innermost frame of the cell's exception in the recipe file, else the
+cell's first line.
 TITLE is the cell's label and what happened; MESSAGE is the reason, then the diff, shortened.
 
 A run that ended in error or was interrupted without any cell showing it (the sandbox could not start,
@@ -54,6 +55,9 @@ def annotation_line(r: CellResult) -> int:
             return expected.line
         if match.group(2):
             return int(match.group(2))
+    arrows = re.match(rf"the (?:#> lines|statement) at {re.escape(r.cell.path)}:(\d+) ", r.reason or "")
+    if arrows is not None:  # `#>` comments that do not say what their statement printed
+        return int(arrows.group(1))
     if r.error is not None and r.error.line is not None:
         return r.error.line
     return r.cell.line
