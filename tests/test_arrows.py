@@ -404,6 +404,12 @@ def test_arrows_in_several_places_of_one_statement_are_left_with_a_note(tmp_path
     assert result.notes == (f"cell 1: #> output ({path}:2) left as it is: {why}",)
 
 
+def test_output_an_arrow_line_cannot_hold_is_left_with_a_note(tmp_path: Path) -> None:
+    path = write(tmp_path, "cells.py", "# %%\nprint('a\\rb')\n#> ab\n")
+    result = update_recipe(path, run(path))
+    assert not result.written and "carriage return" in result.notes[0]
+
+
 def test_a_cell_that_raised_keeps_its_arrows(tmp_path: Path) -> None:
     path = write(tmp_path, "cells.py", "# %%\nprint(1)\n#> 2\nraise ValueError\n")
     result = update_recipe(path, run(path))

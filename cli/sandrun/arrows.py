@@ -190,8 +190,8 @@ def _rewrite(
     cell: Cell, group: Owned, new: str, source: list[str], text: str, starts: list[int]
 ) -> tuple[Rewrite | None, str | None]:
     """The rewrite of one mismatching group, or why there is none."""
-    if "\r" in new:
-        return None, "what it printed has a carriage return, which a #> line cannot hold"
+    if "\r" in new or "\x00" in new:
+        return None, "what it printed has a carriage return or a NUL, which a #> line cannot hold"
     lines = [a.line for a in group.arrows] or [group.line - cell.line + 1]
     if lines != list(range(lines[0], lines[-1] + 1)):
         return None, "its #> lines are in several places; edit them by hand"
