@@ -27,7 +27,7 @@ import tokenize
 from dataclasses import dataclass
 
 from sandrun.expect import Verdict, diff, text_matches
-from sandrun.model import Cell, CellStatus, ExpectedText, StatementOutput
+from sandrun.model import Cell, CellResult, CellStatus, ExpectedText, StatementOutput
 from sandrun.readers.lines import split_lines
 
 ARROW = "#>"
@@ -146,6 +146,18 @@ def judge_arrows(cell: Cell, printed: tuple[StatementOutput, ...]) -> Verdict:
         diffs.append(diff(group.expected or "", group.stdout, f"#> output ({where})"))
     more = f" (and {len(wrong) - 1} more)" if len(wrong) > 1 else ""
     return Verdict(CellStatus.FAILED, reasons[0] + more, "".join(diffs))
+
+
+def notebook_notes(results: tuple[CellResult, ...]) -> list[str]:
+    """Notes on the `#>` lines of notebook cells that do not match: a notebook's code is not rewritten."""
+    notes = []
+    for result in results:
+        if result.printed is None or result.status is not CellStatus.FAILED:
+            continue
+        if judge_arrows(result.cell, result.printed).status is CellStatus.FAILED:
+            why = "the code of a notebook cell is not rewritten; edit it by hand"
+            notes.append(f"{result.cell.label}: {WHAT} ({result.cell.location}) left as it is: {why}")
+    return notes
 
 
 @dataclass(frozen=True)

@@ -143,7 +143,10 @@ def _update_at(directory: int, real_name: str, name: str, transcript: Transcript
     notes: list[str] = []
     if transcript.recipe.format == "ipynb":
         edits, updated = _notebook_outputs(transcript, text[len(bom) :])
-        notes = _notebook_arrows(transcript)
+        if any(result.printed is not None for result in transcript.results):
+            from sandrun.arrows import notebook_notes
+
+            notes = notebook_notes(transcript.results)
     else:
         edits, notes, updated = _plan(transcript.recipe, transcript, text[len(bom) :])
     new_text = bom + updated
@@ -168,19 +171,6 @@ def _notebook_outputs(transcript: Transcript, text: str) -> tuple[list[Edit], st
         if [(c.kind, c.source, c.tags) for c in reread.cells] != [(c.kind, c.source, c.tags) for c in cells]:
             raise SandrunError("the updated notebook does not read back as the same cells; nothing written")
     return edits, new_text
-
-
-def _notebook_arrows(transcript: Transcript) -> list[str]:
-    """Notes on the `#>` lines of notebook cells that do not match: a notebook's code is not rewritten."""
-    notes = []
-    for result in transcript.results:
-        if result.printed is not None and result.status is CellStatus.FAILED:
-            from sandrun.arrows import WHAT, judge_arrows
-
-            if judge_arrows(result.cell, result.printed).status is CellStatus.FAILED:
-                why = "the code of a notebook cell is not rewritten; edit it by hand"
-                notes.append(f"{result.cell.label}: {WHAT} ({result.cell.location}) left as it is: {why}")
-    return notes
 
 
 def _plan(recipe: Recipe, transcript: Transcript, text: str) -> tuple[list[Edit], list[str], str]:
