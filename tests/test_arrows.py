@@ -439,3 +439,21 @@ def test_the_cli_update_rewrites_and_the_run_after_passes(tmp_path: Path) -> Non
     assert updated.returncode == 0, updated.stdout + updated.stderr
     assert path.read_text() == "```python\nprint(6 * 7)\n#> 42\n```\n"
     assert subprocess.run([*cli, str(path)], capture_output=True, timeout=120).returncode == 0
+
+
+def test_a_timed_out_cell_with_arrows_is_a_timeout_and_the_interpreter_lives_on(tmp_path: Path) -> None:
+    text = """\
+        cells:
+          - code: |
+              print('start')
+              #> start
+              while True:
+                  pass
+            timeout: 0.5
+          - code: |
+              print('next')
+              #> next
+        """
+    transcript = run(write(tmp_path, "recipe.yaml", text))
+    assert statuses(transcript) == ["timeout", "passed"]
+    assert [s.stdout for s in transcript.results[0].printed or ()] == ["start\n", ""]

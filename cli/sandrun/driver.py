@@ -424,12 +424,12 @@ class Interpreter:
                 value = eval(tail, self.namespace) if tail is not None else None
                 self.display.cell_end(value)
             finally:
-                if prints is not None:
-                    result["printed"] = prints.close()
                 self.running = False
                 self.capture.emitter.deferred = None
                 if timeout:
                     signal.setitimer(signal.ITIMER_REAL, 0)
+                if prints is not None:  # after the timer: a late timeout cannot cut the record short
+                    result["printed"] = prints.close()
             if value is not None:
                 self.namespace["_"] = value
                 result["value"] = clip(safe_repr(value), limit)
