@@ -117,6 +117,12 @@ def test_a_multi_line_print_is_several_arrow_lines(tmp_path: Path) -> None:
     assert result.status is CellStatus.FAILED and result.diff is not None and "+b" in result.diff
 
 
+def test_an_ellipsis_matches_anything_and_update_leaves_it(tmp_path: Path) -> None:
+    path = write(tmp_path, "cells.py", "# %%\nimport time\nprint('took', time.time(), 's')\n#> took ... s\n")
+    assert statuses(run(path)) == ["passed"]
+    assert update_recipe(path, run(path)).edits == ()
+
+
 def test_a_print_inside_a_loop_appends_to_the_loops_arrows(tmp_path: Path) -> None:
     text = "# %%\nfor i in range(3):\n    print(i)\n    #> 0\n    #> 1\n    #> 2\nprint('after')\n#> after\n"
     assert statuses(run(write(tmp_path, "loop.py", text))) == ["passed"]
