@@ -360,3 +360,10 @@ def test_a_nonzero_exit_is_an_error_with_a_short_traceback(run_cell: RunCell) ->
     assert "LookupError" not in outcome.error.traceback
     assert "During handling" not in outcome.error.traceback
     assert outcome.error.traceback.startswith("Traceback (most recent call last):")
+
+
+def test_cells_do_not_inherit_the_drivers_future_imports(run_cell: RunCell) -> None:
+    """The driver's own `from __future__ import annotations` must not turn a cell's annotations into text."""
+    assert run_cell("def f(x: int) -> None: ...\nf.__annotations__['x']").value == "<class 'int'>"
+    own = run_cell("from __future__ import annotations\ndef g(x: int) -> None: ...\ng.__annotations__['x']")
+    assert own.value == "'int'"

@@ -63,6 +63,7 @@ if TYPE_CHECKING:  # the protocol's shapes, for the type checker only: nothing m
         truncated: dict[str, int]
         display_dropped: int
         peak_memory: int | None
+        printed: list[list[object]]
 
 
 STREAMS = ("stdout", "stderr")
@@ -135,6 +136,8 @@ class Capture:
         self.held_name = STREAMS[0]
         self.held_size = 0
         self.held_since = 0.0
+        self.tee: list[str] | None = None
+        """Where stdout text sent for the cell is also kept, while `StatementPrints` records it."""
         self.readers = list(fds.values())
         self.wake_r, self.wake_w = os.pipe()  # tells the pump that text is held, so that it sends it in time
         for fd in (*self.readers, self.wake_r, self.wake_w):
@@ -207,6 +210,8 @@ class Capture:
             text = text.encode("utf-8", "replace")[:room].decode("utf-8", "ignore")
             size = room
         self.sent[name] += size
+        if self.tee is not None and name == "stdout":
+            self.tee.append(text)
         self.emitter.send({"ev": "stream", "id": self.cell_id, "name": name, "text": text})
 
     def _drain(self) -> None:
@@ -393,13 +398,16 @@ class Interpreter:
         result: DoneFields = {"status": "ok"}
         started = time.perf_counter()
         compiling = True
+        prints: StatementPrints | None = None
         try:
             tree = parse_at(code, filename, first_line)
             last = tree.body.pop() if tree.body and isinstance(tree.body[-1], ast.Expr) else None
-            body = compile(tree, filename, "exec")
+            if request.get("arrows"):
+                prints = StatementPrints(self.capture, tree, last)
+            body = compile(tree, filename, "exec", dont_inherit=True)
             tail = None
             if isinstance(last, ast.Expr):
-                tail = compile(ast.Expression(last.value), filename, "eval")
+                tail = compile(ast.Expression(last.value), filename, "eval", dont_inherit=True)
             compiling = False
             self.running = True
             if timeout:
@@ -407,7 +415,11 @@ class Interpreter:
                     signal.signal(signal.SIGALRM, self.on_alarm)
                 signal.setitimer(signal.ITIMER_REAL, float(timeout))
             try:
+                if prints is not None:
+                    prints.start()
                 exec(body, self.namespace)
+                if prints is not None and tail is not None:
+                    prints.mark(len(prints.statements) - 1)
                 value = eval(tail, self.namespace) if tail is not None else None
                 self.display.cell_end(value)
             finally:
@@ -415,6 +427,8 @@ class Interpreter:
                 self.capture.emitter.deferred = None
                 if timeout:
                     signal.setitimer(signal.ITIMER_REAL, 0)
+                if prints is not None:  # after the timer: a late timeout cannot cut the record short
+                    result["printed"] = prints.close()
             if value is not None:
                 self.namespace["_"] = value
                 result["value"] = clip(safe_repr(value), limit)
@@ -440,6 +454,53 @@ class Interpreter:
             result["display_dropped"] = self.display.dropped
         result["peak_memory"] = peak_memory()
         return result
+
+
+class StatementPrints:
+    """What each top-level statement of a cell wrote to stdout, asked for by cells with `#>` comments.
+
+    A call to `mark` is put into the cell's syntax tree before each statement (none before the leading
+    `from __future__` imports, which must come first): it sends what the previous statement left held
+    and starts the record of the next. Cells without `#>` are compiled and run untouched.
+    """
+
+    NAME = "__sandrun_statement__"
+
+    def __init__(self, capture: Capture, tree: ast.Module, last: ast.stmt | None) -> None:
+        self.capture = capture
+        statements = [*tree.body, *([last] if last is not None else [])]
+        self.statements: list[tuple[int, int, list[str]]] = [
+            (s.lineno, s.end_lineno or s.lineno, []) for s in statements
+        ]
+        """First line, last line and what was written, of each top-level statement."""
+        futures = [isinstance(s, ast.ImportFrom) and s.module == "__future__" for s in tree.body]
+        first = max((i + 1 for i, future in enumerate(futures) if future), default=0)
+        body: list[ast.stmt] = tree.body[:first]
+        for index, statement in enumerate(tree.body[first:], first):
+            call = ast.Call(ast.Name(self.NAME, ast.Load()), [ast.Constant(index)], [])
+            nodes = (mark := ast.Expr(call), call, call.func, *call.args)
+            for node in nodes:
+                ast.copy_location(node, statement)
+            body += [mark, statement]
+        tree.body = body
+
+    def start(self) -> None:
+        """The cell runs: its marks can be called."""
+        setattr(builtins, self.NAME, self.mark)
+
+    def mark(self, index: int) -> None:
+        """Statement `index` starts: what was written before it belongs to the one before."""
+        self.capture.flush()
+        self.capture.tee = self.statements[index][2]
+
+    def close(self) -> list[list[object]]:
+        """Stop recording; `[first line, last line, stdout]` of every top-level statement, in order."""
+        try:
+            self.capture.flush()
+        finally:
+            self.capture.tee = None
+            builtins.__dict__.pop(self.NAME, None)
+        return [[first, end, "".join(text)] for first, end, text in self.statements]
 
 
 DISPLAY_LIMIT = 10 << 20

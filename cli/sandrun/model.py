@@ -232,6 +232,17 @@ class CellError:
 
 
 @dataclass(frozen=True)
+class StatementOutput:
+    """What one top-level statement of a cell printed (recorded for cells with `#>` comments only)."""
+
+    line: int
+    """1-based line in the recipe file where the statement starts."""
+    end_line: int
+    """1-based line in the recipe file where it ends."""
+    stdout: str
+
+
+@dataclass(frozen=True)
 class CellResult:
     """What happened when a cell was (or was not) run."""
 
@@ -253,6 +264,9 @@ class CellResult:
     is why it failed; the key of `Expectation.texts()`."""
     peak_memory: int | None = None
     """Peak resident memory of the interpreter so far, in bytes, as reported inside the sandbox."""
+    printed: tuple[StatementOutput, ...] | None = None
+    """stdout by top-level statement, for a cell whose code has `#>` comments (see `sandrun.arrows`);
+    None for other cells. Not written to JSON transcripts."""
 
     @property
     def stdout(self) -> str:

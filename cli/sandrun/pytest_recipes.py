@@ -33,6 +33,7 @@ from sandrun.readers import load_recipe
 from sandrun.runner import (
     UNEXPECTED,
     RunOptions,
+    has_arrows,
     prepare_packages,
     result_of,
     sandbox_options,
@@ -198,7 +199,10 @@ class RecipeRun:
             self.stopped = f"not run: the sandbox could not start: {exc}"
             return CellResult(cell, CellStatus.ERROR, reason=f"the sandbox could not start: {exc}")
         timeout = cell.timeout or self.recipe.timeout or self.options.cell_timeout
-        result = result_of(cell, session.run(cell.source, cell.path, cell.line, timeout, self.options.grace))
+        outcome = session.run(
+            cell.source, cell.path, cell.line, timeout, self.options.grace, by_statement=has_arrows(cell)
+        )
+        result = result_of(cell, outcome)
         if session.dead_reason:
             self.stopped = f"not run: the sandbox stopped during {cell.label} ({cell.location})"
         elif result.status in UNEXPECTED and not self.update_mode:

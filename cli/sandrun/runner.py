@@ -276,7 +276,9 @@ class _Run:
             self.listener.cell_output(cell, chunk)
 
         timeout = cell.timeout or self.recipe.timeout or self.options.cell_timeout
-        outcome = session.run(cell.source, cell.path, cell.line, timeout, self.options.grace, on_output)
+        outcome = session.run(
+            cell.source, cell.path, cell.line, timeout, self.options.grace, on_output, has_arrows(cell)
+        )
         return result_of(cell, outcome)
 
     def after(self, session: Session, cell: Cell) -> None:
@@ -338,6 +340,12 @@ class _Run:
         return RunStatus.PASSED
 
 
+def has_arrows(cell: Cell) -> bool:
+    """Whether the cell's code may have `#>` comments, the output of the statement above them (then the
+    driver records what each statement printed, and `sandrun.arrows` checks it)."""
+    return "#>" in cell.source
+
+
 def result_of(cell: Cell, outcome: CellOutcome) -> CellResult:
     """Turn what the driver reported into a judged `CellResult`."""
     result = CellResult(
@@ -348,6 +356,7 @@ def result_of(cell: Cell, outcome: CellOutcome) -> CellResult:
         error=outcome.error,
         duration=outcome.duration,
         peak_memory=outcome.peak_memory,
+        printed=None if outcome.printed is None else tuple(outcome.printed),
     )
     message = outcome.error.message if outcome.error else ""
     if outcome.status == "timeout":
@@ -356,6 +365,10 @@ def result_of(cell: Cell, outcome: CellOutcome) -> CellResult:
         return replace(result, reason=f"the sandbox died: {message}")
     actual = {"stdout": result.stdout, "stderr": result.stderr, "value": outcome.value}
     verdict = judge(cell.expect, outcome.error, outcome.error_types, actual)
+    if verdict.status is CellStatus.PASSED and result.printed is not None:
+        from sandrun.arrows import judge_arrows  # only cells with `#>` comments pay for it
+
+        verdict = judge_arrows(cell, result.printed)
     return replace(
         result, status=verdict.status, reason=verdict.reason, diff=verdict.diff, mismatch=verdict.mismatch
     )

@@ -27,7 +27,7 @@ from sandrun.events import (
     stream_fields,
     text_field,
 )
-from sandrun.model import DISPLAY, OUTPUT_CUT, CellError, OutputChunk
+from sandrun.model import DISPLAY, OUTPUT_CUT, CellError, OutputChunk, StatementOutput
 
 __all__ = ["CellOutcome", "OutputCollector", "OutputRuns", "ProtocolViolation", "Session", "parse_event"]
 
@@ -83,6 +83,8 @@ class CellOutcome:
     """The raised exception's class and its bases, most specific first, for matching expectations."""
     duration: float = 0.0
     peak_memory: int | None = None
+    printed: list[StatementOutput] | None = None
+    """stdout by top-level statement, when `Session.run` was asked for it."""
 
 
 class Session:
@@ -184,14 +186,18 @@ class Session:
         timeout: float | None,
         grace: float = DEFAULT_GRACE,
         on_output: Callable[[OutputChunk], None] | None = None,
+        by_statement: bool = False,
     ) -> CellOutcome:
-        """Run one cell; output chunks are passed to `on_output` as they arrive."""
+        """Run one cell; output chunks are passed to `on_output` as they arrive. With `by_statement`, the
+        outcome says what each top-level statement printed (`CellOutcome.printed`)."""
         if self.dead_reason:
             raise BackendError(self.dead_reason)
         self._next_id += 1
         cell_id = self._next_id
         request = {"op": "run", "id": cell_id, "code": code, "filename": filename, "line": line}
         request.update(timeout=timeout, output_limit=self.output_limit)
+        if by_statement:
+            request["arrows"] = True
         outcome = CellOutcome(status="ok")
         collector = OutputCollector(self.output_limit, outcome.outputs, on_output)
         started = time.monotonic()
@@ -250,6 +256,7 @@ class Session:
         done = done_fields(event)
         outcome.status, outcome.value, outcome.peak_memory = done.status, done.value, done.peak_memory
         outcome.error, outcome.error_types = done.error, done.error_types
+        outcome.printed = done.printed
         for stream, dropped in done.truncated.items():
             collector.dropped[stream] = collector.dropped.get(stream, 0) + dropped
 

@@ -35,7 +35,7 @@ from sandrun.model import (
     Transcript,
     is_cut,
 )
-from sandrun.readers.lines import ends_with_newline, newline_of, split_lines
+from sandrun.readers.lines import ends_with_newline, line_starts, newline_of, split_lines
 from sandrun.readers.yaml_nodes import compose
 from sandrun.readers.yaml_recipe import construct
 
@@ -144,6 +144,10 @@ def _update_at(directory: int, real_name: str, name: str, transcript: Transcript
     notes: list[str] = []
     if transcript.recipe.format == "ipynb":
         edits, updated = _notebook_outputs(transcript, text[len(bom) :])
+        if any(result.printed is not None for result in transcript.results):
+            from sandrun.arrows import notebook_notes
+
+            notes = notebook_notes(transcript.results)
     else:
         edits, notes, updated = _plan(transcript.recipe, transcript, text[len(bom) :])
     new_text = bom + updated
@@ -176,9 +180,12 @@ def _plan(recipe: Recipe, transcript: Transcript, text: str) -> tuple[list[Edit]
     nl = newline_of(text)
     edits: list[Edit] = []
     notes: list[str] = []
+    arrows: dict[int, list[str]] = {}
     shared = _sharers(transcript)
     for result in transcript.results:
         cell = result.cell
+        if result.printed is not None and result.status is not CellStatus.SKIPPED:
+            arrows[cell.index] = _arrow_edits(recipe, result, text, nl, edits, notes)
         for what, expected in cell.expect.texts().items():
             actual = _actual(result, what)
             if result.status is CellStatus.SKIPPED or text_matches(expected, actual or ""):
@@ -197,8 +204,38 @@ def _plan(recipe: Recipe, transcript: Transcript, text: str) -> tuple[list[Edit]
             edits.append(Edit(start, end, put, cell.index, cell.label, what, location, expected.text, new))
     updated = apply_edits(text, edits) if edits else text
     if edits:
-        _verify(recipe, updated, edits)
+        _verify(recipe, updated, edits, arrows)
     return edits, notes, updated
+
+
+def _arrow_edits(
+    recipe: Recipe, result: CellResult, text: str, nl: str, edits: list[Edit], notes: list[str]
+) -> list[str]:
+    """Add the edits that make the cell's `#>` lines say what it printed (`sandrun.arrows`), and notes on
+    those left alone; return the text of every `#>` line of the cell after the edits."""
+    from sandrun.arrows import WHAT, arrows, plan_arrows
+
+    cell = result.cell
+    raised = result.error.type if result.error and cell.expect.error is None else None
+    why = _WHY_NOT.get(result.status) or (
+        f"the cell raised {raised}, which the recipe does not expect" if raised else None
+    )
+    if why is None and is_cut(result.stdout):
+        why = "the output was cut (raise --output-limit)"
+    if why:
+        if result.status is CellStatus.FAILED or result.status is CellStatus.TIMEOUT:
+            notes.append(f"{cell.label}: {WHAT} ({cell.location}) left as it is: {why}")
+        return [arrow.text for arrow in arrows(cell.source)]
+    rewrites, arrow_notes, after = plan_arrows(cell, result.printed or (), text, line_starts(text))
+    notes += arrow_notes
+    for r in rewrites:
+        location = f"{recipe.path}:{r.line}"
+        put = _lines(text, r.start, r.end, list(r.lines), nl)
+        edits.append(Edit(r.start, r.end, put, cell.index, cell.label, WHAT, location, r.old, r.new))
+    return after
+
+
+_WHY_NOT = {CellStatus.TIMEOUT: "the cell timed out", CellStatus.NOT_RUN: "the cell was not run"}
 
 
 def _actual(result: CellResult, what: str) -> str | None:
@@ -378,8 +415,9 @@ def _block_parts(old: str, key_column: int) -> tuple[str, str, int, str]:
     return re.sub("[0-9]", "", header.group(1)), header.group(2), indent, rest
 
 
-def _verify(recipe: Recipe, new_text: str, edits: list[Edit]) -> None:
-    """The updated text must read back as the same cells, with exactly the new texts where edits are."""
+def _verify(recipe: Recipe, new_text: str, edits: list[Edit], arrows: dict[int, list[str]]) -> None:
+    """The updated text must read back as the same cells, with exactly the new texts where edits are, and
+    with the `#>` lines planned for each cell that has them."""
     try:
         reader = import_module(f"sandrun.readers.{_READERS[recipe.format]}")
         again = reader.parse(new_text, recipe.path, recipe.sha256)
@@ -396,9 +434,20 @@ def _verify(recipe: Recipe, new_text: str, edits: list[Edit]) -> None:
             if got != expected.text if want is None else got.rstrip("\n") != want:
                 message = f"cannot write the new {what} of {old.label} so that it reads back as it is"
                 raise RecipeError(recipe.path, expected.line or old.line, message, "edit it by hand")
+    if arrows:
+        from sandrun.arrows import arrows as arrow_lines
+
+        for index, wanted_arrows in arrows.items():
+            if [arrow.text for arrow in arrow_lines(again.cells[index].source)] != wanted_arrows:
+                message = f"cannot write the #> lines of {recipe.cells[index].label} so that they read back"
+                raise RecipeError(recipe.path, recipe.cells[index].line, message, "edit them by hand")
 
 
 def _shape(cell: Cell) -> tuple[object, ...]:
     """What an update must not change in a cell (its code: in a percent cell, up to the `# expect` lines)."""
     code, expect = _DIRECTIVE.split(cell.source, maxsplit=1)[0], cell.expect
+    if "#>" in code:
+        from sandrun.arrows import without_arrows  # `--update` rewrites these lines of the code
+
+        code = without_arrows(code)
     return cell.kind, cell.name, code, expect.error, expect.error_message, tuple(expect.texts())

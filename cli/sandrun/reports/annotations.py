@@ -3,7 +3,8 @@
 One command per failed, timed-out or errored code cell, of the form
 `::error file=PATH,line=N,title=TITLE::MESSAGE`. PATH is the cell's path as the user named it (GitHub
 matches it against the repository, so run sandrun from the repository root with relative paths). N is
-where the problem is: the line of the expected output that did not match (`CellResult.mismatch`), else
+where the problem is: the line of the expected output that did not match (`CellResult.mismatch`) or
+the `#>` comment that did not say what its statement printed, else
 the line of the innermost frame of the cell's exception in the recipe file, else the cell's first line.
 TITLE is the cell's label and what happened; MESSAGE is the reason, then the diff, shortened.
 
@@ -14,6 +15,7 @@ Values are escaped as the Actions runner expects, so every command is a single l
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
 from sandrun.model import CellKind, CellResult, CellStatus, RunStatus, Transcript
@@ -48,6 +50,9 @@ def annotation_line(r: CellResult) -> int:
     expected = r.cell.expect.texts().get(r.mismatch) if r.mismatch else None
     if expected is not None and expected.line is not None:
         return expected.line
+    arrows = re.match(rf"the (?:#> lines|statement) at {re.escape(r.cell.path)}:(\d+) ", r.reason or "")
+    if arrows is not None:  # `#>` comments that do not say what their statement printed
+        return int(arrows.group(1))
     if r.error is not None and r.error.line is not None:
         return r.error.line
     return r.cell.line
