@@ -397,10 +397,10 @@ class Interpreter:
         try:
             tree = parse_at(code, filename, first_line)
             last = tree.body.pop() if tree.body and isinstance(tree.body[-1], ast.Expr) else None
-            body = compile(tree, filename, "exec")
+            body = compile(tree, filename, "exec", dont_inherit=True)  # not this module's __future__
             tail = None
             if isinstance(last, ast.Expr):
-                tail = compile(ast.Expression(last.value), filename, "eval")
+                tail = compile(ast.Expression(last.value), filename, "eval", dont_inherit=True)
             compiling = False
             self.running = True
             if timeout:
