@@ -312,3 +312,12 @@ def test_an_indented_session_is_updated_in_place(tmp_path: Path) -> None:
     update_recipe(path, transcript)
     assert path.read_text() == INDENTED.replace("    old", "    21", 1).replace("      old", "      40")
     assert run_recipe(load_recipe(path), get_backend("process"), RunOptions()).status is RunStatus.PASSED
+
+
+def test_an_indented_block_that_is_not_a_session_is_listed_not_refused() -> None:
+    # A README's indented block may start with a prompt and go on as plain code (doctest runs the first
+    # line and reads the rest as prose): listed as skipped with the reason, the document still runs.
+    text = "Intro.\n\n    >>> import math\n\n    x = math.pi\n    print(x)\n\n```python\nprint(1)\n```\n"
+    first, second = parse(text, "doc.md", "0" * 64).cells
+    assert first.skip and first.unsupported is not None and "not a session" in first.unsupported
+    assert (first.line, second.line) == (3, 9)

@@ -163,7 +163,14 @@ def parse(text: str, path: str, sha256: str) -> Recipe:
         elif (item.lang in PYTHON or console) and not item.directive:
             where = "a >>> session" if console else "a Python block"
             settings = _settings(doc, options, where, len(pending))
-            if console:
+            if console and item.indented:  # doctest's reading: not a session after all is not an error
+                try:
+                    cells += _session(doc, item, settings, len(cells))
+                except RecipeError as exc:
+                    why = f"an indented block that starts with >>> but is not a session: {exc.message}"
+                    source, line = doc.content(item), item.first + 1
+                    cells.append(Cell(len(cells), source, path, line, skip=True, unsupported=why))
+            elif console:
                 cells += _session(doc, item, settings, len(cells))
             else:
                 cells.append(_cell(doc, len(cells), item.first, doc.content(item), settings, {}))

@@ -42,6 +42,8 @@ class Fence:
     """The content lines, with the containers' prefixes and the fence's indentation removed."""
     directive: bool = False
     """Whether the info string was a MyST directive, `{name}`, rather than a language or Pandoc class."""
+    indented: bool = False
+    """Whether it is an indented code block (then it starts with a `>>>` prompt), not a fence."""
 
 
 @dataclass(frozen=True)
@@ -87,7 +89,7 @@ def scan(text: str) -> list[Item]:
             items.append(_fence(token, start, stop))
         elif token.type == "code_block" and _SESSION.match(token.content.lstrip("\n")):
             lines = tuple(token.content.split("\n")[:-1])  # a session, as doctest reads a README
-            items.append(Fence("", "", start, start, start + len(lines), lines))
+            items.append(Fence("", "", start, start, start + len(lines), lines, indented=True))
         elif token.type == "html_block":
             content = token.content.rstrip("\n")
             comment = _COMMENT.fullmatch(content)
