@@ -18,9 +18,11 @@ sandrun's (run or listed as skipped) starts inside it: there must be none. Refus
 be none too, and internal errors none.
 
 Failures are sorted by cause: a missing module, the network (off in the sandbox), output that differs from
-what the page shows (stale or machine-dependent output), a NameError after an earlier failure of the same
-page, a SyntaxError (pseudo-code, or a reader's mistake: read them), and other exceptions the page's code
-raises. `--details` writes every failure and skip with its place, for reading them one by one.
+what the page shows (stale or machine-dependent output), an undefined name (one the page never defines:
+Sphinx docs set names up in `conf.py`'s `doctest_global_setup`, or an earlier cell failed), a SyntaxError
+(pseudo-code, fragments, newer syntax; or a reader's mistake), and other exceptions the page's code raises.
+A failure of sandrun's own shows as a sandbox error or an internal error; the others were read one by one
+(`--details FILE` writes every failure, skip and miss with its place) to find the readers' mistakes.
 """
 
 from __future__ import annotations
@@ -59,7 +61,7 @@ NETWORK = re.compile(
 )
 COLUMNS = (
     "docs", "oracle blocks", "cells", "passed", "missing module", "network", "output differs",
-    "NameError after a failure", "SyntaxError", "other page error", "timeout", "sandbox error", "skipped",
+    "undefined name", "SyntaxError", "other page error", "timeout", "sandbox error", "skipped",
     "missed", "refused (exit 2)", "internal errors",
 )  # fmt: skip
 
@@ -197,8 +199,8 @@ def failure(result: CellResult, failed_before: bool) -> str:
         return "missing module"
     if NETWORK.search(f"{error.type}: {error.message}\n{error.traceback}"):
         return "network"
-    if kind in ("NameError", "AttributeError") and failed_before:
-        return "NameError after a failure"
+    if kind == "NameError" or (kind == "AttributeError" and failed_before):
+        return "undefined name"
     if kind in ("SyntaxError", "IndentationError"):
         return "SyntaxError"
     return "other page error"
