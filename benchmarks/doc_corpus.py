@@ -14,7 +14,8 @@ The oracles for which Python blocks a document holds: markdown-it-py (fences wit
 directives with Python in them, blocks whose first line is a `>>>` prompt, indented ones too) and docutils
 (`code`/`code-block`/`sourcecode` directives in Python, literal and doctest blocks that start with `>>>`,
 `sphinx.ext.doctest`'s directives, found inside any other directive). A block is missed when no cell of
-sandrun's (run or listed as skipped) starts inside it: there must be none. Refused documents (exit 2) must
+sandrun's (run or listed as skipped) starts inside it, or when searching a directory would not take the
+document: there must be none. Refused documents (exit 2) must
 be none too, and internal errors none.
 
 Failures are sorted by cause: a missing module, the network (off in the sandbox), output that differs from
@@ -39,6 +40,7 @@ from pathlib import Path
 from markdown_it import MarkdownIt
 
 from sandrun.backends import get_backend
+from sandrun.discover import looks_like_recipe
 from sandrun.errors import RecipeError
 from sandrun.model import CellResult, CellStatus, Transcript
 from sandrun.readers import load_recipe
@@ -214,6 +216,10 @@ def measure(root: Path, backend: str, python: str, details: list[str]) -> collec
         blocks = rst_blocks(text, path) if path.suffix.lower() == ".rst" else markdown_blocks(text)
         counts["docs"] += 1
         counts["oracle blocks"] += len(blocks)
+        if blocks and not looks_like_recipe(path):  # `sandrun run docs/` would not take it
+            counts["missed"] += len(blocks)
+            details.append(f"missed: {path}: not found by searching a directory")
+            continue
         try:
             recipe = load_recipe(path)
         except RecipeError as exc:

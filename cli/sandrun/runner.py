@@ -276,7 +276,10 @@ class _Run:
             self.listener.cell_output(cell, chunk)
 
         timeout = cell.timeout or self.recipe.timeout or self.options.cell_timeout
-        outcome = session.run(cell.source, cell.path, cell.line, timeout, self.options.grace, on_output)
+        console = cell.expect.repl is not None  # a `>>>` example
+        outcome = session.run(
+            cell.source, cell.path, cell.line, timeout, self.options.grace, on_output, interactive=console
+        )
         return result_of(cell, outcome)
 
     def after(self, session: Session, cell: Cell) -> None:

@@ -184,14 +184,18 @@ class Session:
         timeout: float | None,
         grace: float = DEFAULT_GRACE,
         on_output: Callable[[OutputChunk], None] | None = None,
+        interactive: bool = False,
     ) -> CellOutcome:
-        """Run one cell; output chunks are passed to `on_output` as they arrive."""
+        """Run one cell; output chunks are passed to `on_output` as they arrive. `interactive`: as a console
+        runs a `>>>` example, showing the value of every expression statement (in loops and blocks too)."""
         if self.dead_reason:
             raise BackendError(self.dead_reason)
         self._next_id += 1
         cell_id = self._next_id
         request = {"op": "run", "id": cell_id, "code": code, "filename": filename, "line": line}
         request.update(timeout=timeout, output_limit=self.output_limit)
+        if interactive:
+            request["interactive"] = True
         outcome = CellOutcome(status="ok")
         collector = OutputCollector(self.output_limit, outcome.outputs, on_output)
         started = time.monotonic()
