@@ -3,8 +3,8 @@
 Fenced code blocks are found wherever CommonMark puts them: at the top level, in list items, in
 blockquotes, in containers nested in containers, each with its true lines in the file. An indented code
 block whose first line is a `>>> ` prompt is a session (doctest finds it in a README), read as a fence with
-no language. The parser is
-imported only when a Markdown document is read (it costs start-up time every other run would pay).
+no language. The parser is imported only when a Markdown document is read (it costs start-up time every
+other run would pay).
 """
 
 from __future__ import annotations
