@@ -105,6 +105,15 @@ def test_trailing_expression_value_is_recorded_not_printed(run_cell: RunCell) ->
     assert run_cell("y = 1").value is None
 
 
+def test_cells_do_not_inherit_the_drivers_future_imports(run_cell: RunCell) -> None:
+    # The driver's own `from __future__ import annotations` must not turn a cell's annotations into strings
+    # (pydantic, attrs and dataclass examples read them); a cell's own future import still counts.
+    assert run_cell("def f(x: int): pass\nf.__annotations__").value == "{'x': <class 'int'>}"
+    assert run_cell("from __future__ import annotations\ndef g(x: int): pass\ng.__annotations__").value == (
+        "{'x': 'int'}"
+    )
+
+
 def test_state_survives_between_cells(run_cell: RunCell) -> None:
     run_cell("import math\nradius = 2")
     assert run_cell("round(math.pi * radius**2, 2)").value == "12.57"
@@ -360,10 +369,3 @@ def test_a_nonzero_exit_is_an_error_with_a_short_traceback(run_cell: RunCell) ->
     assert "LookupError" not in outcome.error.traceback
     assert "During handling" not in outcome.error.traceback
     assert outcome.error.traceback.startswith("Traceback (most recent call last):")
-
-
-def test_cells_do_not_inherit_the_drivers_future_imports(run_cell: RunCell) -> None:
-    """The driver's own `from __future__ import annotations` must not turn a cell's annotations into text."""
-    assert run_cell("def f(x: int) -> None: ...\nf.__annotations__['x']").value == "<class 'int'>"
-    own = run_cell("from __future__ import annotations\ndef g(x: int) -> None: ...\ng.__annotations__['x']")
-    assert own.value == "'int'"

@@ -43,6 +43,7 @@ if TYPE_CHECKING:  # the protocol's shapes, for the type checker only: nothing m
         timeout: float | None
         output_limit: int
         display_limit: int
+        interactive: bool
 
     class ErrorInfo(TypedDict):
         """How a cell's exception is described in its `done` event."""
@@ -404,7 +405,10 @@ class Interpreter:
             last = tree.body.pop() if tree.body and isinstance(tree.body[-1], ast.Expr) else None
             if request.get("arrows"):
                 prints = StatementPrints(self.capture, tree, last)
-            body = compile(tree, filename, "exec", dont_inherit=True)
+            if request.get("interactive"):  # a console shows every expression statement's value
+                body = compile(ast.Interactive(tree.body), filename, "single", dont_inherit=True)
+            else:
+                body = compile(tree, filename, "exec", dont_inherit=True)  # not this module's __future__
             tail = None
             if isinstance(last, ast.Expr):
                 tail = compile(ast.Expression(last.value), filename, "eval", dont_inherit=True)

@@ -200,7 +200,13 @@ class RecipeRun:
             return CellResult(cell, CellStatus.ERROR, reason=f"the sandbox could not start: {exc}")
         timeout = cell.timeout or self.recipe.timeout or self.options.cell_timeout
         outcome = session.run(
-            cell.source, cell.path, cell.line, timeout, self.options.grace, by_statement=has_arrows(cell)
+            cell.source,
+            cell.path,
+            cell.line,
+            timeout,
+            self.options.grace,
+            by_statement=has_arrows(cell),
+            interactive=cell.expect.repl is not None,  # a `>>>` example shows values as a console does
         )
         result = result_of(cell, outcome)
         if session.dead_reason:

@@ -276,8 +276,16 @@ class _Run:
             self.listener.cell_output(cell, chunk)
 
         timeout = cell.timeout or self.recipe.timeout or self.options.cell_timeout
+        console = cell.expect.repl is not None  # a `>>>` example
         outcome = session.run(
-            cell.source, cell.path, cell.line, timeout, self.options.grace, on_output, has_arrows(cell)
+            cell.source,
+            cell.path,
+            cell.line,
+            timeout,
+            self.options.grace,
+            on_output,
+            by_statement=has_arrows(cell),
+            interactive=console,
         )
         return result_of(cell, outcome)
 

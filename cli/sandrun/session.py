@@ -187,9 +187,12 @@ class Session:
         grace: float = DEFAULT_GRACE,
         on_output: Callable[[OutputChunk], None] | None = None,
         by_statement: bool = False,
+        interactive: bool = False,
     ) -> CellOutcome:
         """Run one cell; output chunks are passed to `on_output` as they arrive. With `by_statement`, the
-        outcome says what each top-level statement printed (`CellOutcome.printed`)."""
+        outcome says what each top-level statement printed (`CellOutcome.printed`). `interactive`: as a
+        console runs a `>>>` example, showing the value of every expression statement (in loops and blocks
+        too)."""
         if self.dead_reason:
             raise BackendError(self.dead_reason)
         self._next_id += 1
@@ -198,6 +201,8 @@ class Session:
         request.update(timeout=timeout, output_limit=self.output_limit)
         if by_statement:
             request["arrows"] = True
+        if interactive:
+            request["interactive"] = True
         outcome = CellOutcome(status="ok")
         collector = OutputCollector(self.output_limit, outcome.outputs, on_output)
         started = time.monotonic()

@@ -4,7 +4,7 @@ The document is read as CommonMark reads it (`md_blocks`, with markdown-it-py): 
 also in a list item, a blockquote or containers nested in them, whose language is `python`, `py`, `python3`,
 `py3`, `ipython` or `ipython3` (also Pandoc's `{.python ...}` and Quarto's `{python}`) is a cell; all run
 in one interpreter, in document order, each with its true lines in the file. Other languages, indented code
-blocks, and fences inside other fences or HTML comments are ignored.
+blocks (but a `>>>` session), and fences inside other fences or HTML comments are ignored.
 
 A block tagged `output` or `text` right after a Python block (only blank lines or HTML comments between)
 is what that block must print on stdout; `...` in it matches anything, as in doctest:
@@ -17,8 +17,8 @@ is what that block must print on stdout; `...` in it matches anything, as in doc
     10
     ```
 
-A `pycon` block, or a `python` block or a block with no language whose first line starts with `>>> `, is a
-console session, read the way
+A `pycon` block, or a `python` block or a block with no language (also an indented code block) whose first
+line starts with `>>> `, is a console session, read the way
 doctest reads it: each `>>> ` line with its `... ` lines is a cell, and the lines after it, up to a blank line
 or the next `>>>`, are what the console must show (printed output, then the repr of a trailing expression;
 no lines: nothing). `<BLANKLINE>` stands for an empty line. Expected output that starts with
@@ -163,7 +163,14 @@ def parse(text: str, path: str, sha256: str) -> Recipe:
         elif (item.lang in PYTHON or console) and not item.directive:
             where = "a >>> session" if console else "a Python block"
             settings = _settings(doc, options, where, len(pending))
-            if console:
+            if console and item.indented:  # doctest's reading: not a session after all is not an error
+                try:
+                    cells += _session(doc, item, settings, len(cells))
+                except RecipeError as exc:
+                    why = f"an indented block that starts with >>> but is not a session: {exc.message}"
+                    source, line = doc.content(item), item.first + 1
+                    cells.append(Cell(len(cells), source, path, line, skip=True, unsupported=why))
+            elif console:
                 cells += _session(doc, item, settings, len(cells))
             else:
                 cells.append(_cell(doc, len(cells), item.first, doc.content(item), settings, {}))

@@ -8,7 +8,9 @@ Cells, in document order, at any indentation (inside `.. class::`, `.. note::`, 
   starts with `>>> `): `>>>` sessions;
 - Sphinx's `sphinx.ext.doctest`: `.. testsetup::`, `.. testcode::` (code), `.. testoutput::` (the expected
   stdout of the `testcode` before it), `.. doctest::` (a session), `.. testcleanup::` (code, run where it
-  stands). Their `:options:` `+SKIP` skips the block, `+NORMALIZE_WHITESPACE` compares whitespace loosely;
+  stands). A `.. doctest::` is checked as Sphinx checks it, with `+IGNORE_EXCEPTION_DETAIL` on (Sphinx's
+  default `doctest_default_flags`; `:options: -IGNORE_EXCEPTION_DETAIL` turns it off). Their `:options:`
+  `+SKIP` skips the block, `+NORMALIZE_WHITESPACE` compares whitespace loosely;
   a `:skipif:` block is not run (skipped, listed in the transcript).
 
 Presentation options (`:linenos:`, `:caption:`, `:emphasize-lines:`, `:name:`, `:dedent:`...) are ignored.
@@ -211,6 +213,8 @@ def _directive(
     session = name == "doctest" or argument == "pycon" or bool(_PROMPT_START.match(doc.lines[first]))
     settings = _settings(doc, pending, "a >>> session" if session else "a Python block", len(pending))
     skip = settings.skip or "+SKIP" in options.split() or "skipif" in fields
+    if name == "doctest":  # Sphinx checks these with its doctest_default_flags (ELLIPSIS is ours anyway)
+        options = " ".join(["+IGNORE_EXCEPTION_DETAIL", options]).strip()
     settings = replace(settings, skip=skip, doctest=settings.doctest or options or None)
     if session:
         cells += _session(doc, block, settings, len(cells))
