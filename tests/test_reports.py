@@ -150,7 +150,7 @@ def test_json_validates_against_schema(validator: Draft202012Validator) -> None:
 def test_json_text_is_indented_utf8_with_trailing_newline() -> None:
     text = render_json(make_transcript())
     assert text.endswith("}\n")
-    assert text.startswith('{\n  "schema": "sandrun.transcript/2",')
+    assert text.startswith('{\n  "schema": "sandrun.transcript/3",')
     assert "\ufffd" in text and "\u2603" in text and "\\u" not in text
 
 
@@ -159,7 +159,8 @@ def test_json_fields() -> None:
     assert data["tool"] == {"name": "sandrun", "version": "0.1.0"}
     assert data["backend"] == {"name": "process", "isolation": "none"}
     assert data["summary"] == {
-        "passed": 4, "failed": 1, "error": 0, "timeout": 1, "skipped": 3, "not_run": 1, "total": 10
+        "passed": 4, "failed": 1, "error": 0, "timeout": 1, "skipped": 3, "not_run": 1, "found_not_run": 0,
+        "total": 10,
     }  # fmt: skip
     mixed = data["cells"][2]
     assert [o["stream"] for o in mixed["outputs"]] == ["stdout", "stderr", "stdout"]
@@ -196,8 +197,8 @@ def test_round_trip_of_a_run_that_never_started(validator: Draft202012Validator)
 
 def test_from_dict_rejects_other_documents() -> None:
     data = transcript_to_dict(make_transcript())
-    data["schema"] = "sandrun.transcript/3"
-    with pytest.raises(ValueError, match=r"sandrun\.transcript/2"):
+    data["schema"] = "sandrun.transcript/4"
+    with pytest.raises(ValueError, match=r"sandrun\.transcript/3"):
         transcript_from_dict(data)
 
 

@@ -256,8 +256,7 @@ class _Run:
             if cell.kind is not CellKind.CODE:
                 self.record(CellResult(cell, CellStatus.SKIPPED, reason=f"{cell.kind.value} cell, not code"))
             elif cell.skip:
-                reason = cell.unsupported or "skip: true in the recipe"
-                self.record(CellResult(cell, CellStatus.SKIPPED, reason=reason))
+                self.record(CellResult(cell, CellStatus.SKIPPED, reason=cell.why_skipped))
             else:
                 result = self.run_cell(session, cell)
                 if self.control.cancelled.is_set():
@@ -276,7 +275,8 @@ class _Run:
             self.listener.cell_output(cell, chunk)
 
         timeout = cell.timeout or self.recipe.timeout or self.options.cell_timeout
-        outcome = session.run(cell.source, cell.path, cell.line, timeout, self.options.grace, on_output)
+        grace = self.options.grace
+        outcome = session.run(cell.source, cell.path, cell.line, timeout, grace, on_output, cell.skip_if)
         return result_of(cell, outcome)
 
     def after(self, session: Session, cell: Cell) -> None:
@@ -354,6 +354,9 @@ def result_of(cell: Cell, outcome: CellOutcome) -> CellResult:
         return replace(result, status=CellStatus.TIMEOUT, reason=message or "timed out")
     if outcome.status == "crashed":
         return replace(result, reason=f"the sandbox died: {message}")
+    if outcome.status == "skipped" and cell.skip_if is not None:
+        reason = f"`:skipif: {cell.skip_if.text}` (line {cell.skip_if.line}) is true in the sandbox"
+        return replace(result, status=CellStatus.SKIPPED, reason=reason)
     actual = {"stdout": result.stdout, "stderr": result.stderr, "value": outcome.value}
     verdict = judge(cell.expect, outcome.error, outcome.error_types, actual)
     return replace(result, status=verdict.status, reason=verdict.reason, diff=verdict.diff)

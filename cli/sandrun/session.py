@@ -27,7 +27,7 @@ from sandrun.events import (
     stream_fields,
     text_field,
 )
-from sandrun.model import DISPLAY, CellError, OutputChunk
+from sandrun.model import DISPLAY, CellError, Condition, OutputChunk
 
 __all__ = ["CellOutcome", "OutputCollector", "OutputRuns", "ProtocolViolation", "Session", "parse_event"]
 
@@ -75,7 +75,8 @@ class CellOutcome:
     """What the driver (or its death) said about one cell, before any expectation is applied."""
 
     status: str
-    """`ok`, `error` (the cell raised), `timeout`, or `crashed` (the sandbox is gone or misbehaved)."""
+    """`ok`, `error` (the cell raised), `timeout`, `skipped` (its `skip_if` was true), or `crashed` (the
+    sandbox is gone or misbehaved)."""
     outputs: list[OutputChunk] = field(default_factory=list)
     value: str | None = None
     error: CellError | None = None
@@ -184,14 +185,19 @@ class Session:
         timeout: float | None,
         grace: float = DEFAULT_GRACE,
         on_output: Callable[[OutputChunk], None] | None = None,
+        skip_if: Condition | None = None,
     ) -> CellOutcome:
-        """Run one cell; output chunks are passed to `on_output` as they arrive."""
+        """Run one cell; output chunks are passed to `on_output` as they arrive. With `skip_if`, the driver
+        first evaluates that expression (in the cell's interpreter, inside the sandbox) and does not run the
+        cell when it is true."""
         if self.dead_reason:
             raise BackendError(self.dead_reason)
         self._next_id += 1
         cell_id = self._next_id
         request = {"op": "run", "id": cell_id, "code": code, "filename": filename, "line": line}
         request.update(timeout=timeout, output_limit=self.output_limit)
+        if skip_if is not None:
+            request["skip_if"] = {"text": skip_if.text, "line": skip_if.line}
         outcome = CellOutcome(status="ok")
         collector = OutputCollector(self.output_limit, outcome.outputs, on_output)
         started = time.monotonic()
