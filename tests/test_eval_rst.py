@@ -113,3 +113,14 @@ def test_end_to_end_and_update_is_byte_minimal(tmp_path: Path) -> None:
     code, _, err = run(doc, "--update")
     assert code == 0, err
     assert doc.read_bytes() == DOC.encode()  # exactly the two stale lines changed back
+
+
+def test_update_rewrites_a_myst_testoutput_whose_options_stand_before_its_body(tmp_path: Path) -> None:
+    doc = tmp_path / "doc.md"
+    fixed = (
+        '```{testcode}\nprint("a  b")\n```\n\n```{testoutput}\n:options: +NORMALIZE_WHITESPACE\na  b\n```\n'
+    )
+    doc.write_text(fixed.replace("a  b\n```", "stale\n```"))
+    code, _, err = run(doc, "--update")
+    assert code == 0, err
+    assert doc.read_text() == fixed

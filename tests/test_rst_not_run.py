@@ -121,6 +121,18 @@ def test_sandrun_cells_lists_them(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     assert "(not run: the language 'python-repl' is not one sandrun runs" in done.stdout
     assert done.stdout.count("(not run:") == 7
+    skips = run_cli("cells", Path(__file__).parent.parent / "recipes" / "sphinx_doctest.rst")
+    assert "(skip: `.. sandrun: skip` in the document)" in skips.stdout, skips.stdout
+
+
+def test_sandrun_cells_shows_a_skipif_condition_without_evaluating_it(tmp_path: Path) -> None:
+    marker = tmp_path / "marker"
+    doc = tmp_path / "doc.rst"
+    doc.write_text(f".. testcode::\n   :skipif: open(r'{marker}', 'w')\n\n   x = 1\n")
+    done = run_cli("cells", doc)
+    assert done.returncode == 0, done.stderr
+    assert f"(skipped if `open(r'{marker}', 'w')` is true)" in done.stdout
+    assert not marker.exists()
 
 
 # --- skip reasons that say the truth ---------------------------------------------------------------------
