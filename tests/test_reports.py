@@ -22,6 +22,7 @@ from sandrun.model import (
     CellKind,
     CellResult,
     CellStatus,
+    Condition,
     Expectation,
     OutputChunk,
     Recipe,
@@ -200,6 +201,52 @@ def test_from_dict_rejects_other_documents() -> None:
     data["schema"] = "sandrun.transcript/4"
     with pytest.raises(ValueError, match=r"sandrun\.transcript/3"):
         transcript_from_dict(data)
+
+
+def doc_transcript() -> Transcript:
+    """A run of a document with a reader's warning, a block found but not run, one skipped by the document
+    and one with a `:skipif:` condition."""
+    t = make_transcript()
+    cells = (
+        Cell(0, ">>> 1\n", PATH, 3, skip=True, unsupported="the language 'pycon3' is not one sandrun runs"),
+        Cell(1, "x = 1\n", PATH, 7, skip=True, skip_reason="`:options: +SKIP` of its `.. testcode::`"),
+        Cell(2, "y = 2\n", PATH, 12, skip_if=Condition("sys.platform == 'win32'", 10)),
+    )
+    results = (
+        CellResult(cells[0], CellStatus.SKIPPED, reason=cells[0].why_skipped),
+        CellResult(cells[1], CellStatus.SKIPPED, reason=cells[1].why_skipped),
+        CellResult(cells[2], CellStatus.PASSED, duration=0.5),
+    )
+    warning = f"{PATH}:1: option 'slip' is not sandrun's and is ignored; did you mean 'skip'?"
+    recipe = dataclasses.replace(t.recipe, format="rst", cells=cells, warnings=(warning,))
+    return dataclasses.replace(t, recipe=recipe, results=results, status=RunStatus.PASSED)
+
+
+def test_version_3_carries_warnings_and_blocks_found_but_not_run(validator: Draft202012Validator) -> None:
+    t = doc_transcript()
+    data = json.loads(render_json(t))
+    assert [e.message for e in validator.iter_errors(data)] == []
+    assert data["recipe"]["warnings"] == list(t.recipe.warnings)
+    assert data["summary"]["found_not_run"] == 1 and data["summary"]["skipped"] == 2
+    found, skipped, conditional = data["cells"]
+    assert found["unsupported"] == found["reason"] == "the language 'pycon3' is not one sandrun runs"
+    assert (skipped["unsupported"], skipped["skip_reason"]) == (
+        None,
+        "`:options: +SKIP` of its `.. testcode::`",
+    )
+    assert conditional["skip_if"] == {"text": "sys.platform == 'win32'", "line": 10}
+    assert transcript_from_dict(data) == without_env(t)
+
+
+def test_a_version_2_transcript_is_still_read() -> None:
+    data = json.loads(render_json(doc_transcript()))
+    data["schema"] = "sandrun.transcript/2"
+    del data["recipe"]["warnings"], data["summary"]["found_not_run"]
+    for cell in data["cells"]:
+        del cell["unsupported"], cell["skip_reason"], cell["skip_if"]
+    back = transcript_from_dict(data)
+    assert back.recipe.warnings == () and [r.cell.unsupported for r in back.results] == [None] * 3
+    assert [r.reason for r in back.results] == [r.reason for r in doc_transcript().results]
 
 
 def _drop(key: str):

@@ -142,3 +142,26 @@ def test_attack_a_condition_cannot_touch_the_host(tmp_path: Path) -> None:
     first, second = transcript["cells"]
     assert first["status"] == "skipped" and "is true in the sandbox" in first["reason"]
     assert second["stdout"] == "pwned\n"
+
+
+def test_a_testoutput_condition_of_its_own_skips_the_pair_and_says_so() -> None:
+    text = ".. testcode::\n   :skipif: a\n\n   x = 1\n\n.. testoutput::\n   :skipif: b\n\n   1\n"
+    recipe = parse(text, "doc.rst", "0" * 64)
+    assert recipe.cells[0].skip_if == Condition("(a) or (b)", 2)
+    assert recipe.warnings == (
+        "doc.rst:7: this `:skipif:` skips the testcode too (sandrun runs the pair as one cell)",
+    )
+
+
+def test_the_json_transcript_carries_the_readers_warnings(tmp_path: Path) -> None:
+    doc = tmp_path / "doc.rst"
+    doc.write_text(".. testcode::\n\n   print(1)\n\n.. testoutput::\n   :skipif: False\n\n   1\n")
+    (tmp_path / "doc.md").write_text("```python slip\nprint(1)\n```\n")
+    code, transcript, err = run(doc)
+    assert code == 0, err
+    assert transcript["recipe"]["warnings"] == [], "a testoutput's condition alone is no warning"
+    code, transcript, err = run(tmp_path / "doc.md")
+    assert code == 0, err
+    assert transcript["recipe"]["warnings"] == [
+        f"{tmp_path / 'doc.md'}:1: option 'slip' is not sandrun's and is ignored; did you mean 'skip'?"
+    ]

@@ -297,7 +297,9 @@ class _Scan:
                 "this `:skipif:` skips the testcode too (sandrun runs the pair as one cell)",
             )
             condition = Condition(f"({cell.skip_if.text}) or ({condition.text})", cell.skip_if.line)
-        self.cells[place] = replace(new, skip_if=cell.skip_if or condition)
+        elif cell.skip_if is not None:
+            condition = cell.skip_if  # the testcode's own, or the same expression again
+        self.cells[place] = replace(new, skip_if=condition)
         self.testcode = None
         return block.end
 
