@@ -207,3 +207,10 @@ def test_the_transcript_gives_the_true_reason(tmp_path: Path, name: str, text: s
     skipped = json.loads(done.stdout)["cells"][0]
     assert skipped["status"] == "skipped" and skipped["reason"].startswith(reason), skipped["reason"]
     assert "recipe" not in skipped["reason"]
+
+
+def test_an_ipython_console_session_is_listed_in_markdown_too() -> None:
+    text = "```ipython\nIn [1]: x = 1\n```\n\n```ipython\ny = 2\n```\n"
+    cells = parse_markdown(text, "doc.md", "0" * 64).cells
+    assert [(c.line, c.unsupported is not None) for c in cells] == [(2, True), (6, False)]
+    assert cells[0].unsupported is not None and "In [1]:" in cells[0].unsupported

@@ -4,7 +4,10 @@ The document is read as CommonMark reads it (`md_blocks`, with markdown-it-py): 
 also in a list item, a blockquote or containers nested in them, whose language is `python`, `py`, `python3`,
 `py3`, `ipython` or `ipython3` (also Pandoc's `{.python ...}` and Quarto's `{python}`) is a cell; all run
 in one interpreter, in document order, each with its true lines in the file. Other languages, indented code
-blocks, and fences inside other fences or HTML comments are ignored.
+blocks, and fences inside other fences or HTML comments are ignored. MyST directives are read by `myst`;
+the reStructuredText in an ```` ```{eval-rst} ```` block is read by `rst`, at this file's lines. A block
+that looks like Python but is not run (another `py...` language, an IPython `In [1]:` session, a `>>>`
+session in a `text` block) is a skipped cell that says why, so that nothing is left out in silence.
 
 A block tagged `output` or `text` right after a Python block (only blank lines or HTML comments between)
 is what that block must print on stdout; `...` in it matches anything, as in doctest:
