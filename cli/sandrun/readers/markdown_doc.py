@@ -199,10 +199,10 @@ def _unsupported(block: Fence, first: str) -> str | None:
     argument = block.info.partition(" ")[0].lower()
     if block.directive and (block.lang in _MYST_PYTHON or argument in (*PYTHON, *CONSOLE)):
         return f"the MyST directive ```{block.lang} is not one sandrun runs"
-    if not block.directive and block.lang.startswith(("py", "ipy")) and block.lang not in _NOT_PYTHON:
-        return f"the language {block.lang!r} is not one sandrun runs (it runs {', '.join(PYTHON + CONSOLE)})"
     if block.lang in PYTHON and IPYTHON_PROMPT.match(first):
         return "an IPython console session (`In [1]:` prompts) is not run by sandrun; write it as >>> lines"
+    if not block.directive and block.lang.startswith(("py", "ipy")) and block.lang not in _NOT_PYTHON:
+        return f"the language {block.lang!r} is not one sandrun runs (it runs {', '.join(PYTHON + CONSOLE)})"
     if PROMPT.match(first):
         return f"a >>> session in a {block.lang!r} block (fence it as ```pycon to run it)"
     return None
