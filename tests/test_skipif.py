@@ -165,3 +165,16 @@ def test_the_json_transcript_carries_the_readers_warnings(tmp_path: Path) -> Non
     assert transcript["recipe"]["warnings"] == [
         f"{tmp_path / 'doc.md'}:1: option 'slip' is not sandrun's and is ignored; did you mean 'skip'?"
     ]
+
+
+def test_a_condition_that_is_not_an_expression_is_an_error_at_its_line(tmp_path: Path) -> None:
+    doc = tmp_path / "doc.rst"
+    doc.write_text(
+        ".. testcode::\n   :skipif: 1 +\n\n   print('a')\n\n"
+        ".. testcode::\n   :skipif: flag = True\n\n   print('b')\n"
+    )
+    code, transcript, err = run(doc, "--keep-going")
+    assert code == 1, err
+    errors = [(c["status"], c["error"]["type"], c["error"]["line"]) for c in transcript["cells"]]
+    assert errors == [("failed", "SyntaxError", 2), ("failed", "SyntaxError", 7)]
+    assert transcript["cells"][0]["stdout"] == transcript["cells"][1]["stdout"] == ""

@@ -377,9 +377,10 @@ class Interpreter:
         """A `skip_if` expression compiled at its line in the recipe, so that its errors point there."""
         text, line = str(condition["text"]).strip(), int(str(condition["line"]))
         self.remember_source(filename, line, text + "\n")
-        tree = ast.parse(text, filename, "eval")
-        ast.increment_lineno(tree, line - 1)
-        return compile(tree, filename, "eval")
+        tree = parse_at(text, filename, line)
+        if len(tree.body) != 1 or not isinstance(tree.body[0], ast.Expr):
+            raise SyntaxError("a skip condition must be one expression", (filename, line, 1, text))
+        return compile(ast.Expression(tree.body[0].value), filename, "eval")
 
     def on_alarm(self, signum: int, frame: object) -> None:
         """SIGALRM: the running cell's time is up (raised at once, or as soon as a protocol line is out)."""
