@@ -178,7 +178,7 @@ class Recipe:
     sha256: str
     """Hex digest of the file's bytes, so a transcript says exactly what ran."""
     format: str
-    """Which reader produced it: `yaml`, `percent` or `markdown`."""
+    """Which reader produced it: `yaml`, `percent`, `markdown`, `rst` or `ipynb`."""
     cells: tuple[Cell, ...]
     name: str | None = None
     description: str | None = None
