@@ -178,7 +178,8 @@ class Recipe:
     sha256: str
     """Hex digest of the file's bytes, so a transcript says exactly what ran."""
     format: str
-    """Which reader produced it: `yaml`, `percent`, `markdown`, `rst` or `ipynb`."""
+    """Which reader produced it: `yaml`, `percent`, `markdown`, `rst` or `ipynb` (`skipped` for a file the
+    project's settings skip)."""
     cells: tuple[Cell, ...]
     name: str | None = None
     description: str | None = None

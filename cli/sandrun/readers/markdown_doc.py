@@ -62,7 +62,8 @@ from dataclasses import replace
 from typing import Any
 
 from sandrun.errors import RecipeError
-from sandrun.model import Cell, MatchMode, Recipe
+from sandrun.expect import default_match
+from sandrun.model import Cell, Recipe
 from sandrun.readers import md_blocks, myst
 from sandrun.readers.doc_cells import (
     IPYTHON_PROMPT,
@@ -118,9 +119,7 @@ def parse(text: str, path: str, sha256: str) -> Recipe:
         console = item.lang in CONSOLE or (item.lang in (*PYTHON, "") and bool(PROMPT.match(first)))
         if item.lang in OUTPUT and waiting is not None:
             where = "an output block"
-            mode = (
-                block_settings(doc, options, where, len(pending)).match or waiting.match or MatchMode.ELLIPSIS
-            )
+            mode = block_settings(doc, options, where, len(pending)).match or waiting.match or default_match()
             stdout = expected(doc, doc.content(item), mode, item.first, doc.span(item))
             cells[-1] = replace(cells[-1], expect=replace(cells[-1].expect, stdout=stdout))
             waiting = None
