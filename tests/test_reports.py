@@ -14,11 +14,22 @@ from typing import Any
 import pytest
 from jsonschema import Draft202012Validator
 
-from sandrun.model import TRANSCRIPT_SCHEMA, CellKind, Expectation, ExpectedText, RunStatus
+from sandrun.model import (
+    TRANSCRIPT_SCHEMA,
+    Cell,
+    CellKind,
+    CellResult,
+    CellStatus,
+    Condition,
+    Expectation,
+    ExpectedText,
+    RunStatus,
+    Transcript,
+)
 from sandrun.reports import format_for_path, render, write_report
 from sandrun.reports.json_report import load_schema, render_json, transcript_from_dict, transcript_to_dict
 from sandrun.reports.markdown import fence, render_markdown
-from tests.factories import TRACEBACK, TRICKY, make_transcript, without_env
+from tests.factories import PATH, TRACEBACK, TRICKY, make_transcript, without_env
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +57,7 @@ def test_json_validates_against_schema(validator: Draft202012Validator) -> None:
 def test_json_text_is_indented_utf8_with_trailing_newline() -> None:
     text = render_json(make_transcript())
     assert text.endswith("}\n")
-    assert text.startswith('{\n  "schema": "sandrun.transcript/2",')
+    assert text.startswith('{\n  "schema": "sandrun.transcript/3",')
     assert "\ufffd" in text and "\u2603" in text and "\\u" not in text
 
 
@@ -55,7 +66,8 @@ def test_json_fields() -> None:
     assert data["tool"] == {"name": "sandrun", "version": "0.1.0"}
     assert data["backend"] == {"name": "process", "isolation": "none"}
     assert data["summary"] == {
-        "passed": 4, "failed": 1, "error": 0, "timeout": 1, "skipped": 3, "not_run": 1, "total": 10
+        "passed": 4, "failed": 1, "error": 0, "timeout": 1, "skipped": 3, "not_run": 1, "found_not_run": 0,
+        "total": 10,
     }  # fmt: skip
     mixed = data["cells"][2]
     assert [o["stream"] for o in mixed["outputs"]] == ["stdout", "stderr", "stdout"]
@@ -90,9 +102,7 @@ def test_the_round_trip_loses_only_what_the_module_says() -> None:
     )
     t = dataclasses.replace(t, recipe=recipe, results=results)
     back = transcript_from_dict(json.loads(render_json(t)))
-    lost = dataclasses.replace(
-        cell, unsupported=None, expect=Expectation(stdout=ExpectedText("hello", line=3))
-    )
+    lost = dataclasses.replace(cell, expect=Expectation(stdout=ExpectedText("hello", line=3)))
     results = (t.results[0], dataclasses.replace(t.results[1], cell=lost), *t.results[2:])
     cells = tuple(r.cell for r in results)
     assert back == dataclasses.replace(
@@ -101,7 +111,7 @@ def test_the_round_trip_loses_only_what_the_module_says() -> None:
 
 
 EMPTY_SETTINGS: dict[str, Any] = {
-    "env": {}, "network": None, "python": None, "files": (), "backend": None, "packages": (), "warnings": ()
+    "env": {}, "network": None, "python": None, "files": (), "backend": None, "packages": ()
 }  # fmt: skip
 
 
@@ -136,9 +146,55 @@ def test_round_trip_of_a_run_that_never_started(validator: Draft202012Validator)
 
 def test_from_dict_rejects_other_documents() -> None:
     data = transcript_to_dict(make_transcript())
-    data["schema"] = "sandrun.transcript/3"
-    with pytest.raises(ValueError, match=r"sandrun\.transcript/2"):
+    data["schema"] = "sandrun.transcript/4"
+    with pytest.raises(ValueError, match=r"sandrun\.transcript/3"):
         transcript_from_dict(data)
+
+
+def doc_transcript() -> Transcript:
+    """A run of a document with a reader's warning, a block found but not run, one skipped by the document
+    and one with a `:skipif:` condition."""
+    t = make_transcript()
+    cells = (
+        Cell(0, ">>> 1\n", PATH, 3, skip=True, unsupported="the language 'pycon3' is not one sandrun runs"),
+        Cell(1, "x = 1\n", PATH, 7, skip=True, skip_reason="`:options: +SKIP` of its `.. testcode::`"),
+        Cell(2, "y = 2\n", PATH, 12, skip_if=Condition("sys.platform == 'win32'", 10)),
+    )
+    results = (
+        CellResult(cells[0], CellStatus.SKIPPED, reason=cells[0].why_skipped),
+        CellResult(cells[1], CellStatus.SKIPPED, reason=cells[1].why_skipped),
+        CellResult(cells[2], CellStatus.PASSED, duration=0.5),
+    )
+    warning = f"{PATH}:1: option 'slip' is not sandrun's and is ignored; did you mean 'skip'?"
+    recipe = dataclasses.replace(t.recipe, format="rst", cells=cells, warnings=(warning,))
+    return dataclasses.replace(t, recipe=recipe, results=results, status=RunStatus.PASSED)
+
+
+def test_version_3_carries_warnings_and_blocks_found_but_not_run(validator: Draft202012Validator) -> None:
+    t = doc_transcript()
+    data = json.loads(render_json(t))
+    assert [e.message for e in validator.iter_errors(data)] == []
+    assert data["recipe"]["warnings"] == list(t.recipe.warnings)
+    assert data["summary"]["found_not_run"] == 1 and data["summary"]["skipped"] == 2
+    found, skipped, conditional = data["cells"]
+    assert found["unsupported"] == found["reason"] == "the language 'pycon3' is not one sandrun runs"
+    assert (skipped["unsupported"], skipped["skip_reason"]) == (
+        None,
+        "`:options: +SKIP` of its `.. testcode::`",
+    )
+    assert conditional["skip_if"] == {"text": "sys.platform == 'win32'", "line": 10}
+    assert transcript_from_dict(data) == without_env(t)
+
+
+def test_a_version_2_transcript_is_still_read() -> None:
+    data = json.loads(render_json(doc_transcript()))
+    data["schema"] = "sandrun.transcript/2"
+    del data["recipe"]["warnings"], data["summary"]["found_not_run"]
+    for cell in data["cells"]:
+        del cell["unsupported"], cell["skip_reason"], cell["skip_if"]
+    back = transcript_from_dict(data)
+    assert back.recipe.warnings == () and [r.cell.unsupported for r in back.results] == [None] * 3
+    assert [r.reason for r in back.results] == [r.reason for r in doc_transcript().results]
 
 
 def _drop(key: str):

@@ -23,7 +23,7 @@ if TYPE_CHECKING:  # the rest is imported where it is used: `--version` and `--h
     from sandrun.backends.base import Backend
     from sandrun.console import Console
     from sandrun.delivery import SignalsDeferred
-    from sandrun.model import Recipe, Transcript
+    from sandrun.model import Cell, Recipe, Transcript
     from sandrun.runner import RunOptions
 
 EXIT_CODES = {"passed": 0, "failed": 1, "error": 3, "interrupted": 130}
@@ -467,9 +467,18 @@ def cells(recipe: Annotated[Path, typer.Argument(help="A recipe file.")]) -> Non
         for warning in loaded.warnings:
             typer.echo(for_terminal(f"warning: {warning}"), err=True)
         for cell in loaded.cells:
-            flags = f" (not run: {cell.unsupported})" if cell.unsupported else " (skip)" if cell.skip else ""
+            flags = _cell_flags(cell)
             line = f"{cell.index + 1:>3}  {cell.kind.value:<8}  {cell.location:<32}  {cell.label}{flags}"
             typer.echo(for_terminal(line))
+
+
+def _cell_flags(cell: "Cell") -> str:
+    """What `sandrun cells` says after a cell that may not run: why, or under which condition."""
+    if cell.unsupported:
+        return f" (not run: {cell.unsupported})"
+    if cell.skip:
+        return f" (skip: {cell.skip_reason})" if cell.skip_reason else " (skip)"
+    return f" (skipped if `{cell.skip_if.text}` is true)" if cell.skip_if else ""
 
 
 def version_callback(value: bool) -> None:

@@ -76,7 +76,7 @@ class Console:
             return
         if result.status is CellStatus.SKIPPED:
             if not self.quiet and result.cell.kind.value == "code":
-                why = f" ({result.cell.unsupported})" if result.cell.unsupported else ""
+                why = f" ({result.reason})" if result.reason else ""
                 self.say(f"--- {result.cell.label} ({result.cell.location}): skipped{why}", "yellow")
             return
         if result.value is not None and not self.quiet:

@@ -4,11 +4,13 @@ Stdlib only, Python 3.9+, and it imports nothing from sandrun: the host sends th
 bootstrap (see `sandrun.session`) and it runs as a stand-alone script.
 
 Protocol: JSON lines. Requests on the private copy of stdin: `{"op": "run", "id", "code", "filename",
-"line", "timeout", "output_limit"}`. Events on the private copy of stdout: `ready` once, then for each cell
-any number of `stream` and `display` events (rich output: a MIME bundle, see `RichDisplay`) and one
-`done`. File descriptors 0, 1 and 2 are taken over at start: 0 reads nothing (so `input()` fails at
-once), 1 and 2 are pipes this driver reads, so that anything written to them, by `print`, `os.write`, C
-code or child processes, becomes a `stream` event and never touches the protocol.
+"line", "timeout", "output_limit"}`, and `skip_if` (`{"text", "line"}`: a Python expression from the
+recipe; when it is true, the cell is not run and its `done` says `skipped`). Events on the private copy
+of stdout: `ready` once, then for each cell any number of `stream` and `display` events (rich output: a
+MIME bundle, see `RichDisplay`) and one `done`. File descriptors 0, 1 and 2 are taken over at start: 0
+reads nothing (so `input()` fails at once), 1 and 2 are pipes this driver reads, so that anything written
+to them, by `print`, `os.write`, C code or child processes, becomes a `stream` event and never touches
+the protocol.
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ if TYPE_CHECKING:  # the protocol's shapes, for the type checker only: nothing m
         output_limit: int
         display_limit: int
         interactive: bool
+        skip_if: dict[str, object] | None
 
     class ErrorInfo(TypedDict):
         """How a cell's exception is described in its `done` event."""
@@ -375,6 +378,15 @@ class Interpreter:
         lines[first_line - 1 : end] = new
         linecache.cache[filename] = (0, None, lines, filename)  # mtime None: never re-read
 
+    def condition(self, condition: dict[str, object], filename: str) -> types.CodeType:
+        """A `skip_if` expression compiled at its line in the recipe, so that its errors point there."""
+        text, line = str(condition["text"]).strip(), int(str(condition["line"]))
+        self.remember_source(filename, line, text + "\n")
+        tree = parse_at(text, filename, line)
+        if len(tree.body) != 1 or not isinstance(tree.body[0], ast.Expr):
+            raise SyntaxError("a skip condition must be one expression", (filename, line, 1, text))
+        return compile(ast.Expression(tree.body[0].value), filename, "eval")
+
     def on_alarm(self, signum: int, frame: object) -> None:
         """SIGALRM: the running cell's time is up (raised at once, or as soon as a protocol line is out)."""
         if not self.running:
@@ -412,6 +424,8 @@ class Interpreter:
             tail = None
             if isinstance(last, ast.Expr):
                 tail = compile(ast.Expression(last.value), filename, "eval", dont_inherit=True)
+            condition = request.get("skip_if")
+            test = self.condition(condition, filename) if condition else None
             compiling = False
             self.running = True
             if timeout:
@@ -419,13 +433,17 @@ class Interpreter:
                     signal.signal(signal.SIGALRM, self.on_alarm)
                 signal.setitimer(signal.ITIMER_REAL, float(timeout))
             try:
-                if prints is not None:
-                    prints.start()
-                exec(body, self.namespace)
-                if prints is not None and tail is not None:
-                    prints.mark(len(prints.statements) - 1)
-                value = eval(tail, self.namespace) if tail is not None else None
-                self.display.cell_end(value)
+                value = None
+                if test is not None and eval(test, self.namespace):
+                    result["status"] = "skipped"
+                else:
+                    if prints is not None:
+                        prints.start()
+                    exec(body, self.namespace)
+                    if prints is not None and tail is not None:
+                        prints.mark(len(prints.statements) - 1)
+                    value = eval(tail, self.namespace) if tail is not None else None
+                    self.display.cell_end(value)
             finally:
                 self.running = False
                 self.capture.emitter.deferred = None

@@ -15,7 +15,7 @@ from sandrun.model import RICH_KINDS, CellError, OutputChunk, StatementOutput
 from sandrun.text import writable
 
 STREAMS = ("stdout", "stderr")
-CELL_STATUSES = ("ok", "error", "timeout")
+CELL_STATUSES = ("ok", "error", "timeout", "skipped")
 MAX_METADATA_DEPTH = 8
 
 

@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import Enum
 
-TRANSCRIPT_SCHEMA = "sandrun.transcript/2"
+TRANSCRIPT_SCHEMA = "sandrun.transcript/3"
 
 MAX_TIMEOUT = 7 * 24 * 3600.0
 """The longest timeout, in seconds, a recipe or the command line may ask for (one week)."""
@@ -120,6 +120,16 @@ class ExpectedText:
 
 
 @dataclass(frozen=True)
+class Condition:
+    """A Python expression written in a document (Sphinx's `:skipif:`): it is code from the file, so it is
+    evaluated only inside the sandbox, in the recipe's interpreter, just before its cell."""
+
+    text: str
+    line: int
+    """1-based line in the recipe file where the expression is written."""
+
+
+@dataclass(frozen=True)
 class Cell:
     """One unit of a recipe, as written in its file."""
 
@@ -143,6 +153,16 @@ class Cell:
     """Why sandrun cannot run this block that looks like Python (an unknown language variant, a directive
     it does not run), when a reader found one: such a cell is skipped and listed, never silently left out,
     and `--strict` counts it as a failure."""
+    skip_reason: str | None = None
+    """What in the file says not to run this cell (`:options: +SKIP`, a `skip` tag...), in the words the
+    transcript gives as the reason; None for a YAML recipe's `skip: true`."""
+    skip_if: Condition | None = None
+    """Sphinx's `:skipif:`: the cell is skipped when this expression is true inside the sandbox."""
+
+    @property
+    def why_skipped(self) -> str:
+        """Why this cell is not run when `skip` is set, as a transcript says it."""
+        return self.unsupported or self.skip_reason or "skip: true in the recipe"
 
     @property
     def label(self) -> str:
@@ -164,7 +184,8 @@ class Recipe:
     sha256: str
     """Hex digest of the file's bytes, so a transcript says exactly what ran."""
     format: str
-    """Which reader produced it: `yaml`, `percent` or `markdown`."""
+    """Which reader produced it: `yaml`, `percent`, `markdown`, `rst` or `ipynb` (`skipped` for a file the
+    project's settings skip)."""
     cells: tuple[Cell, ...]
     name: str | None = None
     description: str | None = None

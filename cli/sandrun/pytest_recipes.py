@@ -190,7 +190,7 @@ class RecipeRun:
         if cell.kind is not CellKind.CODE:
             return CellResult(cell, CellStatus.SKIPPED, reason=f"{cell.kind.value} cell, not code")
         if cell.skip:
-            return CellResult(cell, CellStatus.SKIPPED, reason="skip: true in the recipe")
+            return CellResult(cell, CellStatus.SKIPPED, reason=cell.why_skipped)
         if self.stopped:
             return CellResult(cell, CellStatus.NOT_RUN, reason=self.stopped)
         try:
@@ -207,6 +207,7 @@ class RecipeRun:
             self.options.grace,
             by_statement=has_arrows(cell),
             interactive=cell.expect.repl is not None,  # a `>>>` example shows values as a console does
+            skip_if=cell.skip_if,
         )
         result = result_of(cell, outcome)
         if session.dead_reason:

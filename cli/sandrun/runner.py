@@ -256,8 +256,7 @@ class _Run:
             if cell.kind is not CellKind.CODE:
                 self.record(CellResult(cell, CellStatus.SKIPPED, reason=f"{cell.kind.value} cell, not code"))
             elif cell.skip:
-                reason = cell.unsupported or "skip: true in the recipe"
-                self.record(CellResult(cell, CellStatus.SKIPPED, reason=reason))
+                self.record(CellResult(cell, CellStatus.SKIPPED, reason=cell.why_skipped))
             else:
                 result = self.run_cell(session, cell)
                 if self.control.cancelled.is_set():
@@ -286,6 +285,7 @@ class _Run:
             on_output,
             by_statement=has_arrows(cell),
             interactive=console,
+            skip_if=cell.skip_if,
         )
         return result_of(cell, outcome)
 
@@ -371,6 +371,9 @@ def result_of(cell: Cell, outcome: CellOutcome) -> CellResult:
         return replace(result, status=CellStatus.TIMEOUT, reason=message or "timed out")
     if outcome.status == "crashed":
         return replace(result, reason=f"the sandbox died: {message}")
+    if outcome.status == "skipped" and cell.skip_if is not None:
+        reason = f"`:skipif: {cell.skip_if.text}` (line {cell.skip_if.line}) is true in the sandbox"
+        return replace(result, status=CellStatus.SKIPPED, reason=reason)
     actual = {"stdout": result.stdout, "stderr": result.stderr, "value": outcome.value}
     verdict = judge(cell.expect, outcome.error, outcome.error_types, actual)
     if verdict.status is CellStatus.PASSED and result.printed is not None:

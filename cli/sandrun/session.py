@@ -27,7 +27,7 @@ from sandrun.events import (
     stream_fields,
     text_field,
 )
-from sandrun.model import DISPLAY, OUTPUT_CUT, CellError, OutputChunk, StatementOutput
+from sandrun.model import DISPLAY, OUTPUT_CUT, CellError, Condition, OutputChunk, StatementOutput
 
 __all__ = ["CellOutcome", "OutputCollector", "OutputRuns", "ProtocolViolation", "Session", "parse_event"]
 
@@ -75,7 +75,8 @@ class CellOutcome:
     """What the driver (or its death) said about one cell, before any expectation is applied."""
 
     status: str
-    """`ok`, `error` (the cell raised), `timeout`, or `crashed` (the sandbox is gone or misbehaved)."""
+    """`ok`, `error` (the cell raised), `timeout`, `skipped` (its `skip_if` was true), or `crashed` (the
+    sandbox is gone or misbehaved)."""
     outputs: list[OutputChunk] = field(default_factory=list)
     value: str | None = None
     error: CellError | None = None
@@ -188,11 +189,13 @@ class Session:
         on_output: Callable[[OutputChunk], None] | None = None,
         by_statement: bool = False,
         interactive: bool = False,
+        skip_if: Condition | None = None,
     ) -> CellOutcome:
         """Run one cell; output chunks are passed to `on_output` as they arrive. With `by_statement`, the
         outcome says what each top-level statement printed (`CellOutcome.printed`). `interactive`: as a
         console runs a `>>>` example, showing the value of every expression statement (in loops and blocks
-        too)."""
+        too). With `skip_if`, the driver first evaluates that expression (in the cell's interpreter, inside
+        the sandbox) and does not run the cell when it is true."""
         if self.dead_reason:
             raise BackendError(self.dead_reason)
         self._next_id += 1
@@ -203,6 +206,8 @@ class Session:
             request["arrows"] = True
         if interactive:
             request["interactive"] = True
+        if skip_if is not None:
+            request["skip_if"] = {"text": skip_if.text, "line": skip_if.line}
         outcome = CellOutcome(status="ok")
         collector = OutputCollector(self.output_limit, outcome.outputs, on_output)
         started = time.monotonic()

@@ -307,11 +307,21 @@ def _replacement(recipe: Recipe, text: str, exp: ExpectedText, what: str, new: s
         indent = _continued(found.group(1) if found else "")
         lines = [indent + (x if x.strip() else "<BLANKLINE>") for x in new.split("\n")] if new else []
         return start, end, _lines(text, start, end, lines, nl)
-    if recipe.format == "rst":  # a `.. testoutput::` body: re-indented as the old one was
+    if recipe.format == "rst" or _opening_fence(text, start)[1] is None:
+        # an indented body (a `.. testoutput::`, also in a MyST {eval-rst}): re-indented as the old one was
         old = next((x for x in split_lines(text[start:end]) if x.strip()), "")
-        indent = old[: len(old) - len(old.lstrip(" "))] or "   "
+        indent = old[: len(old) - len(old.lstrip(" "))] or ("   " if recipe.format == "rst" else "")
         return start, end, _lines(text, start, end, [indent + x if x else "" for x in new.split("\n")], nl)
     return _fenced(text, start, end, new, nl)
+
+
+def _opening_fence(text: str, start: int) -> tuple[int, re.Match[str] | None]:
+    """The line that ends just before offset `start`: where it starts, and its match as an opening fence
+    (None if it is not one)."""
+    ending = 2 if text.endswith("\r\n", 0, start) else 1 if text.endswith(("\n", "\r"), 0, start) else 0
+    opening_end = start - ending
+    open_start = max(text.rfind("\n", 0, opening_end), text.rfind("\r", 0, opening_end)) + 1
+    return open_start, _FENCE.fullmatch(text[open_start:opening_end])
 
 
 def _lines(text: str, start: int, end: int, lines: list[str], nl: str) -> str:
@@ -324,10 +334,7 @@ def _lines(text: str, start: int, end: int, lines: list[str], nl: str) -> str:
 
 def _fenced(text: str, start: int, end: int, new: str, nl: str) -> _Spot:
     """The content of a fenced block; the fence is lengthened if a new line could close it."""
-    ending = 2 if text.endswith("\r\n", 0, start) else 1 if text.endswith(("\n", "\r"), 0, start) else 0
-    opening_end = start - ending
-    open_start = max(text.rfind("\n", 0, opening_end), text.rfind("\r", 0, opening_end)) + 1
-    opening = _FENCE.fullmatch(text[open_start:opening_end])
+    open_start, opening = _opening_fence(text, start)
     assert opening is not None, "an output block's content starts after its opening fence"
     indent, fence, info = opening.groups()
     inner, blank = _continued(indent), _continued(indent).rstrip() if ">" in indent else ""

@@ -11,6 +11,7 @@
     ```{testoutput}              what the {testcode} just before it must print
 
 A directive's options are its first lines, `:name: value`, or a `---` YAML block; they are not code.
+`{eval-rst}` is not turned into a fence: the Markdown reader hands its lines to the reST reader.
 """
 
 from __future__ import annotations
