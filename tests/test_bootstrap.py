@@ -22,9 +22,9 @@ from sandrun.bootstrap import BOOT, boot_argv, driver_payload, driver_source
 from sandrun.session import Session
 
 
-def boot(payload: bytes, python: str = sys.executable) -> subprocess.CompletedProcess[bytes]:
+def boot(payload: bytes, timeout: float = 60) -> subprocess.CompletedProcess[bytes]:
     """Run the bootstrap on `payload`, as a sandbox does, without a sandbox."""
-    return subprocess.run(boot_argv(python), input=payload, capture_output=True, timeout=60)
+    return subprocess.run(boot_argv(sys.executable), input=payload, capture_output=True, timeout=timeout)
 
 
 def parts(magic: bytes, code: bytes, source: bytes) -> bytes:
@@ -182,3 +182,13 @@ def test_the_driver_is_handed_over_before_the_interpreter_reads(tmp_path: Path) 
         assert channel.send(driver_payload(), timeout=0.5)
     finally:
         channel.close()
+
+
+def test_the_driver_ends_at_once_when_its_input_ends() -> None:
+    # A cell left work for the interpreter's shutdown (an atexit handler, a thread that is not a daemon):
+    # the host has closed the channel, nobody waits for that work, and the driver does not do it.
+    cell = "import atexit, threading, time\natexit.register(time.sleep, 60)\n"
+    cell += "threading.Thread(target=time.sleep, args=(60,)).start()"
+    result = boot(driver_payload() + requests(cell), timeout=20)  # TimeoutExpired if it waited
+    assert result.returncode == 0, result.stderr
+    assert [event["status"] for event in events(result.stdout) if event["ev"] == "done"] == ["ok"]

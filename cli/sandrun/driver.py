@@ -914,6 +914,10 @@ def main() -> None:
         if os.getpid() != driver_pid:
             os._exit(0)  # a cell forked and the child fell through to here: it must not answer too
         emitter.send({"ev": "done", "id": request["id"], **done})
+    # The host closed the channel: the recipe is over and nobody reads any more. End at once rather than
+    # through the interpreter's slow shutdown; the cells' atexit handlers do not run (nor did they reliably
+    # before: the host kills the sandbox as it closes the channel).
+    os._exit(0)
 
 
 if __name__ == "__main__":
