@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import json
 import marshal
+import struct
 import subprocess
 import sys
-from importlib.util import MAGIC_NUMBER
+from importlib.util import MAGIC_NUMBER, cache_from_source
 from pathlib import Path
+from types import CodeType
 
 import pytest
 from hypothesis import given
@@ -18,7 +20,7 @@ from sandrun import driver
 from sandrun.backends import get_backend
 from sandrun.backends.base import SandboxOptions
 from sandrun.backends.process import ProcessChannel
-from sandrun.bootstrap import BOOT, boot_argv, driver_payload, driver_source
+from sandrun.bootstrap import BOOT, boot_argv, driver_code, driver_payload, driver_source
 from sandrun.session import Session
 
 
@@ -192,3 +194,41 @@ def test_the_driver_ends_at_once_when_its_input_ends() -> None:
     result = boot(driver_payload() + requests(cell), timeout=20)  # TimeoutExpired if it waited
     assert result.returncode == 0, result.stderr
     assert [event["status"] for event in events(result.stdout) if event["ev"] == "done"] == ["ok"]
+
+
+def write_cache(path: Path, source: bytes, mtime: int) -> None:
+    """A bytecode cache file for `path`, as an import writes it, holding `source` compiled."""
+    cached = Path(cache_from_source(str(path), optimization=""))
+    cached.parent.mkdir(parents=True, exist_ok=True)
+    header = MAGIC_NUMBER + struct.pack("<III", 0, mtime & 0xFFFFFFFF, path.stat().st_size)
+    cached.write_bytes(header + marshal.dumps(compile(source, str(path), "exec")))
+
+
+def value_of_x(code: CodeType) -> object:
+    namespace: dict[str, object] = {}
+    exec(code, namespace)
+    return namespace["x"]
+
+
+def test_the_driver_code_comes_from_a_matching_bytecode_cache(tmp_path: Path) -> None:
+    path = tmp_path / "driver.py"
+    path.write_bytes(b"def f():\n    return 1\nx = f()\n")
+    write_cache(path, b"def f():\n    return 2\nx = f()\n", int(path.stat().st_mtime))  # tells which was used
+    code = driver_code(str(path), path.read_bytes())
+    assert value_of_x(code) == 2
+    assert code.co_filename == "<sandrun-driver>"
+    assert all(c.co_filename == "<sandrun-driver>" for c in code.co_consts if isinstance(c, CodeType))
+
+
+@pytest.mark.parametrize("damage", ["stale", "truncated", "none"])
+def test_the_driver_is_compiled_when_the_cache_does_not_match(tmp_path: Path, damage: str) -> None:
+    path = tmp_path / "driver.py"
+    path.write_bytes(b"x = 1\n")
+    if damage != "none":
+        write_cache(path, b"x = 2\n", int(path.stat().st_mtime) - (damage == "stale"))
+    if damage == "truncated":
+        cached = Path(cache_from_source(str(path), optimization=""))
+        cached.write_bytes(cached.read_bytes()[:20])
+    code = driver_code(str(path), path.read_bytes())
+    assert value_of_x(code) == 1
+    assert code.co_filename == "<sandrun-driver>"
