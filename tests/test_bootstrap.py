@@ -20,7 +20,7 @@ from sandrun import driver
 from sandrun.backends import get_backend
 from sandrun.backends.base import SandboxOptions
 from sandrun.backends.process import ProcessChannel
-from sandrun.bootstrap import BOOT, boot_argv, driver_code, driver_payload, driver_source
+from sandrun.bootstrap import BOOT, DRIVER_FILENAME, boot_argv, driver_code, driver_payload, driver_source
 from sandrun.session import Session
 
 
@@ -232,3 +232,9 @@ def test_the_driver_is_compiled_when_the_cache_does_not_match(tmp_path: Path, da
     code = driver_code(str(path), path.read_bytes())
     assert value_of_x(code) == 1
     assert code.co_filename == "<sandrun-driver>"
+
+
+def test_the_bootstrap_and_the_driver_agree_on_the_drivers_file_name() -> None:
+    # The driver leaves frames of this file name out of tracebacks, whichever way it was started.
+    assert driver.DRIVER_FILENAME == DRIVER_FILENAME
+    assert repr(DRIVER_FILENAME) in BOOT
