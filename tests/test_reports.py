@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import hashlib
 import json
 import os
 import re
@@ -15,114 +14,11 @@ from typing import Any
 import pytest
 from jsonschema import Draft202012Validator
 
-from sandrun.model import (
-    TRANSCRIPT_SCHEMA,
-    Cell,
-    CellError,
-    CellKind,
-    CellResult,
-    CellStatus,
-    Expectation,
-    OutputChunk,
-    Recipe,
-    RunStatus,
-    Transcript,
-)
+from sandrun.model import TRANSCRIPT_SCHEMA, CellKind, Expectation, ExpectedText, RunStatus
 from sandrun.reports import format_for_path, render, write_report
 from sandrun.reports.json_report import load_schema, render_json, transcript_from_dict, transcript_to_dict
 from sandrun.reports.markdown import fence, render_markdown
-
-PATH = "recipes/demo.py"
-TRICKY = "before\n```python\nnot the end\n````\nbad byte: \ufffd, snowman: \u2603\n"
-TRACEBACK = (
-    "Traceback (most recent call last):\n"
-    f'  File "{PATH}", line 12, in <module>\n'
-    "    1 / 0\n"
-    "ZeroDivisionError: division by zero\n"
-)
-
-
-def make_transcript(**changes: Any) -> Transcript:
-    """A realistic failed run covering every status and cell kind."""
-    specs: list[tuple[dict[str, Any], dict[str, Any]]] = [
-        (
-            {"source": "# Intro\n\nSome *prose* here.\n", "kind": CellKind.MARKDOWN},
-            {"status": CellStatus.SKIPPED},
-        ),
-        (
-            {"source": "print('hello')\nx = 41\nx + 1", "name": "greet", "tags": ("setup",)},
-            {"outputs": (OutputChunk("stdout", "hello\n"),), "value": "42", "peak_memory": 31_457_280},
-        ),
-        (
-            {"source": "import sys\nprint('a')\nprint('warn', file=sys.stderr)\nprint('b')"},
-            {
-                "outputs": (
-                    OutputChunk("stdout", "a\n"),
-                    OutputChunk("stderr", "warn\n"),
-                    OutputChunk("stdout", "b\n"),
-                )
-            },
-        ),
-        ({"source": "print(TRICKY)"}, {"outputs": (OutputChunk("stdout", TRICKY),)}),
-        (
-            {"source": "1 / 0", "expect": Expectation(error="ZeroDivisionError")},
-            {"error": CellError("ZeroDivisionError", "division by zero", TRACEBACK, 12)},
-        ),
-        (
-            {"source": "print('x')\n1 / 0", "name": "boom"},
-            {
-                "status": CellStatus.FAILED,
-                "outputs": (OutputChunk("stdout", "x\n"),),
-                "error": CellError("ZeroDivisionError", "division by zero", TRACEBACK, 12),
-                "reason": "unexpected ZeroDivisionError",
-            },
-        ),
-        (
-            {"source": "while True:\n    pass", "timeout": 2.0},
-            {"status": CellStatus.TIMEOUT, "reason": "ran past its 2 s time limit", "duration": 2.01},
-        ),
-        ({"source": "raw text\n", "kind": CellKind.RAW}, {"status": CellStatus.SKIPPED, "duration": 0.0}),
-        ({"source": "print('never')", "skip": True}, {"status": CellStatus.SKIPPED, "duration": 0.0}),
-        (
-            {"source": "print('later')"},
-            {"status": CellStatus.NOT_RUN, "reason": "not run: cell 6 failed", "duration": 0.0},
-        ),
-    ]
-    results, line = [], 1
-    for index, (cell_kw, result_kw) in enumerate(specs):
-        cell = Cell(index=index, path=PATH, line=line, **cell_kw)
-        line += cell.source.count("\n") + 2
-        result_kw = {"status": CellStatus.PASSED, "duration": 0.125 * (index + 1), **result_kw}
-        results.append(CellResult(cell=cell, **result_kw))
-    recipe = Recipe(
-        path=PATH,
-        sha256=hashlib.sha256(b"demo").hexdigest(),
-        format="percent",
-        cells=tuple(r.cell for r in results),
-        name="Demo recipe",
-        description="Shows every kind of cell.\nSecond line.",
-        timeout=30.0,
-        env={"API_TOKEN": "s3cret-value"},
-    )
-    fields: dict[str, Any] = {
-        "recipe": recipe,
-        "backend": "process",
-        "isolation": "none",
-        "status": RunStatus.FAILED,
-        "results": tuple(results),
-        "started_at": "2025-01-02T03:04:05.678901+00:00",
-        "duration": 3.5,
-        "tool_version": "0.1.0",
-        "python_version": "3.11.7",
-        "reason": None,
-        "limits": {"timeout": 30.0, "max_output": 1048576},
-    }
-    fields.update(changes)
-    return Transcript(**fields)
-
-
-def without_env(t: Transcript) -> Transcript:
-    return dataclasses.replace(t, recipe=dataclasses.replace(t.recipe, env={}))
+from tests.factories import TRACEBACK, TRICKY, make_transcript, without_env
 
 
 @pytest.fixture(scope="module")
@@ -181,6 +77,50 @@ def test_round_trip_through_json() -> None:
     assert back.recipe.env == {}
     assert render_json(back) == render_json(t)
     assert render_markdown(back) == render_markdown(t)
+
+
+def test_the_round_trip_loses_only_what_the_module_says() -> None:
+    t = make_transcript()
+    written = ExpectedText("hello", line=3, span=(10, 15), doctest=frozenset({"NUMBER"}))
+    cell = dataclasses.replace(t.results[1].cell, unsupported="why not", expect=Expectation(stdout=written))
+    results = (t.results[0], dataclasses.replace(t.results[1], cell=cell), *t.results[2:])
+    settings = {"network": True, "python": "python3.12", "files": ("data.txt",), "backend": "local"}
+    recipe = dataclasses.replace(
+        t.recipe, cells=tuple(r.cell for r in results), packages=("pyyaml",), warnings=("w",), **settings
+    )
+    t = dataclasses.replace(t, recipe=recipe, results=results)
+    back = transcript_from_dict(json.loads(render_json(t)))
+    lost = dataclasses.replace(
+        cell, unsupported=None, expect=Expectation(stdout=ExpectedText("hello", line=3))
+    )
+    results = (t.results[0], dataclasses.replace(t.results[1], cell=lost), *t.results[2:])
+    cells = tuple(r.cell for r in results)
+    assert back == dataclasses.replace(
+        t, results=results, recipe=dataclasses.replace(recipe, cells=cells, **EMPTY_SETTINGS)
+    )
+
+
+EMPTY_SETTINGS: dict[str, Any] = {
+    "env": {}, "network": None, "python": None, "files": (), "backend": None, "packages": (), "warnings": ()
+}  # fmt: skip
+
+
+def test_what_mismatched_round_trips_and_may_be_absent(validator: Draft202012Validator) -> None:
+    t = make_transcript()
+    boom = dataclasses.replace(t.results[5], error=None, reason="stdout did not match", mismatch="stdout")
+    t = dataclasses.replace(t, results=(*t.results[:5], boom, *t.results[6:]))
+    data = json.loads(render_json(t))
+    assert validator.is_valid(data) and data["cells"][5]["mismatch"] == "stdout"
+    assert transcript_from_dict(data).results[5].mismatch == "stdout"
+    del data["cells"][5]["mismatch"]  # a transcript written before the field existed
+    assert validator.is_valid(data) and transcript_from_dict(data).results[5].mismatch is None
+    data["cells"][5]["mismatch"] = "stdout did not match"
+    assert not validator.is_valid(data)
+
+
+def test_a_transcript_says_whether_it_isolated_anything() -> None:
+    assert make_transcript().isolates_nothing  # the process backend
+    assert not make_transcript(isolation="bubblewrap: namespaces").isolates_nothing
 
 
 def test_round_trip_of_a_run_that_never_started(validator: Draft202012Validator) -> None:

@@ -180,7 +180,7 @@ def run(
         import time
 
         from sandrun.backends import backend_name, get_backend
-        from sandrun.backends.base import Limits
+        from sandrun.backends.base import Limits, isolates_nothing
         from sandrun.console import Console, overall
         from sandrun.delivery import SignalsDeferred
         from sandrun.discover import find_recipes
@@ -256,7 +256,7 @@ def run(
         names = [backend_name(backend, recipe.backend, recipe.path) for recipe in loaded]
         backends = {name: get_backend(name, os.environ) for name in set(names)}
         chosen = [backends[name] for name in names]
-        if any(b.isolation == "none" for b in chosen):
+        if any(isolates_nothing(b) for b in chosen):
             console.say(
                 "sandrun: the process backend ISOLATES NOTHING: cells run with your permissions.", "yellow"
             )

@@ -69,7 +69,6 @@ if TYPE_CHECKING:  # the protocol's shapes, for the type checker only: nothing m
         peak_memory: int | None
 
 
-PROTOCOL_VERSION = 1
 STREAMS = ("stdout", "stderr")
 HOLD_BYTES = 8192
 HOLD_SECONDS = 0.02
@@ -899,9 +898,7 @@ def main() -> None:
     interpreter = Interpreter(capture, writers)
     driver_pid = os.getpid()
     requests = os.fdopen(proto_in, "rb")
-    emitter.send(
-        {"ev": "ready", "protocol": PROTOCOL_VERSION, "python": sys.version.split()[0], "pid": driver_pid}
-    )
+    emitter.send({"ev": "ready", "python": sys.version.split()[0], "pid": driver_pid})
     for raw in requests:
         request = from_json(raw.decode("utf-8"))
         if request.get("op") == "limits":

@@ -1,12 +1,15 @@
 """The data that flows through sandrun: recipes in, transcripts out.
 
-Everything here is a frozen dataclass of plain values, so a recipe or a transcript can be compared, hashed,
-serialised and handed between threads without surprises. Readers build `Recipe`s, the runner builds
-`CellResult`s and a `Transcript`, and reports render a `Transcript`; none of them needs anything else.
+Everything here is a frozen dataclass, so a recipe or a transcript can be compared, serialised and handed
+between threads without surprises. They are not hashable: a few fields are plain dicts (`Recipe.env`,
+`Transcript.limits`, rich output's `data`), which nothing changes after they are built. Readers build
+`Recipe`s, the runner builds `CellResult`s and a `Transcript`, and reports render a `Transcript`; none of
+them needs anything else.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import Enum
@@ -15,6 +18,9 @@ TRANSCRIPT_SCHEMA = "sandrun.transcript/2"
 
 MAX_TIMEOUT = 7 * 24 * 3600.0
 """The longest timeout, in seconds, a recipe or the command line may ask for (one week)."""
+
+NO_ISOLATION = "none"
+"""The `isolation` of a backend that isolates nothing (`process`): cells run with the user's permissions."""
 
 ANY_EXCEPTION = "*"
 """`Expectation.error` value that accepts any exception (the `raises-exception` tag)."""
@@ -242,6 +248,9 @@ class CellResult:
     """Why the cell has its status, in words, when the status alone does not say (failed, not run, ...)."""
     diff: str | None = None
     """Unified diff, expected against actual, when the cell failed because its output did not match."""
+    mismatch: str | None = None
+    """Which of the cell's expected texts did not match (`stdout`, `stderr`, `value` or `repl`), when that
+    is why it failed; the key of `Expectation.texts()`."""
     peak_memory: int | None = None
     """Peak resident memory of the interpreter so far, in bytes, as reported inside the sandbox."""
 
@@ -263,7 +272,7 @@ class Transcript:
     recipe: Recipe
     backend: str
     isolation: str
-    """What the sandbox isolated, e.g. `none` for the process backend."""
+    """What the sandbox isolated, e.g. `NO_ISOLATION` (`none`) for the process backend."""
     status: RunStatus
     results: tuple[CellResult, ...]
     started_at: str
@@ -277,9 +286,37 @@ class Transcript:
     limits: Mapping[str, object] = field(default_factory=dict)
     """Limits in force (timeouts, output caps, ...), for the record."""
 
+    @property
+    def isolates_nothing(self) -> bool:
+        """Whether the cells ran with the user's own permissions, in no sandbox at all."""
+        return self.isolation == NO_ISOLATION
+
     def count(self, status: CellStatus) -> int:
         """How many cells ended with `status`."""
         return sum(1 for r in self.results if r.status is status)
+
+
+OUTPUT_CUT = "[sandrun: {dropped} more bytes of {stream} not shown; the limit is {limit} bytes]"
+"""The note, on a line of its own, that ends a stream's text when a cell wrote more than the output limit."""
+
+VALUE_CUT = "[sandrun: {dropped} more characters not shown]"
+"""The note, on a line of its own, that ends a value's repr (or an error's text) longer than the output limit.
+The driver writes it, and imports nothing of sandrun: a test keeps its copy the same as this one."""
+
+_CUT = re.compile(
+    "|".join(
+        re.escape(note)
+        .replace(r"\{dropped\}", r"\d+")
+        .replace(r"\{stream\}", r"\w+")
+        .replace(r"\{limit\}", r"\d+")
+        for note in (OUTPUT_CUT, VALUE_CUT)
+    )
+)
+
+
+def is_cut(text: str) -> bool:
+    """Whether sandrun left part of `text` out: it holds an `OUTPUT_CUT` or a `VALUE_CUT` note."""
+    return _CUT.search(text) is not None
 
 
 def stream_text(outputs: Iterable[OutputChunk], stream: str) -> str:

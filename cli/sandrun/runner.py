@@ -356,7 +356,9 @@ def result_of(cell: Cell, outcome: CellOutcome) -> CellResult:
         return replace(result, reason=f"the sandbox died: {message}")
     actual = {"stdout": result.stdout, "stderr": result.stderr, "value": outcome.value}
     verdict = judge(cell.expect, outcome.error, outcome.error_types, actual)
-    return replace(result, status=verdict.status, reason=verdict.reason, diff=verdict.diff)
+    return replace(
+        result, status=verdict.status, reason=verdict.reason, diff=verdict.diff, mismatch=verdict.mismatch
+    )
 
 
 def run_many(

@@ -26,7 +26,7 @@ from sandrun.events import (
     stream_fields,
     text_field,
 )
-from sandrun.model import DISPLAY, CellError, OutputChunk
+from sandrun.model import DISPLAY, OUTPUT_CUT, CellError, OutputChunk
 
 __all__ = ["CellOutcome", "OutputCollector", "OutputRuns", "ProtocolViolation", "Session", "parse_event"]
 
@@ -344,11 +344,8 @@ class OutputCollector:
         """Append one marker per stream that lost output, and fill `outputs` with the merged runs."""
         for stream, count in self.dropped.items():
             if count:
-                note = (
-                    f"\n[sandrun: {count} more bytes of {stream} not shown; the limit is {self.limit} bytes"
-                )
-                note += "]\n"
-                self._append(OutputChunk(stream, note))
+                note = OUTPUT_CUT.format(dropped=count, stream=stream, limit=self.limit)
+                self._append(OutputChunk(stream, f"\n{note}\n"))
         if self.display_dropped:
             note = (
                 f"[sandrun: {self.display_dropped} bytes of rich output not shown; "

@@ -24,13 +24,22 @@ from sandrun import safefs
 from sandrun.atomic import write_text_at
 from sandrun.errors import RecipeError, SandrunError
 from sandrun.expect import repl_view, text_matches
-from sandrun.model import Cell, CellResult, CellStatus, ExpectedText, MatchMode, Recipe, RunStatus, Transcript
+from sandrun.model import (
+    Cell,
+    CellResult,
+    CellStatus,
+    ExpectedText,
+    MatchMode,
+    Recipe,
+    RunStatus,
+    Transcript,
+    is_cut,
+)
 from sandrun.readers.lines import ends_with_newline, newline_of, split_lines
 from sandrun.readers.yaml_nodes import compose
 from sandrun.readers.yaml_recipe import construct
 
 _READERS = {"yaml": "yaml_recipe", "percent": "percent", "markdown": "markdown_doc", "rst": "rst"}
-_TRUNCATED = re.compile(r"\[sandrun: \d+ more bytes of \w+ not shown; the limit is \d+ bytes\]")
 _DIRECTIVE = re.compile(r"^# expect \w+:", re.MULTILINE)
 _CONTAINER = r"(?:[ \t>]|[-+*][ \t]|[0-9]{1,9}[.)][ \t])*"  # blockquote and list item prefixes, as written
 _FENCE = re.compile(rf"({_CONTAINER})(`{{3,}}|~{{3,}})(.*)")
@@ -66,11 +75,11 @@ class Edit:
 
 @dataclass(frozen=True)
 class UpdateResult:
-    """What `update_recipe` did to a file; `notes` say which mismatching expectations it left alone, why."""
+    """What `update_recipe` did to a file: the expected texts it rewrote (`edits`), and `notes` saying
+    which mismatching expectations it left alone, and why."""
 
     path: str
     edits: tuple[Edit, ...]
-    written: bool
     notes: tuple[str, ...] = ()
 
 
@@ -85,14 +94,6 @@ def refuse_untrusted(transcript: Transcript, path: str) -> None:
     else:
         return
     raise UpdateRefused(f"not updating {path}: {reason}", hint="run the recipe again, then update")
-
-
-def plan_updates(recipe: Recipe, transcript: Transcript, original_text: str) -> list[Edit]:
-    """The edits that make `original_text` (the text `recipe` was read from) expect what ran in
-    `transcript`. Raises `UpdateRefused` for an untrustworthy run, `RecipeError` for output that cannot be
-    written in this recipe's format."""
-    refuse_untrusted(transcript, recipe.path)
-    return _plan(recipe, transcript, original_text)[0]
 
 
 def apply_edits(text: str, edits: list[Edit] | tuple[Edit, ...]) -> str:
@@ -148,7 +149,7 @@ def _update_at(directory: int, real_name: str, name: str, transcript: Transcript
     new_text = bom + updated
     if new_text != text:  # the real file, so a link (inside the directory) stays a link
         write_text_at(directory, real_name, new_text)
-    return UpdateResult(name, tuple(edits), new_text != text, tuple(notes))
+    return UpdateResult(name, tuple(edits), tuple(notes))
 
 
 def _notebook_outputs(transcript: Transcript, text: str) -> tuple[list[Edit], str]:
@@ -243,7 +244,7 @@ def _left_alone(result: CellResult, expected: ExpectedText, actual: str | None) 
         f"the cell raised {raised}, which the recipe does not expect": raised is not None,
         "where it is written in the file is not known": expected.span is None,
         "it is a regular expression; fix it by hand": expected.mode is MatchMode.REGEX,
-        "the output was cut (raise --output-limit)": bool(_TRUNCATED.search(actual or "")),
+        "the output was cut (raise --output-limit)": is_cut(actual or ""),
     }
     return next((why for why, applies in reasons.items() if applies), None)
 

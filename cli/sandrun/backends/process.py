@@ -28,6 +28,7 @@ from typing import Any, TypeVar
 from sandrun import safefs
 from sandrun.backends.base import SandboxOptions
 from sandrun.errors import BackendError
+from sandrun.model import NO_ISOLATION
 
 ChannelT = TypeVar("ChannelT", bound="ProcessChannel")
 
@@ -60,7 +61,7 @@ class ProcessBackend:
     """Runs the driver as a child process of sandrun itself."""
 
     name = "process"
-    isolation = "none"
+    isolation = NO_ISOLATION
     installs_packages = False
     reaped = sys.platform == "linux"
     """Whether the driver runs under the reaper; without it (other systems), strays are found by process

@@ -1,14 +1,16 @@
 """The JSON transcript (`sandrun.transcript/2`): the machine-readable record of a run.
 
 The layout is described by `schemas/transcript.schema.json`, shipped inside the package (`load_schema`).
-`transcript_to_dict` and `transcript_from_dict` are inverses, so a saved transcript can be rendered again
-later in another format, with one deliberate loss: `Recipe.env` is never written (it may hold secrets)
-and comes back empty.
+A saved transcript can be rendered again later in another format: `transcript_from_dict` gives back
+everything `transcript_to_dict` wrote, and what it did not write comes back empty. That is `Recipe.env`
+(never written: it may hold secrets), the recipe's other run settings (`network`, `python`, `files`,
+`backend`, `packages`) and its reader `warnings`, `Cell.unsupported`, and each `ExpectedText`'s `span`
+and `doctest` flags (which matter only to judging a run and to `--update`, both done from the recipe).
 
 Each cell's entry carries both the `Cell` (index, name, kind, source, line, tags, timeout, skip, expect)
-and its `CellResult` (status, outputs, value, error, duration, reason, peak_memory), plus `stdout` and
-`stderr`: the concatenated text of `outputs`, for readers that do not care about interleaving. A cell's
-path is not repeated; it is the recipe's path.
+and its `CellResult` (status, outputs, value, error, duration, reason, diff, mismatch, peak_memory), plus
+`stdout` and `stderr`: the concatenated text of `outputs`, for readers that do not care about
+interleaving. A cell's path is not repeated; it is the recipe's path.
 
 Version 2 adds rich output to `outputs`: entries with `stream` `display` (shown by `display()` or a
 matplotlib figure) or `result` (a trailing expression's rich value), whose `text` is their text/plain and
@@ -76,6 +78,7 @@ def _result_to_dict(result: CellResult) -> dict[str, Any]:
         "duration": result.duration,
         "reason": result.reason,
         "diff": result.diff,
+        "mismatch": result.mismatch,
         "peak_memory": result.peak_memory,
         "expect": _expect_to_dict(cell.expect),
     }
@@ -166,6 +169,7 @@ def _result_from_dict(d: Mapping[str, Any], path: str) -> CellResult:
         duration=d.get("duration", 0.0),
         reason=d.get("reason"),
         diff=d.get("diff"),
+        mismatch=d.get("mismatch"),
         peak_memory=d.get("peak_memory"),
     )
 
@@ -188,8 +192,9 @@ def transcript_from_dict(d: Mapping[str, Any]) -> Transcript:
     """Rebuild a `Transcript` from `transcript_to_dict` output (or a parsed JSON transcript file).
 
     The redundant `stdout`/`stderr`/`summary` fields are ignored: they are recomputed from `outputs` and
-    the cells. `Recipe.env` comes back empty, since it is never written. Raises ValueError when the data
-    is not a `sandrun.transcript/1` or `/2` transcript, and KeyError when a required field is missing.
+    the cells. What is never written comes back empty (see the module docstring). Raises ValueError when
+    the data is not a `sandrun.transcript/1` or `/2` transcript, and KeyError when a required field is
+    missing.
     """
     if d.get("schema") not in (TRANSCRIPT_SCHEMA, "sandrun.transcript/1"):
         raise ValueError(f"not a {TRANSCRIPT_SCHEMA} transcript (schema is {d.get('schema')!r})")
