@@ -7,7 +7,8 @@ import time
 
 import pytest
 
-from sandrun.session import Session, driver_source
+from sandrun.bootstrap import driver_source
+from sandrun.session import Session
 from tests.conftest import RunCell
 
 
@@ -40,9 +41,9 @@ def test_driver_imports_only_the_standard_library() -> None:
     }
     assert "sandrun" not in imported
     assert imported <= {
-        "__future__", "ast", "base64", "builtins", "codecs", "io", "json", "linecache", "os", "resource",
-        "select", "signal", "sys", "threading", "time", "traceback", "types",
-        "typing",  # only under `if TYPE_CHECKING:`, for the type checker
+        "__future__", "_ast", "_json", "_signal", "_thread", "base64", "builtins", "codecs", "io", "json",
+        "os", "resource", "select", "sys", "time", "traceback", "types",
+        "collections", "signal", "typing",  # only under `if TYPE_CHECKING:`, for the type checker
     }  # fmt: skip
 
 

@@ -15,24 +15,28 @@ the protocol.
 
 from __future__ import annotations
 
-import ast
+import _ast as ast
+import _thread
 import builtins
 import codecs
 import io
-import json
-import linecache
 import os
 import select
-import signal
 import sys
-import threading
 import time
-import traceback
 import types
 
 TYPE_CHECKING = False
+# Imported at start: only what the standard library has already loaded and C modules. The pure-Python
+# `ast`, `json`, `signal`, `threading`, `traceback` and `linecache` (with `re`, `enum`, `tokenize`...) cost
+# more than the rest of the driver's start: their C cores serve the cells, the rest is imported on an error.
+if TYPE_CHECKING:
+    import signal
+else:
+    import _signal as signal
 if TYPE_CHECKING:  # the protocol's shapes, for the type checker only: nothing more is imported in the sandbox
-    from typing import TypedDict
+    from collections.abc import Callable
+    from typing import Any, TypedDict
 
     class RunRequest(TypedDict):
         """A `run` request from the host."""
@@ -76,9 +80,56 @@ HOLD_SECONDS = 0.02
 """Python-level writes to one stream are held back and sent as one event, up to this many characters or this
 long: a loop of one-byte writes must not cost an event (and host memory, and time) per byte."""
 DRIVER_FILENAME = "<sandrun-driver>"
-MAIN_THREAD = threading.get_ident()
+MAIN_THREAD = _thread.get_ident()
 REAPER: int | None = None
 """The pid of the reaper this driver left as pid 1 of its PID namespace, if any (`stay_pid_1_as_reaper`)."""
+
+
+def json_codec() -> tuple[Callable[[object], str], Callable[[str], Any]]:
+    """`json.dumps(obj, ensure_ascii=False)` and `json.loads(text)` by the `_json` C module alone, checked on
+    a sample; the `json` package where that does not work (another implementation, a changed signature)."""
+    try:
+        import _json
+
+        def fail(obj: object) -> object:
+            raise TypeError(f"Object of type {type(obj).__name__} is not JSON serializable")
+
+        def dumps(obj: object) -> str:
+            encode = _json.make_encoder(
+                {}, fail, _json.encode_basestring, None, ": ", ", ", False, False, True
+            )
+            return "".join(encode(obj, 0))
+
+        class Context:
+            strict = True
+            object_hook = object_pairs_hook = None
+            parse_float, parse_int = float, int
+            parse_constant = {
+                "-Infinity": float("-inf"),
+                "Infinity": float("inf"),
+                "NaN": float("nan"),
+            }.__getitem__
+
+        scan = _json.make_scanner(Context())  # type: ignore[arg-type]  # any object with these attributes
+
+        def loads(text: str) -> Any:
+            value, end = scan(text, 0)
+            if text[end:].strip():
+                raise ValueError(f"extra data after the JSON value at {end}")
+            return value
+
+        sample = {"a": [1, 2.5, '\u00e9\n"', None, True, {}]}
+        expected = '{"a": [1, 2.5, "\u00e9\\n\\"", null, true, {}]}'
+        if dumps(sample) == expected and loads(expected + "\n") == sample:
+            return dumps, loads
+    except Exception:  # any failure means: use the json package
+        pass
+    import json
+
+    return lambda obj: json.dumps(obj, ensure_ascii=False), json.loads
+
+
+to_json, from_json = json_codec()
 
 
 class CellTimeout(BaseException):
@@ -94,14 +145,14 @@ class Emitter:
 
     def __init__(self, fd: int) -> None:
         self.fd = fd
-        self.lock = threading.RLock()
+        self.lock = _thread.RLock()
         self.busy = False
         self.deferred: BaseException | None = None
 
     def send(self, event: dict[str, object]) -> None:
         """Write one event as a JSON line (the whole line, even if a timeout fires meanwhile)."""
-        data = (json.dumps(event, ensure_ascii=False) + "\n").encode("utf-8", "replace")
-        main = threading.get_ident() == MAIN_THREAD
+        data = (to_json(event) + "\n").encode("utf-8", "replace")
+        main = _thread.get_ident() == MAIN_THREAD
         with self.lock:
             self.busy = main
             try:
@@ -147,7 +198,7 @@ class Capture:
         for fd in (*self.readers, self.wake_r, self.wake_w):
             os.set_blocking(fd, False)
         os.register_at_fork(before=self.flush, after_in_child=self._forget_held)
-        threading.Thread(target=self._pump, name="sandrun-capture", daemon=True).start()
+        _thread.start_new_thread(self._pump, ())  # not `threading`: one import less at every start
 
     def begin(self, cell_id: int, limit: int) -> None:
         """Attribute output to `cell_id` from now on, with a fresh budget of `limit` bytes per stream."""
@@ -333,6 +384,8 @@ def describe_error(exc: BaseException, filename: str, limit: int) -> ErrorInfo:
 
     A SystemExit's traceback leaves out the exceptions it was raised while handling: a CLI framework
     turns its own exceptions into `sys.exit(code)`, and their chain is the framework's, not the user's."""
+    import traceback  # only on an error (with linecache, tokenize, re...): most recipes never need it
+
     report = traceback.TracebackException(type(exc), exc, exc.__traceback__)
     chain = not isinstance(exc, SystemExit)
     report.stack = traceback.StackSummary.from_list(
@@ -366,6 +419,7 @@ class Interpreter:
         self.timeout = 0.0
         self.display = RichDisplay(capture)
         builtins.display = self.display.show  # type: ignore[attr-defined]
+        self.display.hook.after["linecache"] = self.share_sources
         signal.signal(signal.SIGALRM, self.on_alarm)
 
     def remember_source(self, filename: str, first_line: int, code: str) -> None:
@@ -376,7 +430,14 @@ class Interpreter:
         if len(lines) < end:
             lines.extend("\n" for _ in range(end - len(lines)))
         lines[first_line - 1 : end] = new
-        linecache.cache[filename] = (0, None, lines, filename)  # mtime None: never re-read
+        linecache = sys.modules.get("linecache")
+        if linecache is not None:  # else it gets them all when imported (by a traceback, a cell...)
+            self.share_sources(linecache)
+
+    def share_sources(self, linecache: types.ModuleType) -> None:
+        """Put the recipe lines seen so far in linecache's cache."""
+        for filename, lines in self.sources.items():
+            linecache.cache[filename] = (0, None, lines, filename)  # mtime None: never re-read
 
     def condition(self, condition: dict[str, object], filename: str) -> types.CodeType:
         """A `skip_if` expression compiled at its line in the recipe, so that its errors point there."""
@@ -385,7 +446,7 @@ class Interpreter:
         tree = parse_at(text, filename, line)
         if len(tree.body) != 1 or not isinstance(tree.body[0], ast.Expr):
             raise SyntaxError("a skip condition must be one expression", (filename, line, 1, text))
-        return compile(ast.Expression(tree.body[0].value), filename, "eval")
+        return compile(ast.Expression(tree.body[0].value), filename, "eval", dont_inherit=True)
 
     def on_alarm(self, signum: int, frame: object) -> None:
         """SIGALRM: the running cell's time is up (raised at once, or as soon as a protocol line is out)."""
@@ -501,8 +562,9 @@ class StatementPrints:
         for index, statement in enumerate(tree.body[first:], first):
             call = ast.Call(ast.Name(self.NAME, ast.Load()), [ast.Constant(index)], [])
             nodes = (mark := ast.Expr(call), call, call.func, *call.args)
-            for node in nodes:
-                ast.copy_location(node, statement)
+            for node in nodes:  # `_ast` has no copy_location
+                for field in ("lineno", "col_offset", "end_lineno", "end_col_offset"):
+                    setattr(node, field, getattr(statement, field, None))
             body += [mark, statement]
         tree.body = body
 
@@ -556,7 +618,8 @@ class RichDisplay:
         self.sent = 0
         self.dropped = 0
         os.environ.setdefault("MPLBACKEND", "Agg")  # children too: no figure window, no blocking show()
-        sys.meta_path.insert(0, ImportHook(self))  # type: ignore[arg-type]
+        self.hook = ImportHook({name: self.patcher(name) for name in HOOKED_MODULES})
+        sys.meta_path.insert(0, self.hook)  # type: ignore[arg-type]
 
     def begin(self, cell_id: int, limit: int) -> None:
         """Attribute displays to `cell_id`, with a fresh budget of `limit` bytes."""
@@ -632,10 +695,10 @@ class RichDisplay:
             return
         self.capture.flush()
         try:  # the size as sent (escapes and UTF-8 included): the protocol line must stay within bounds
-            size = len(json.dumps([data, metadata], ensure_ascii=False).encode("utf-8", "replace"))
+            size = len(to_json([data, metadata]).encode("utf-8", "replace"))
         except (TypeError, ValueError, RecursionError):  # metadata the protocol cannot carry is left out
             metadata = {}
-            size = len(json.dumps(data, ensure_ascii=False).encode("utf-8", "replace"))
+            size = len(to_json(data).encode("utf-8", "replace"))
         if self.sent + size > self.limit:
             self.dropped += size
             note = f"[sandrun: a display of {size} bytes not shown; the limit is {self.limit} bytes per cell]"
@@ -667,6 +730,10 @@ class RichDisplay:
             except BaseException:
                 pass
 
+    def patcher(self, name: str) -> Callable[[types.ModuleType], None]:
+        """What `ImportHook` calls after `name` is imported."""
+        return lambda module: self.patch(name, module)
+
     def patch(self, name: str, module: types.ModuleType) -> None:
         """After `module` is imported: `plt.show()` captures figures; IPython's `display` shows here."""
         if name == "matplotlib.pyplot":
@@ -686,37 +753,40 @@ class RichDisplay:
 
 
 class ImportHook:
-    """A meta path finder that lets `RichDisplay` patch a few modules right after their first import.
+    """A meta path finder that lets the driver adjust a few modules right after their first import.
 
     Why a hook: `plt.show()` must capture in the very cell that imports pyplot, and the driver must not
-    import matplotlib itself. For any other name it answers None at once (one call per new import).
+    import matplotlib itself; linecache must know the recipe's lines, and the driver must not import it
+    at every start. For any other name it answers None at once (one call per new import).
     """
 
-    def __init__(self, display: RichDisplay) -> None:
-        self.display = display
+    def __init__(self, after: dict[str, Callable[[types.ModuleType], None]]) -> None:
+        self.after = after
+        """Module name -> what to call with the module once it is imported."""
 
     def find_spec(
         self, name: str, path: list[str] | None = None, target: types.ModuleType | None = None
     ) -> object:
         """The usual spec of a hooked module, with a loader that patches it; None for the rest."""
-        if name not in HOOKED_MODULES:
+        after = self.after.get(name)
+        if after is None:
             return None
         for finder in sys.meta_path:
             if finder is self or not hasattr(finder, "find_spec"):  # type: ignore[comparison-overlap]
                 continue
             spec = finder.find_spec(name, path, target)
             if spec is not None and spec.loader is not None and hasattr(spec.loader, "exec_module"):
-                spec.loader = PatchingLoader(spec.loader, self.display, name)  # type: ignore[assignment]
+                spec.loader = PatchingLoader(spec.loader, after)  # type: ignore[assignment]
             if spec is not None:
                 return spec
         return None
 
 
 class PatchingLoader:
-    """Loads a module with its own loader, then lets `RichDisplay.patch` adjust it."""
+    """Loads a module with its own loader, then passes it to `after`."""
 
-    def __init__(self, loader: object, display: RichDisplay, name: str) -> None:
-        self.loader, self.display, self.name = loader, display, name
+    def __init__(self, loader: object, after: Callable[[types.ModuleType], None]) -> None:
+        self.loader, self.after = loader, after
 
     def create_module(self, spec: object) -> object:
         """What the real loader creates (usually None: the default module)."""
@@ -725,7 +795,7 @@ class PatchingLoader:
     def exec_module(self, module: types.ModuleType) -> None:
         """Run the module's code, then patch it."""
         self.loader.exec_module(module)  # type: ignore[attr-defined]
-        self.display.patch(self.name, module)
+        self.after(module)
 
 
 def rich_method(obj: object, name: str) -> object:
@@ -757,6 +827,8 @@ def encode_mime(mime: str, value: object) -> str:
     if mime == "application/json" or mime.endswith("+json"):
         if isinstance(value, str):
             return value
+        import json  # only for a JSON display that is not text already
+
         try:
             return json.dumps(value)
         except (TypeError, ValueError):
@@ -768,13 +840,32 @@ def parse_at(code: str, filename: str, first_line: int) -> ast.Module:
     """The cell's syntax tree, numbered from its line in the recipe. Parsed on its own and renumbered: a cell
     far down a long recipe costs no more than the first one (no thousands of blank lines to scan)."""
     try:
-        tree = ast.parse(code, filename, "exec")
+        tree = compile(code, filename, "exec", ast.PyCF_ONLY_AST, dont_inherit=True)
     except SyntaxError as exc:
         for name in ("lineno", "end_lineno"):
             if getattr(exc, name, None) is not None:
                 setattr(exc, name, getattr(exc, name) + first_line - 1)
         raise
-    return ast.increment_lineno(tree, first_line - 1)
+    if first_line > 1:
+        shift_lines(tree, first_line - 1)
+    return tree  # type: ignore[return-value]  # PyCF_ONLY_AST with "exec" gives a Module
+
+
+def shift_lines(tree: ast.AST, offset: int) -> None:
+    """Add `offset` to every line number in `tree` (what `ast.increment_lineno` does, without importing
+    the `ast` module)."""
+    todo = [tree]
+    while todo:
+        node = todo.pop()
+        for name in node._attributes:
+            if name.endswith("lineno") and getattr(node, name, None) is not None:
+                setattr(node, name, getattr(node, name) + offset)
+        for name in node._fields:
+            value = getattr(node, name, None)
+            if isinstance(value, ast.AST):
+                todo.append(value)
+            elif isinstance(value, list):
+                todo.extend(item for item in value if isinstance(item, ast.AST))
 
 
 def safe_repr(value: object) -> str:
@@ -893,7 +984,7 @@ def main() -> None:
     requests = os.fdopen(proto_in, "rb")
     emitter.send({"ev": "ready", "python": sys.version.split()[0], "pid": driver_pid})
     for raw in requests:
-        request = json.loads(raw)
+        request = from_json(raw.decode("utf-8"))
         if request.get("op") == "limits":
             emitter.send({"ev": "limits", **apply_limits(request["limits"])})
             continue
@@ -904,6 +995,10 @@ def main() -> None:
         if os.getpid() != driver_pid:
             os._exit(0)  # a cell forked and the child fell through to here: it must not answer too
         emitter.send({"ev": "done", "id": request["id"], **done})
+    # The host closed the channel: the recipe is over and nobody reads any more. End at once rather than
+    # through the interpreter's slow shutdown; the cells' atexit handlers do not run (nor did they reliably
+    # before: the host kills the sandbox as it closes the channel).
+    os._exit(0)
 
 
 if __name__ == "__main__":

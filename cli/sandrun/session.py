@@ -1,9 +1,9 @@
 """The host side of the driver protocol: one interpreter in a sandbox, fed one cell at a time.
 
-`Session.start` launches `python -I -u -c BOOT` through a backend, sends the driver's source through stdin
-(no file upload, no argument-length limits), and waits for its `ready` event. `Session.run` sends a cell and
-collects its events until `done`, enforcing the host-side deadline and output cap. Every backend gets this
-same logic; the backend only moves bytes.
+`Session.start` launches `python -I -u -c BOOT` through a backend, sends the driver through stdin (no file
+upload, no argument-length limits; see `sandrun.bootstrap`), and waits for its `ready` event. `Session.run`
+sends a cell and collects its events until `done`, enforcing the host-side deadline and output cap. Every
+backend gets this same logic; the backend only moves bytes.
 """
 
 from __future__ import annotations
@@ -13,10 +13,9 @@ import signal
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from functools import cache
-from importlib import resources
 
 from sandrun.backends.base import Backend, Channel, SandboxOptions
+from sandrun.bootstrap import boot_argv, driver_payload
 from sandrun.errors import BackendError
 from sandrun.events import (
     Event,
@@ -31,19 +30,6 @@ from sandrun.model import DISPLAY, OUTPUT_CUT, CellError, Condition, OutputChunk
 
 __all__ = ["CellOutcome", "OutputCollector", "OutputRuns", "ProtocolViolation", "Session", "parse_event"]
 
-BOOT = (
-    "import os\n"
-    "def r(n):\n"
-    " b=b''\n"
-    " while len(b)<n:\n"
-    "  c=os.read(0,n-len(b))\n"
-    "  if not c:raise SystemExit('sandrun: bootstrap input ended early')\n"
-    "  b+=c\n"
-    " return b\n"
-    "exec(compile(r(int(r(10))),'<sandrun-driver>','exec'),{'__name__':'__main__'})\n"
-)
-"""Runs first inside the sandbox: reads a 10-digit length, then that many bytes of driver source; runs it."""
-
 DEFAULT_OUTPUT_LIMIT = 1 << 20
 DISPLAY_LIMIT = 10 << 20
 """Bytes of rich output (MIME data other than text/plain, as sent) kept per cell."""
@@ -57,17 +43,6 @@ SIGNAL_MEANINGS = {
     "SIGXCPU": " (it used up its CPU-time limit; see --cpu-time)",
     "SIGXFSZ": " (it wrote a file larger than allowed)",
 }
-
-
-@cache
-def driver_source() -> bytes:
-    """The driver program, as sent into every sandbox."""
-    return resources.files("sandrun").joinpath("driver.py").read_bytes()
-
-
-def boot_argv(python: str) -> list[str]:
-    """The command that starts the driver: isolated mode (-I) ignores PYTHON* variables and user site."""
-    return [python, "-I", "-u", "-c", BOOT]
 
 
 @dataclass
@@ -138,9 +113,8 @@ class Session:
         limits = backend.driver_limits(options)
         session._pending = ("limits",) if limits else ()
         try:
-            source = driver_source()
             setup = json.dumps({"op": "limits", "limits": limits}).encode() + b"\n" if limits else b""
-            if not channel.send(b"%010d" % len(source) + source + setup, start_timeout):
+            if not channel.send(driver_payload() + setup, start_timeout):
                 raise BackendError("the interpreter did not read its start-up input within the start timeout")
         except BackendError as exc:
             session.close()
