@@ -4,8 +4,9 @@ The documents are written here, shaped like a library's user guide: headings and
 that each import what they use, compute something small and print it, followed by the output they print.
 Every block stands alone, because pytest-markdown-docs and phmdoctest run each block in a namespace of its
 own, while sandrun runs a document's blocks one after another in one interpreter. Every tool must pass
-every document, so that no tool is timed on a failure path. sandrun runs each document in a sandbox; the
-other two run the code in the pytest process itself, with no isolation.
+every document, so that no tool is timed on a failure path. Only sandrun checks the printed output; the
+other two check that the code runs. sandrun runs each document in a sandbox; the other two run the code
+in the pytest process itself, with no isolation.
 """
 
 from __future__ import annotations
@@ -60,7 +61,8 @@ def write_docs(folder: Path) -> Path:
             imports, body = BLOCK_SHAPES[block % len(BLOCK_SHAPES)]
             code = f"{imports}\n\n{body.format(i=page * BLOCKS + block)}\n"
             parts.append(f"## Example {block + 1}\n\nThis example shows one more thing.\n")
-            # sandrun and phmdoctest compare the output block; pytest-markdown-docs only runs the code.
+            # sandrun compares the output block; pytest-markdown-docs and phmdoctest only run the code
+            # (phmdoctest compares only an output block without a language, which sandrun does not read).
             parts.append(f"```python\n{code}```\n\n```text\n{expected_output(code)}```\n")
         (docs / f"guide{page:02d}.md").write_text("\n".join(parts))
     return docs
