@@ -4,6 +4,7 @@ The Python API (each name is imported on first use, so `import sandrun` stays ch
 
 - `sandrun.run(path_or_recipe, *, backend=None, **options) -> Transcript` and `sandrun.load(path) -> Recipe`:
   what `sandrun run` does, without the terminal; reports from a transcript with `sandrun.reports`.
+  A project's pyproject.toml `[tool.sandrun]` defaults apply only when asked (`project=True`, or a path).
 - `sandrun.Session` (and `sandrun.AsyncSession` for asyncio): a code interpreter in a sandbox whose state
   carries from one `run(code)` to the next, with `Result`s, timeouts, uploads and downloads.
 - The model's dataclasses and enums (`Recipe`, `Cell`, `Transcript`, `CellResult`, `CellStatus`, ...) and

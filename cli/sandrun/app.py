@@ -109,8 +109,13 @@ def run(
         ),
     ] = None,
     cell_timeout: Annotated[
-        float, typer.Option(help="Seconds per cell, unless the cell or the recipe sets its own.", min=0.001)
-    ] = DEFAULT_CELL_TIMEOUT,
+        float | None,
+        typer.Option(
+            help="Seconds per cell, unless the cell or the recipe sets its own "
+            f"(default: pyproject.toml's [tool.sandrun] timeout, else {DEFAULT_CELL_TIMEOUT:g}).",
+            min=0.001,
+        ),
+    ] = None,
     keep_going: Annotated[bool, typer.Option(help="Run every cell even after one fails.")] = False,
     env: Annotated[
         list[str] | None, typer.Option(help="NAME=VALUE set inside the sandbox; repeatable.")
@@ -174,7 +179,7 @@ def run(
         import math
         import time
 
-        from sandrun.backends import get_backend
+        from sandrun.backends import backend_name, get_backend
         from sandrun.backends.base import Limits
         from sandrun.console import Console, overall
         from sandrun.delivery import SignalsDeferred
@@ -189,7 +194,7 @@ def run(
         if output_format != "text" and output_format not in FORMATS:
             raise UsageError(f"--format {output_format!r} is not one of: text, {', '.join(FORMATS)}")
         report_formats = [(path, format_report_path(path)) for path in report or []]
-        if not math.isfinite(cell_timeout) or cell_timeout > MAX_TIMEOUT:
+        if cell_timeout is not None and (not math.isfinite(cell_timeout) or cell_timeout > MAX_TIMEOUT):
             raise UsageError(
                 f"--cell-timeout {cell_timeout:g} is not a number of seconds up to {MAX_TIMEOUT:g}"
             )
@@ -198,19 +203,39 @@ def run(
                 raise UsageError(f"--report {path}: the directory {path.parent} does not exist")
         if workdir is not None and not workdir.is_dir():
             raise UsageError(f"--workdir {workdir} is not a directory")
-        if not recipes:
-            from sandrun.project import default_paths
+        from sandrun.project import find_project
 
-            recipes = default_paths(Path())
+        project = find_project()
+        named = {Path(name) for name in recipes or [] if Path(name).is_file()}  # the command line wins
+        if not recipes:
+            recipes = project.default_paths() if project else []
             if not recipes:
                 raise UsageError(
                     "no recipes given",
                     hint="name them, or list them in pyproject.toml: "
                     '[tool.sandrun] paths = ["README.md", "docs/"]',
                 )
-        loaded = load_all(find_recipes(recipes), check_outputs)
+        found = find_recipes(recipes)
+        skips = [skip for path in found if path not in named and project and (skip := project.skip_for(path))]
+        skipped = {skip.path for skip in skips}
+        loaded = load_all(
+            [p for p in found if p not in skipped], check_outputs, project, cell_timeout is not None
+        )
+        console = Console(quiet)
+        if not loaded:
+            for skip in skips:
+                console.say(str(skip), "yellow")
+            console.say("sandrun: nothing to run: pyproject.toml skips every recipe found", "yellow")
+            from sandrun.delivery import deliver
+            from sandrun.text import for_terminal
+
+            stdout_format = None if output_format == "text" else output_format
+            problems = deliver([skip.transcript() for skip in skips], report_formats, stdout_format)
+            for problem in problems:
+                typer.echo(f"sandrun: error: {for_terminal(problem)}", err=True)
+            raise typer.Exit(3 if problems else 0)
         options = RunOptions(
-            cell_timeout=cell_timeout,
+            cell_timeout=cell_timeout or DEFAULT_CELL_TIMEOUT,
             keep_going=keep_going or update,
             cache_dir=default_cache_dir(os.environ),
             env=parse_env(env or []),
@@ -226,14 +251,11 @@ def run(
                 cpu=cpu,
             ),
         )
-        console = Console(quiet)
         for warning in (warning for recipe in loaded for warning in recipe.warnings):
             console.say(f"sandrun: warning: {warning}", "yellow")
-        backends = {
-            name: get_backend(name, os.environ)
-            for name in {backend or recipe.backend or DEFAULT_BACKEND for recipe in loaded}
-        }
-        chosen = [backends[backend or recipe.backend or DEFAULT_BACKEND] for recipe in loaded]
+        names = [backend_name(backend, recipe.backend, recipe.path) for recipe in loaded]
+        backends = {name: get_backend(name, os.environ) for name in set(names)}
+        chosen = [backends[name] for name in names]
         if any(b.isolation == "none" for b in chosen):
             console.say(
                 "sandrun: the process backend ISOLATES NOTHING: cells run with your permissions.", "yellow"
@@ -247,8 +269,10 @@ def run(
         deferred = SignalsDeferred()
         try:
             transcripts = run_all(runs, options, console, jobs or default_jobs, deferred)
-            if len(transcripts) > 1:
-                overall(console, transcripts, time.monotonic() - started)
+            for skip in skips:
+                console.say(str(skip), "yellow")
+            if len(transcripts) > 1 or skips:
+                overall(console, transcripts, time.monotonic() - started, len(skips))
             from sandrun.delivery import deliver, write_stdout
             from sandrun.text import for_terminal
 
@@ -258,7 +282,8 @@ def run(
                 commands = "".join(command + "\n" for command in github_annotations(transcripts))
                 write_stdout(commands) if output_format == "text" else sys.stderr.write(commands)
             stdout_format = None if output_format == "text" else output_format
-            problems = deliver(transcripts, report_formats, stdout_format)
+            reported = transcripts + [skip.transcript() for skip in skips]  # reports list skips too
+            problems = deliver(reported, report_formats, stdout_format)
             for problem in problems:
                 typer.echo(f"sandrun: error: {for_terminal(problem)}", err=True)
             code = max((EXIT_CODES[t.status.value] for t in transcripts), key=SEVERITY.index)

@@ -110,15 +110,20 @@ class Console:
             self.say(f"  {transcript.reason}", colour)
 
 
-def overall(console: Console, transcripts: list[Transcript], seconds: float) -> None:
-    """One line for a run of several recipes: how many ended how, and the wall time."""
+def overall(console: Console, transcripts: list[Transcript], seconds: float, skipped: int = 0) -> None:
+    """One line for a run of several recipes: how many ended how, how many the project skipped, and the
+    wall time."""
     counts: dict[str, int] = {}
     for transcript in transcripts:
         counts[transcript.status.value] = counts.get(transcript.status.value, 0) + 1
     ok = set(counts) == {RunStatus.PASSED.value}
+    if skipped:
+        counts["skipped"] = skipped
     parts = ", ".join(f"{n} {status}" for status, n in counts.items())
     console.say(
-        f"{len(transcripts)} recipes: {parts} in {format_seconds(seconds)}", "green" if ok else "red", True
+        f"{len(transcripts) + skipped} recipes: {parts} in {format_seconds(seconds)}",
+        "green" if ok else "red",
+        True,
     )
 
 

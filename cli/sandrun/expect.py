@@ -1,7 +1,8 @@
 """Judging a cell: did what it did match what the recipe expected? And the ONE validation of what a recipe
 may expect, that every reader calls.
 
-Expected text is compared by `MatchMode` (doctest-style `...` by default); trailing newlines never matter.
+Expected text is compared by `MatchMode`: the recipe's, else its project's default (`default_match`), else
+doctest-style `...`; trailing newlines never matter.
 A mismatch fails the cell with a unified diff, expected against actual.
 
 Readers (YAML, percent, Markdown, reStructuredText, ...) find expectations in their own syntax, then hand
@@ -17,7 +18,9 @@ from __future__ import annotations
 
 import difflib
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 
 from sandrun.errors import RecipeError
@@ -42,6 +45,24 @@ DOCTEST_FLAGS = ("SKIP", "ELLIPSIS", "NORMALIZE_WHITESPACE", "IGNORE_EXCEPTION_D
 """The doctest directives sandrun honours."""
 _NUMBER = re.compile(r"[-+]?(?:\d+\.\d*|\.\d+)(?:[eE][-+]?\d+)?")
 TEXT_KEYS = ("stdout", "stderr", "value", "repl")
+_DEFAULT_MATCH: ContextVar[MatchMode] = ContextVar("sandrun_default_match", default=MatchMode.ELLIPSIS)
+
+
+def default_match() -> MatchMode:
+    """The match mode of an expected text whose recipe names none: `ELLIPSIS`, unless a project default is
+    in force while the recipe is read (`defaulting_match`)."""
+    return _DEFAULT_MATCH.get()
+
+
+@contextmanager
+def defaulting_match(mode: MatchMode | None) -> Iterator[None]:
+    """Read recipes with `mode` (None: `ELLIPSIS`) as the match mode of expected texts that name none (a
+    project's `[tool.sandrun] match`); in this thread or task only."""
+    token = _DEFAULT_MATCH.set(mode or MatchMode.ELLIPSIS)
+    try:
+        yield
+    finally:
+        _DEFAULT_MATCH.reset(token)
 
 
 @dataclass(frozen=True)
@@ -67,7 +88,7 @@ def expectation(path: str, written: Mapping[str, Written]) -> Expectation:
         close = difflib.get_close_matches(key, EXPECT_KEYS, n=1)
         hint = (f"did you mean {close[0]!r}? " if close else "") + f"use one of: {', '.join(EXPECT_KEYS)}"
         raise RecipeError(path, written[key].line, f"unknown expectation {key!r}", hint)
-    mode = match_mode(path, written["match"]) if "match" in written else MatchMode.ELLIPSIS
+    mode = match_mode(path, written["match"]) if "match" in written else default_match()
     error = written.get("error")
     if error is not None and not is_exception_name(error.text):
         hint = "e.g. ZeroDivisionError, or json.JSONDecodeError"

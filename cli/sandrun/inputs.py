@@ -7,10 +7,14 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sandrun.errors import SandrunError, UsageError
 from sandrun.model import Recipe, Transcript
 from sandrun.readers import load_recipe
+
+if TYPE_CHECKING:
+    from sandrun.project import Project
 
 SIZE_UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
 
@@ -39,13 +43,21 @@ def parse_env(pairs: list[str]) -> dict[str, str]:
     return env
 
 
-def load_all(paths: list[Path], check_outputs: bool = False) -> list[Recipe]:
+def load_all(
+    paths: list[Path], check_outputs: bool = False, project: Project | None = None, cli_timeout: bool = False
+) -> list[Recipe]:
     """Every recipe, or a usage error listing every one that is wrong (nothing runs then);
-    `check_outputs`: notebooks' stored outputs are their expectations."""
+    `check_outputs`: notebooks' stored outputs are their expectations; `project`: its settings apply
+    (`cli_timeout`: the command line gave a default timeout, which beats the project's)."""
     recipes, problems = [], []
     for path in paths:
         try:
-            recipes.append(load_recipe(path, check_outputs))
+            recipe = (
+                project.load(path, check_outputs, cli_timeout)
+                if project
+                else load_recipe(path, check_outputs)
+            )
+            recipes.append(recipe)
         except SandrunError as exc:
             problems.append(str(exc))
     if problems:

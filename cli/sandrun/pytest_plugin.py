@@ -6,20 +6,30 @@ along with the tests, unless the command line names what to collect). Until then
 is imported, and it adds nothing but its options. What it collects: YAML files with `cells:` and Markdown
 files with a Python block, found below the paths; a percent-format `.py` only when the command line names
 it (and it is not a test module by `python_files`), so that no test module is ever read as a recipe.
-The items themselves are in `sandrun.pytest_recipes`.
+The defaults and skips of the project's `[tool.sandrun]` in pyproject.toml (found as `sandrun run` finds
+it, from where pytest started) apply as on the command line, `--sandrun-timeout` in the place of
+`--cell-timeout`; a recipe it skips is one skipped test at its line 1, with the reason. The items
+themselves are in `sandrun.pytest_recipes`.
 """
 
 from __future__ import annotations
 
 import fnmatch
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:
+    from sandrun.project import Project
 
 ROOTS = pytest.StashKey[list[Path]]()
 """The paths recipes are collected below, once the plugin is active."""
 NAMED = pytest.StashKey[set[Path]]()
-"""Files the command line names: taken whatever their suffix says (a percent-format `.py` included)."""
+"""Files the command line names: taken whatever their suffix says (a percent-format `.py` included), and
+never skipped by the project."""
+PROJECT: pytest.StashKey[Project | None] = pytest.StashKey()
+"""The pyproject.toml `[tool.sandrun]` found from where pytest started: its defaults apply, its skips too."""
 RECIPE_SUFFIXES = (".yaml", ".yml", ".md", ".rst", ".ipynb")
 
 
@@ -68,6 +78,13 @@ def pytest_configure(config: pytest.Config) -> None:
 
         if backend not in BACKENDS:
             raise pytest.UsageError(f"--sandrun-backend {backend!r} is not one of: {', '.join(BACKENDS)}")
+    from sandrun.errors import SandrunError
+    from sandrun.project import find_project
+
+    try:
+        config.stash[PROJECT] = find_project(config.invocation_params.dir)
+    except SandrunError as exc:
+        raise pytest.UsageError(str(exc)) from None
     config.stash[ROOTS] = [path.resolve() for path in roots]
     config.stash[NAMED] = {path.resolve() for path in given}
     config.addinivalue_line("markers", "sandrun: a cell of a sandrun recipe")

@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 
 from sandrun import __version__
-from sandrun.backends import DEFAULT_BACKEND, get_backend
+from sandrun.backends import backend_name, get_backend
 from sandrun.backends.base import Backend
 from sandrun.defaults import DEFAULT_CELL_TIMEOUT
 from sandrun.environments import default_cache_dir
@@ -56,11 +56,26 @@ class RecipeFile(pytest.File):
 
     recipe: Recipe
     run: RecipeRun | None = None
+    skipped: str | None = None
+    """Why the project skips this recipe (pyproject.toml:LINE and the reason), if it does."""
 
-    def collect(self) -> Iterator[CellItem]:
-        """One item per code cell, in order, each marked `sandrun` (and with its identifier-like tags)."""
+    def collect(self) -> Iterator[pytest.Item]:
+        """One item per code cell, in order, each marked `sandrun` (and with its identifier-like tags); one
+        skipped item, the recipe unread, when the project skips it."""
+        from sandrun.pytest_plugin import NAMED, PROJECT
+
+        project = self.config.stash.get(PROJECT, None)
+        shown = shown_path(self.path, self.config)
+        if project is not None and self.path.resolve() not in self.config.stash.get(NAMED, set()):
+            skip = project.skip_for(self.path)
+            if skip is not None:
+                self.skipped = skip.why
+                yield SkippedRecipe.from_parent(self, name="skipped")
+                return
         try:
-            self.recipe = load_recipe(shown_path(self.path, self.config))
+            given = self.config.getoption("sandrun_timeout") is not None
+            self.recipe = project.load(shown, cli_timeout=given) if project else load_recipe(shown)
+            backend_name(self.config.getoption("sandrun_backend"), self.recipe.backend, self.recipe.path)
         except SandrunError as exc:
             raise self.CollectError(str(exc)) from None
         for cell in self.recipe.cells:
@@ -76,6 +91,8 @@ class RecipeFile(pytest.File):
 
     def setup(self) -> None:
         """Get ready to run the recipe; its sandbox starts with the first cell that runs."""
+        if self.skipped:
+            return
         self.run = RecipeRun(self.recipe, self.config)
 
     def teardown(self) -> None:
@@ -123,13 +140,27 @@ class CellItem(pytest.Item):
         return self.path, self.cell.line - 1, f"{self.cell.location}: {self.cell.label}"
 
 
+class SkippedRecipe(pytest.Item):
+    """A recipe the project skips: one skipped test at the top of the file, with the reason, never read."""
+
+    def runtest(self) -> None:
+        """Skip, at the recipe's first line."""
+        parent = self.parent
+        assert isinstance(parent, RecipeFile)
+        raise pytest.skip.Exception(parent.skipped or "skipped", _use_item_location=True)
+
+    def reportinfo(self) -> tuple[Path, int, str]:
+        """The recipe file, line 1."""
+        return self.path, 0, f"{self.path.name}: skipped"
+
+
 class RecipeRun:
     """One recipe's cells in one sandbox, each run at most once, in order."""
 
     def __init__(self, recipe: Recipe, config: pytest.Config) -> None:
         self.recipe = recipe
         self.update_mode = bool(config.getoption("sandrun_update"))
-        name = config.getoption("sandrun_backend") or recipe.backend or DEFAULT_BACKEND
+        name = backend_name(config.getoption("sandrun_backend"), recipe.backend, recipe.path)
         self.backend: Backend = get_backend(name, os.environ)
         timeout = config.getoption("sandrun_timeout")
         self.options = RunOptions(

@@ -164,3 +164,45 @@ def test_recipe_env_cannot_preload_code_on_the_host(tmp_path: Path) -> None:
     sandrun_cli(path, cwd=recipe_dir)
     ran = sorted(p.name for p in marks.iterdir())
     assert ran == [], f"the recipe's library ran on the host: {ran}"
+
+
+WRITE_MARKER = """
+with open({marker!r}, "w") as f:
+    f.write("written by the recipe")
+"""
+
+
+def run_without_backend_option(path: Path, *args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    """`python -m sandrun run PATH ARGS` with no `--backend`: the recipe's own choice is what is tested."""
+    return subprocess.run(
+        [sys.executable, "-m", "sandrun", "run", str(path), *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+@pytest.mark.parametrize("declared_in", ["recipe", "pyproject"])
+def test_a_recipe_cannot_choose_to_run_unsandboxed(tmp_path: Path, declared_in: str) -> None:
+    marker = tmp_path / "host-marker"
+    folder = tmp_path / "project"
+    if declared_in == "recipe":
+        path = recipe(folder, "backend: process", [WRITE_MARKER.format(marker=str(marker))])
+    else:
+        path = recipe(folder, "name: plain", [WRITE_MARKER.format(marker=str(marker))])
+        (folder / "pyproject.toml").write_text('[tool.sandrun]\nbackend = "process"\n')
+        (folder / ".git").mkdir()  # the project's top: no pyproject above it is read
+    result = run_without_backend_option(path, cwd=folder)
+    assert result.returncode == 2, result.stderr
+    assert "isolates nothing" in result.stderr and "--backend process" in result.stderr
+    assert not marker.exists(), "the recipe ran on the host because it asked to"
+
+
+def test_control_the_user_may_choose_the_process_backend(tmp_path: Path) -> None:
+    marker = tmp_path / "host-marker"
+    folder = tmp_path / "project"
+    path = recipe(folder, "backend: process", [WRITE_MARKER.format(marker=str(marker))])
+    result = run_without_backend_option(path, "--backend", "process", cwd=folder)
+    assert result.returncode == 0, result.stderr
+    assert marker.read_text() == "written by the recipe"

@@ -17,6 +17,28 @@ BACKENDS: dict[str, str] = {
 
 DEFAULT_BACKEND = "local"
 
+UNSANDBOXED = frozenset({"process"})
+"""Backends that isolate nothing: only the person running sandrun may choose them, never a recipe."""
+
+
+def backend_name(requested: str | None, declared: str | None, where: str) -> str:
+    """The backend to run a recipe on: the caller's choice (command line, API argument, pytest option),
+    else the one the recipe or its project declares, else the default. A recipe that declares a backend
+    which isolates nothing is refused (a `RecipeError` at `where`): its code would otherwise run with the
+    user's permissions because the file said so."""
+    if requested:
+        return requested
+    if declared in UNSANDBOXED:
+        from sandrun.errors import RecipeError
+
+        raise RecipeError(
+            where,
+            None,
+            f"backend {declared!r} isolates nothing, so a recipe cannot choose it",
+            f"to run it on this machine without a sandbox, choose it yourself: --backend {declared}",
+        )
+    return declared or DEFAULT_BACKEND
+
 
 def get_backend(name: str, env: Mapping[str, str] | None = None) -> Backend:
     """A backend instance by name, configured from `env` (the caller's environment variables, e.g.

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from sandrun.errors import RecipeError
-from sandrun.model import Recipe
+from sandrun.model import MatchMode, Recipe
 
 Parser = Callable[[str, str, str], Recipe]
 
@@ -38,10 +38,11 @@ def _parser(suffix: str) -> Parser | None:
 SUPPORTED_SUFFIXES = (".yaml", ".yml", ".py", ".md", ".ipynb", ".rst")
 
 
-def load_recipe(path: str | Path, check_outputs: bool = False) -> Recipe:
+def load_recipe(path: str | Path, check_outputs: bool = False, match: MatchMode | None = None) -> Recipe:
     """Read the recipe at `path`, choosing the format by suffix. Raises `RecipeError` for any problem.
 
-    `check_outputs`: a notebook's stored outputs become its expectations (other formats ignore it)."""
+    `check_outputs`: a notebook's stored outputs become its expectations (other formats ignore it).
+    `match`: the match mode of expected texts that name none (a project's default; None: `ellipsis`)."""
     name = str(path)
     parser = _parser(Path(name).suffix.lower())
     if parser is not None and check_outputs and Path(name).suffix.lower() == ".ipynb":
@@ -63,7 +64,12 @@ def load_recipe(path: str | Path, check_outputs: bool = False) -> Recipe:
         raise RecipeError(name, None, "is a directory, not a recipe file") from None
     except OSError as exc:
         raise RecipeError(name, None, f"cannot read the file: {exc.strerror}") from None
-    return parse_bytes(data, name, parser)
+    if match is None:
+        return parse_bytes(data, name, parser)
+    from sandrun.expect import defaulting_match
+
+    with defaulting_match(match):
+        return parse_bytes(data, name, parser)
 
 
 def parse_bytes(data: bytes, path: str, parser: Parser) -> Recipe:

@@ -27,6 +27,7 @@ import re
 from typing import Any
 
 from sandrun.errors import RecipeError
+from sandrun.expect import default_match
 from sandrun.model import (
     ANY_EXCEPTION,
     MATCH_MODES,
@@ -70,7 +71,7 @@ def parse(text: str, path: str, sha256: str, check_outputs: bool = False) -> Rec
         where = _line_of(text, '"execution"')
         settings["timeout"] = _seconds(execution["timeout"], path, where, "metadata.execution.timeout")
     check = check_outputs or bool(settings.get("check_outputs"))
-    mode = MatchMode(settings.get("match", MatchMode.ELLIPSIS.value))
+    mode = MatchMode(settings["match"]) if "match" in settings else default_match()
     lines = _source_lines(text, len(nb["cells"]))
     cells = [_cell(raw, i, lines[i], path, check, mode) for i, raw in enumerate(nb["cells"])]
     if not any(c.kind is CellKind.CODE and c.source.strip() for c in cells):

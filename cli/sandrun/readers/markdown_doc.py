@@ -61,7 +61,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from sandrun.errors import RecipeError
-from sandrun.expect import Written, expectation, expected_text, match_mode, seconds
+from sandrun.expect import Written, default_match, expectation, expected_text, match_mode, seconds
 from sandrun.model import ANY_EXCEPTION, Cell, ExpectedText, MatchMode, Recipe
 from sandrun.readers import md_blocks, myst, pycon
 from sandrun.readers.lines import NEWLINE, split_lines
@@ -156,7 +156,7 @@ def parse(text: str, path: str, sha256: str) -> Recipe:
         console = item.lang in CONSOLE or (item.lang in (*PYTHON, "") and bool(_PROMPT.match(first)))
         if item.lang in OUTPUT and waiting is not None:
             where = "an output block"
-            mode = _settings(doc, options, where, len(pending)).match or waiting.match or MatchMode.ELLIPSIS
+            mode = _settings(doc, options, where, len(pending)).match or waiting.match or default_match()
             stdout = _expected(doc, doc.content(item), mode, item.first, doc.span(item))
             cells[-1] = replace(cells[-1], expect=replace(cells[-1].expect, stdout=stdout))
             waiting = None

@@ -37,14 +37,14 @@ def settings(text: str, path: str) -> dict[str, Any]:
     first = text.count("\n", 0, block.start()) + 1
     if len(blocks) > 1:
         raise RecipeError(path, text.count("\n", 0, blocks[1].start()) + 1, "a second `# /// script` block")
-    import tomllib  # lazily: only scripts with metadata need it
+    from sandrun.toml_text import TOMLDecodeError, loads  # lazily: only scripts with metadata need it
 
     content = "".join(
         line[2:] if line.startswith("# ") else line[1:] for line in block["content"].splitlines(keepends=True)
     )
     try:
-        data = tomllib.loads(content)
-    except (tomllib.TOMLDecodeError, RecursionError, ValueError) as exc:
+        data = loads(content)
+    except (TOMLDecodeError, RecursionError, ValueError) as exc:
         raise RecipeError(path, first, f"invalid TOML in the `# /// script` block: {exc}") from None
     tool = data.get("tool", {})
     table = tool.get("sandrun", {}) if isinstance(tool, dict) else {}
