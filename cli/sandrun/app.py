@@ -359,6 +359,7 @@ def run_all(
     which stops them all. One at a time, cell output streams live; several at once, a board shows progress.
     Once the cells are done, signals are held back by `after` (from here, with no gap in between)."""
     from sandrun.console import Board, RecipeProgress
+    from sandrun.early import claim
     from sandrun.model import RunStatus
     from sandrun.runner import RunControl, run_many, run_recipe
 
@@ -371,13 +372,14 @@ def run_all(
             def listener_for(recipe: "Recipe") -> "RecipeProgress":
                 return board.listener_for(recipe)
 
-            transcripts = run_many(runs, options, jobs, listener_for, control, board.finish)
+            transcripts = run_many(runs, options, jobs, listener_for, control, board.finish, claim())
         else:
             from sandrun.prestart import Prestarter
 
             transcripts = []
             ahead = Prestarter(runs, options, 2, control)  # the next recipe's sandbox boots as one runs
             try:
+                ahead.adopt(claim())  # the sandbox started before the command line was read, if any
                 for index, (recipe, backend) in enumerate(runs):
                     transcripts.append(run_recipe(recipe, backend, options, console, control, ahead, index))
                     console.summary(transcripts[-1])

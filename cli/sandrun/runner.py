@@ -32,6 +32,7 @@ from sandrun.model import (
 from sandrun.session import DEFAULT_GRACE, DEFAULT_OUTPUT_LIMIT, CellOutcome, OutputRuns, Session
 
 if TYPE_CHECKING:
+    from sandrun.early import EarlySandbox
     from sandrun.prestart import Prestarter
 
 UNEXPECTED = (CellStatus.FAILED, CellStatus.TIMEOUT, CellStatus.ERROR)
@@ -392,12 +393,14 @@ def run_many(
     listener_for: Callable[[Recipe], RunListener],
     control: RunControl,
     finished: Callable[[Transcript], None] | None = None,
+    early: EarlySandbox | None = None,
 ) -> list[Transcript]:
     """Run recipes (each on its backend) `jobs` at a time, each in its own sandbox; transcripts come back in
     the order of `runs`.
 
     One recipe's failure or crash does not stop the others; `control.cancel()` stops them all, and each
     still returns its (interrupted) transcript. `finished` is called (from a worker thread) as each ends.
+    A sandbox started `early` goes to the first recipe it fits, or is torn down.
     """
     from concurrent.futures import ThreadPoolExecutor, wait
 
@@ -412,6 +415,7 @@ def run_many(
         return transcript
 
     try:
+        ahead.adopt(early)
         with ThreadPoolExecutor(max_workers=max(1, jobs), thread_name_prefix="sandrun-run") as pool:
             futures = [pool.submit(one, i, recipe, backend) for i, (recipe, backend) in enumerate(runs)]
             try:
