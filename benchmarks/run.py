@@ -1,9 +1,11 @@
-"""How fast sandrun is, next to a Jupyter kernel and `jupyter execute`, measured side by side in one run.
+"""How fast sandrun is, next to its yardsticks, measured side by side in one run: the interpreter's own
+start, a Jupyter kernel, `jupyter execute` and papermill, pytest-markdown-docs and phmdoctest.
 
 Usage: `python benchmarks/run.py [--backends process,local]`. On first use it creates `benchmarks/.env` (a
-virtual environment with the Jupyter tools and this repository installed editable) and re-runs itself
-there, so that the Jupyter packages never land in the development environment. Later runs need no network.
-Prints environment information and one Markdown table on stdout; progress goes to stderr.
+virtual environment with the Jupyter tools, the other yardsticks and this repository installed editable) and
+re-runs itself there, so that none of them lands in the development environment. A yardstick that does not
+install is a row that says "not installed". Later runs need no network. Prints environment information and
+one Markdown table on stdout; progress goes to stderr.
 """
 
 from __future__ import annotations
@@ -16,16 +18,32 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from importlib import metadata
 from pathlib import Path
+
+from doc_tools import bench_docs, installed_versions
+from measure import (
+    PEAKS,
+    Row,
+    interleaved,
+    load_average,
+    load_during,
+    ms,
+    progress,
+    table,
+    timed,
+    timed_command,
+    verdict,
+)
 
 HERE = Path(__file__).resolve().parent
 ENV = HERE / ".env"
 ENV_BIN = ENV / "bin"
 ENV_STAMP = ENV / ".sandrun-bench-ready"
 JUPYTER_PACKAGES = ("nbclient", "nbformat", "ipykernel", "jupyter_client")
+YARDSTICKS = ("papermill", "pytest", "pytest-markdown-docs", "phmdoctest")
+"""Installed one by one, each allowed to fail (its rows then say so)."""
 TRIVIAL_CELLS = ("pass", "x = 1")
 CELL_TARGET = 0.1e-3
 """Team target: a trivial cell costs at most this many seconds of wall time on the local backend."""
@@ -48,86 +66,15 @@ def ensure_env() -> None:
         subprocess.run([sys.executable, "-m", "venv", "--clear", str(ENV)], check=True)
         pip = [str(ENV_BIN / "python"), "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
         subprocess.run([*pip, *JUPYTER_PACKAGES, "-e", str(HERE.parent)], check=True)
+        for package in YARDSTICKS:
+            if subprocess.run([*pip, package]).returncode:
+                print(f"{package} did not install; its rows say so", file=sys.stderr)
         ENV_STAMP.touch()
     # The steady state of a normal install has bytecode caches, also for the editable sandrun; keep them here.
     env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
     env["PYTHONPYCACHEPREFIX"] = str(ENV / "pycache")
     python = str(ENV_BIN / "python")
     os.execve(python, [python, str(Path(__file__).resolve()), *sys.argv[1:]], env)
-
-
-@dataclass
-class Row:
-    """One line of the result table: samples in seconds, or a note instead."""
-
-    what: str
-    runner: str
-    samples: list[float] | None = None
-    note: str = ""
-    target: str = ""
-    verdict: str = ""
-
-
-def ms(seconds: float) -> str:
-    """A duration in milliseconds, with more decimals for the small ones."""
-    value = seconds * 1000
-    return f"{value:.3f} ms" if value < 10 else f"{value:.1f} ms"
-
-
-def verdict(ok: bool) -> str:
-    """The pass/miss column."""
-    return "pass" if ok else "**miss**"
-
-
-def timed(action: Callable[[], object], runs: int) -> list[float]:
-    """Wall time of `runs` calls of `action`, in seconds."""
-    samples = []
-    for _ in range(runs):
-        started = time.perf_counter()
-        action()
-        samples.append(time.perf_counter() - started)
-    return samples
-
-
-PEAKS: dict[str, int] = {}
-"""Largest resident set (bytes) seen per command name: the process or a child it waited for."""
-
-
-MEASURE = (
-    "import os,sys\n"
-    "pid=os.fork()\n"
-    "if pid==0:\n"
-    " os.execv(sys.argv[1],sys.argv[1:])\n"
-    "_,status,usage=os.wait4(pid,0)\n"
-    "os.write(2,b'\\nmaxrss=%d\\n'%usage.ru_maxrss)\n"
-    "sys.exit(os.waitstatus_to_exitcode(status))\n"
-)
-"""Runs a command and reports its peak resident set. A process inherits the peak of the one it was forked
-from, so the command is forked from this small interpreter, never from the benchmark itself."""
-
-
-def run_quiet(argv: Sequence[str], peak: str = "") -> None:
-    """Run a command to completion; a failure raises `RuntimeError` with the last line it printed.
-
-    With `peak`, the largest resident set of the process (and of the children it reaped) is kept under
-    that name in `PEAKS`."""
-    command = [sys.executable, "-c", MEASURE, *argv] if peak else list(argv)
-    done = subprocess.run(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    lines = done.stderr.strip().splitlines() or ["(no output)"]
-    if peak and lines[-1].startswith("maxrss="):
-        PEAKS[peak] = max(PEAKS.get(peak, 0), int(lines.pop().partition("=")[2]) * 1024)
-    if done.returncode != 0:
-        raise RuntimeError(f"exit {done.returncode}: {(lines or ['(no output)'])[-1]}")
-
-
-def timed_command(argv: Sequence[str], runs: int, peak: str = "") -> list[float]:
-    """Wall time of `runs` runs of a command, in seconds (the peak memory kept under `peak`)."""
-    return timed(lambda: run_quiet(argv, peak), runs)
-
-
-def progress(text: str) -> None:
-    """A progress line on stderr."""
-    print(f"... {text}", file=sys.stderr, flush=True)
 
 
 def usable_backends(names: Sequence[str], python: str, rows: list[Row]) -> list[str]:
@@ -225,8 +172,10 @@ def write_inputs(folder: Path, count: int) -> tuple[Path, Path]:
 
 
 def sandrun_argv(name: str, python: str, *paths: Path) -> list[str]:
-    """`sandrun run PATHS -q` on one backend and interpreter."""
-    return [str(ENV_BIN / "sandrun"), "run", *map(str, paths), "-q", "--backend", name, "--python", python]
+    """`sandrun run PATHS -q` on one backend and interpreter (named only when it is not sandrun's default,
+    the interpreter it is installed in: as a user runs it)."""
+    named = ["--python", python] if python != sys.executable else []
+    return [str(ENV_BIN / "sandrun"), "run", *map(str, paths), "-q", "--backend", name, *named]
 
 
 def bench_startup(python: str, rows: list[Row], runs: int) -> None:
@@ -251,8 +200,11 @@ def bench_whole_runs(backends: Sequence[str], python: str, folder: Path, rows: l
         recipe, notebook = write_inputs(folder, size)
         what = f"whole run, {size} cells"
         progress(f"jupyter execute: {size} cells x {runs} (+1 warm-up)")
-        jupyter = timed_command([str(ENV_BIN / "jupyter"), "execute", str(notebook)], runs + 1)[1:]
-        rows.append(Row(what, "jupyter execute", jupyter))
+        jupyter = timed_command(
+            [str(ENV_BIN / "jupyter"), "execute", str(notebook)], runs + 1, "jupyter execute"
+        )
+        rows.append(Row(what, "jupyter execute", jupyter[1:]))
+        bench_papermill(notebook, folder, rows, runs, what)
         for name in backends:
             progress(f"sandrun/{name} run: {size} cells x {runs} (+1 warm-up)")
             argv = sandrun_argv(name, python, recipe)
@@ -263,7 +215,7 @@ def bench_whole_runs(backends: Sequence[str], python: str, folder: Path, rows: l
                 continue
             rows.append(Row(what, f"sandrun/{name}", samples))
             whole[name, size] = statistics.median(samples)
-            ratio = statistics.median(jupyter) / statistics.median(samples)
+            ratio = statistics.median(jupyter[1:]) / statistics.median(samples)
             goal = SPEEDUP_TARGETS[size]
             rows.append(Row(f"speedup, {size} cells", f"sandrun/{name} vs jupyter", note=f"{ratio:.1f}x",
                             target=f"≥ {goal:g}x", verdict=verdict(ratio >= goal)))  # fmt: skip
@@ -280,6 +232,20 @@ def bench_whole_runs(backends: Sequence[str], python: str, folder: Path, rows: l
         if name == "local":
             row.target, row.verdict = f"≤ {ms(CELL_TARGET)}", verdict(per_cell <= CELL_TARGET)
         rows.append(row)
+
+
+def bench_papermill(notebook: Path, folder: Path, rows: list[Row], runs: int, what: str) -> None:
+    """`papermill in.ipynb out.ipynb` on the notebook `jupyter execute` runs, if papermill installed."""
+    papermill = ENV_BIN / "papermill"
+    if not papermill.exists():
+        rows.append(Row(what, "papermill", note="not installed"))
+        return
+    progress(f"papermill: {notebook.name} x {runs} (+1 warm-up)")
+    argv = [str(papermill), str(notebook), str(folder / "out.ipynb"), "--no-progress-bar", "-k", "python3"]
+    try:
+        rows.append(Row(what, "papermill", timed_command(argv, runs + 1, "papermill")[1:]))
+    except RuntimeError as exc:
+        rows.append(Row(what, "papermill", note=f"failed: {exc}"))
 
 
 def bench_notebook_runs(
@@ -325,15 +291,21 @@ def bench_parallel(backends: Sequence[str], python: str, folder: Path, rows: lis
                         verdict=verdict(ratio >= PARALLEL_TARGET)))  # fmt: skip
 
 
+def bench_early(python: str, folder: Path, rows: list[Row], runs: int) -> None:
+    """A 20-cell recipe with the sandbox started before the command line is read, and without
+    (SANDRUN_EARLY=0), alternated run by run."""
+    recipe, _ = write_inputs(folder, 20)
+    argv = sandrun_argv("local", python, recipe)
+    progress(f"sandrun/local, 20 cells, early start on and off, alternated x {runs}")
+    on, off = interleaved([(argv, None), (argv, {"SANDRUN_EARLY": "0"})], runs + 1)
+    rows.append(Row("whole run, 20 cells, alternated", "sandrun/local", on[1:]))
+    rows.append(Row("whole run, 20 cells, alternated", "sandrun/local, SANDRUN_EARLY=0", off[1:]))
+
+
 def memory_rows(rows: list[Row]) -> None:
-    """Peak resident memory of the sandrun commands measured above (the largest process of each run)."""
+    """Peak resident memory of the commands measured above (the largest process of each run)."""
     for what, peak in PEAKS.items():
         rows.append(Row("peak memory (max RSS)", what, note=f"{peak / (1 << 20):.1f} MiB"))
-
-
-def load_average() -> str:
-    """The 1, 5 and 15 minute load averages."""
-    return " ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
 def environment(python: str) -> list[str]:
@@ -345,27 +317,10 @@ def environment(python: str) -> list[str]:
         f"- python {platform.python_version()}; CPUs: {os.cpu_count()}; "
         f"kernel: {platform.system()} {platform.release()} {platform.machine()}",
         f"- sandrun {sandrun.__version__}; {versions}",
+        f"- yardsticks: {installed_versions(YARDSTICKS)}",
         f"- cells run in {python}; the Jupyter kernel in {sys.executable}",
         f"- load average before: {load_average()} (other work on the machine skews the numbers)",
     ]
-
-
-def table(rows: Sequence[Row]) -> list[str]:
-    """The rows as a Markdown table."""
-    lines = [
-        "| measurement | runner | median | p95 | n | target | result |",
-        "|---|---|---:|---:|---:|---|---|",
-    ]
-    for row in rows:
-        if row.samples:
-            n = len(row.samples)  # p95: the 19th of 20-quantiles; for fewer than 20 samples the largest
-            top = statistics.quantiles(row.samples, n=20)[18] if n >= 20 else max(row.samples)
-            median, high = ms(statistics.median(row.samples)), ms(top) if n >= 5 else ""
-        else:
-            median, high, n = row.note.replace("|", "\\|"), "", ""
-        cells = (row.what, row.runner, median, high, n, row.target, row.verdict)
-        lines.append("| " + " | ".join(map(str, cells)) + " |")
-    return lines
 
 
 def main() -> None:
@@ -389,12 +344,19 @@ def main() -> None:
         bench_kernel(rows, args.kernel_cells, warmup=30)
         bench_whole_runs(backends, python, Path(tmp), rows, args.runs)
         bench_notebook_runs(backends, python, Path(tmp), rows, args.runs)
+        if "local" in backends:
+            bench_early(python, Path(tmp), rows, args.runs * 2)
         bench_parallel(backends, python, Path(tmp), rows, args.runs)
+        if "local" in backends:
+            bench_docs(
+                ENV_BIN, lambda *paths: sandrun_argv("local", python, *paths), Path(tmp), rows, args.runs
+            )
         memory_rows(rows)
 
     print("## sandrun benchmark\n")
     print("\n".join(header))
-    print(f"- load average after: {load_average()}; took {time.perf_counter() - started:.0f} s\n")
+    print(f"- load average after: {load_average()}; during: {load_during()}")
+    print(f"- took {time.perf_counter() - started:.0f} s\n")
     print("\n".join(table(rows)))
 
 

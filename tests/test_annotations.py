@@ -8,8 +8,7 @@ import pytest
 
 from sandrun.model import CellError, CellKind, CellStatus, Expectation, ExpectedText, RunStatus
 from sandrun.reports.annotations import escape_data, escape_property, github_annotations, shorten
-from tests.test_junit import DIFF, with_cells
-from tests.test_reports import PATH, TRACEBACK, make_transcript
+from tests.factories import DIFF, PATH, TRACEBACK, make_transcript, with_cells
 
 ENCODED_DIFF = "--- expected stdout%0A+++ actual stdout%0A@@ -1 +1 @@%0A-hello%0A+goodbye"
 
@@ -41,7 +40,11 @@ def test_passed_skipped_not_run_and_prose_cells_are_silent() -> None:
 def test_mismatch_points_at_the_expected_output_and_carries_the_diff() -> None:
     expect = Expectation(error="ValueError", stdout=ExpectedText("hello\n", line=14))
     raised = CellError("ValueError", "bad", TRACEBACK, 12)
-    failed = {"status": CellStatus.FAILED, "reason": "stdout did not match (expected at line 14)"}
+    failed = {
+        "status": CellStatus.FAILED,
+        "reason": "stdout did not match (expected at line 14)",
+        "mismatch": "stdout",
+    }
     t = with_cells(({"expect": expect, "line": 10}, {**failed, "diff": DIFF, "error": raised}))
     assert github_annotations([t]) == [
         f"::error file={PATH},line=14,title=cell 1 failed::stdout did not match (expected at line 14)%0A"
@@ -50,22 +53,24 @@ def test_mismatch_points_at_the_expected_output_and_carries_the_diff() -> None:
 
 
 @pytest.mark.parametrize(
-    ("expected_line", "reason", "error_line", "line"),
+    ("expected_line", "mismatch", "error_line", "line"),
     [
-        (5, "value did not match", 12, 5),  # the expected text's line, over the exception's
-        (None, "value did not match (expected at line 8)", 12, 8),  # the reason's own line number
-        (None, "value did not match", 12, 12),  # no expected line at all: the exception's line
-        (None, "value did not match", None, 10),  # nothing: the cell's first line
-        (20, "raised KeyError: 'x'", 12, 12),  # the reason does not name an output
-        (20, "raised KeyError: 'x'", None, 10),
+        (5, "value", 12, 5),  # the expected text's line, over the exception's
+        (None, "value", 12, 12),  # no expected line at all: the exception's line
+        (None, "value", None, 10),  # nothing: the cell's first line
+        (5, "stdout", 12, 12),  # a mismatch of a text the cell does not expect: the exception's line
+        (20, None, 12, 12),  # not a mismatch
+        (20, None, None, 10),
     ],
 )
-def test_line_selection(expected_line: int | None, reason: str, error_line: int | None, line: int) -> None:
+def test_line_selection(
+    expected_line: int | None, mismatch: str | None, error_line: int | None, line: int
+) -> None:
     expect = Expectation(value=ExpectedText("1", line=expected_line))
     raised = CellError("KeyError", "'x'", TRACEBACK, error_line)
-    t = with_cells(
-        ({"expect": expect, "line": 10}, {"status": CellStatus.FAILED, "reason": reason, "error": raised})
-    )
+    # The reason is words for people: it is never read for a line number or for what mismatched.
+    failed = {"status": CellStatus.FAILED, "reason": "value did not match (expected at line 8)"}
+    t = with_cells(({"expect": expect, "line": 10}, {**failed, "mismatch": mismatch, "error": raised}))
     (annotation,) = github_annotations([t])
     assert annotation.startswith(f"::error file={PATH},line={line},title=cell 1 failed::")
 

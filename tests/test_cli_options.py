@@ -41,18 +41,19 @@ def test_network_follows_the_recipe_unless_the_command_line_says_otherwise(tmp_p
 
 
 def test_the_most_specific_timeout_wins(tmp_path: Path) -> None:
+    # A sleep of 0.2 s outlasts a timeout of 0.05 s, whatever the load; a timeout of 30 s never fires.
     recipe = write(
         tmp_path / "t.yaml",
-        "timeout: 0.5\n"
+        "timeout: 0.05\n"
         "cells:\n"
-        "  - code: import time; time.sleep(1.5)\n    timeout: 10\n"  # its own timeout: passes
-        "  - import time; time.sleep(1.5)\n",  # the recipe's 0.5 s: times out
+        "  - code: import time; time.sleep(0.2)\n    timeout: 10\n"  # its own timeout: passes
+        "  - import time; time.sleep(0.2)\n",  # the recipe's 0.05 s: times out
     )
     code, transcript = run(recipe, "--cell-timeout", "30")
     assert code == 1
     assert [c["status"] for c in transcript["cells"]] == ["passed", "timeout"]
-    plain = write(tmp_path / "p.yaml", "cells:\n  - import time; time.sleep(1.5)\n")
-    assert run(plain, "--cell-timeout", "0.5")[1]["cells"][0]["status"] == "timeout"
+    plain = write(tmp_path / "p.yaml", "cells:\n  - import time; time.sleep(0.2)\n")
+    assert run(plain, "--cell-timeout", "0.05")[1]["cells"][0]["status"] == "timeout"
     assert run(plain, "--cell-timeout", "30")[1]["cells"][0]["status"] == "passed"
 
 

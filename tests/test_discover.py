@@ -77,3 +77,53 @@ def test_a_name_that_matches_nothing_is_a_usage_error(tree: Path) -> None:
 def test_linked_directories_are_not_followed(tree: Path) -> None:
     (tree / "docs" / "loop").symlink_to(tree)
     assert len(find_recipes([str(tree)])) == 5
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "```python3\nprint(1)\n```\n",
+        "```py3\nprint(1)\n```\n",
+        "```ipython3\nprint(1)\n```\n",
+        "```{.python .numberLines}\nprint(1)\n```\n",
+        "```{python}\nprint(1)\n```\n",
+        "1. Install it\n\n   ```python\n   print(1)\n   ```\n",
+        "- ```python\n  print(1)\n  ```\n",
+        "> ```python\n> print(1)\n> ```\n",
+        "```{doctest}\n>>> 1\n1\n```\n",
+        "```{code-cell} ipython3\nprint(1)\n```\n",
+        "```{testcode}\nprint(1)\n```\n",
+        "```\n>>> 1 + 1\n2\n```\n",  # no language, a session: doctest's reading
+        "Some text.\n\n    >>> 1 + 1\n    2\n",  # an indented code block holding a session
+    ],
+)
+def test_every_markdown_block_the_reader_runs_makes_a_recipe(tmp_path: Path, text: str) -> None:
+    (tmp_path / "page.md").write_text(text)
+    assert find_recipes([str(tmp_path)]) == [tmp_path / "page.md"]
+
+
+@pytest.mark.parametrize(
+    "name, text",
+    [
+        ("page.rst", ".. testsetup::\n\n   x = 1\n"),
+        ("page.rst", ".. code-block:: python3\n\n   print(1)\n"),
+        ("page.rst", "Example::\n\n    >>> 1 + 1\n    2\n"),
+    ],
+)
+def test_every_rst_example_the_reader_runs_makes_a_recipe(tmp_path: Path, name: str, text: str) -> None:
+    (tmp_path / name).write_text(text)
+    assert find_recipes([str(tmp_path)]) == [tmp_path / name]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "The prompt `>>> ` is Python's.\n\n```sh\npip install x\n```\n",
+        "```python-console\n$ ls\n```\n",
+        "```pyi\ndef f() -> int: ...\n```\n",
+    ],
+)
+def test_documents_without_examples_are_not_recipes(tmp_path: Path, text: str) -> None:
+    (tmp_path / "page.md").write_text(text)
+    (tmp_path / "other.md").write_text("```python\nprint(1)\n```\n")
+    assert find_recipes([str(tmp_path)]) == [tmp_path / "other.md"]

@@ -7,7 +7,8 @@ import time
 
 import pytest
 
-from sandrun.session import Session, driver_source
+from sandrun.bootstrap import driver_source
+from sandrun.session import Session
 from tests.conftest import RunCell
 
 
@@ -40,9 +41,9 @@ def test_driver_imports_only_the_standard_library() -> None:
     }
     assert "sandrun" not in imported
     assert imported <= {
-        "__future__", "ast", "base64", "builtins", "codecs", "io", "json", "linecache", "os", "resource",
-        "select", "signal", "sys", "threading", "time", "traceback", "types", "warnings",
-        "typing",  # only under `if TYPE_CHECKING:`, for the type checker
+        "__future__", "_ast", "_json", "_signal", "_thread", "_warnings", "base64", "builtins", "codecs",
+        "io", "json", "os", "resource", "select", "sys", "time", "traceback", "types", "warnings",
+        "collections", "signal", "typing",  # only under `if TYPE_CHECKING:`, for the type checker
     }  # fmt: skip
 
 
@@ -103,6 +104,15 @@ def test_trailing_expression_value_is_recorded_not_printed(run_cell: RunCell) ->
     assert run_cell("_ + 1").value == "43"  # like a REPL, `_` holds the last value
     assert run_cell("None").value is None
     assert run_cell("y = 1").value is None
+
+
+def test_cells_do_not_inherit_the_drivers_future_imports(run_cell: RunCell) -> None:
+    # The driver's own `from __future__ import annotations` must not turn a cell's annotations into strings
+    # (pydantic, attrs and dataclass examples read them); a cell's own future import still counts.
+    assert run_cell("def f(x: int): pass\nf.__annotations__").value == "{'x': <class 'int'>}"
+    assert run_cell("from __future__ import annotations\ndef g(x: int): pass\ng.__annotations__").value == (
+        "{'x': 'int'}"
+    )
 
 
 def test_state_survives_between_cells(run_cell: RunCell) -> None:
@@ -167,6 +177,20 @@ def test_compiler_errors_and_warnings_name_the_recipe_line(run_cell: RunCell) ->
     stderr = "".join(c.text for c in outcome.outputs if c.stream == "stderr")
     assert "recipe.py:71: SyntaxWarning: assertion is always true" in stderr
     assert "recipe.py:73:" in stderr and "invalid escape sequence" in stderr
+
+
+def test_compile_warnings_name_the_recipe_line_before_warnings_is_imported(run_cell: RunCell) -> None:
+    """Until a cell imports `warnings`, cells are compiled without it (this compile's warnings made errors);
+    a cell that warns is compiled again with it: it runs once, and its warnings name the recipe's line."""
+    outcome = run_cell("import sys\nprint('warnings' in sys.modules)", line=10)
+    assert stdout(outcome) == "False\n"
+    outcome = run_cell("x = 1\nassert (x, 'never false')\nprint('ran')", line=70)
+    assert outcome.status == "ok", outcome.error
+    assert stdout(outcome) == "ran\n"
+    stderr = "".join(c.text for c in outcome.outputs if c.stream == "stderr")
+    assert "recipe.py:71: SyntaxWarning: assertion is always true" in stderr
+    outcome = run_cell("import warnings\n[f for f in warnings.filters if f[0] == 'error']", line=80)
+    assert outcome.value == "[]"  # the cells never see the filter of the first try
 
 
 def test_functions_defined_far_down_know_their_lines(run_cell: RunCell) -> None:

@@ -6,8 +6,6 @@ No network: the package is a wheel made here by hand, and pip runs with PIP_NO_I
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import json
 import os
 import stat
@@ -15,7 +13,6 @@ import subprocess
 import sys
 import threading
 import time
-import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,8 +33,7 @@ from sandrun.environments import (
 )
 from sandrun.errors import BackendError
 from sandrun.session import Session
-
-DEMO = "sandrun_demo"
+from tests.factories import DEMO, make_wheel
 
 
 def build_sandbox() -> LocalBackend | None:
@@ -47,27 +43,6 @@ def build_sandbox() -> LocalBackend | None:
 
 
 SANDBOX = build_sandbox()
-
-
-def make_wheel(folder: Path, name: str = DEMO, version: str = "0.1") -> Path:
-    """A pure-Python wheel with one module (VALUE = 42) and one console script, written by hand."""
-    dist_info = f"{name}-{version}.dist-info"
-    files = {
-        f"{name}/__init__.py": "VALUE = 42\n\n\ndef main():\n    print('demo', VALUE)\n",
-        f"{dist_info}/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n",
-        f"{dist_info}/WHEEL": "Wheel-Version: 1.0\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
-        f"{dist_info}/entry_points.txt": f"[console_scripts]\nsandrun-demo = {name}:main\n",
-    }
-    record = []
-    wheel = folder / f"{name}-{version}-py3-none-any.whl"
-    with zipfile.ZipFile(wheel, "w") as archive:
-        for path, text in files.items():
-            data = text.encode()
-            digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
-            archive.writestr(path, data)
-            record.append(f"{path},sha256={digest},{len(data)}")
-        archive.writestr(f"{dist_info}/RECORD", "\n".join([*record, f"{dist_info}/RECORD,,"]) + "\n")
-    return wheel
 
 
 @dataclass

@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from sandrun.expect import error_matches, judge_error, text_matches
+from sandrun.expect import error_matches, judge, judge_error, text_matches
 from sandrun.model import ANY_EXCEPTION, CellError, CellStatus, Expectation, ExpectedText, MatchMode
 
 DECODE_ERROR = ("json.decoder.JSONDecodeError", "ValueError", "Exception", "BaseException")
@@ -50,6 +50,27 @@ def test_match_modes(mode: MatchMode, expected: str, actual: str, matches: bool)
 
 
 @pytest.mark.parametrize(
+    ("expected", "actual", "matches"),
+    [
+        ("...aa...aa...", "aaa", False),  # two pieces may not share the middle "a"
+        ("...aa...aa...", "aaaa", True),
+        ("a...b...b", "ab", False),  # a middle piece may not reuse the end
+        ("a...b...b", "abb", True),
+        ("ab...b...", "ab", False),  # nor the start
+        ("ab...b...", "abb", True),
+        ("x...yzy...zyz", "xyzyz", False),
+        ("x...yzy...zyz", "xyzyzyz", True),
+    ],
+)
+def test_ellipsis_pieces_never_overlap_as_doctest_says(expected: str, actual: str, matches: bool) -> None:
+    import doctest
+
+    oracle = doctest.OutputChecker().check_output(expected, actual, doctest.ELLIPSIS)
+    assert oracle is matches  # doctest's own ELLIPSIS, the rule users know
+    assert text_matches(ExpectedText(expected, MatchMode.ELLIPSIS), actual) is matches
+
+
+@pytest.mark.parametrize(
     ("pattern", "shown"),
     [
         (re.escape("something else"), "'something else'"),  # plain text, as a Markdown traceback gives it
@@ -63,3 +84,13 @@ def test_a_wrong_error_message_is_shown_as_the_user_wrote_it(pattern: str, shown
     verdict = judge_error(expect, raised, ("ValueError",))
     assert verdict.status is CellStatus.FAILED
     assert verdict.reason == f"raised ValueError: nothing like it, but the message does not match {shown}"
+
+
+def test_a_verdict_names_the_expected_text_that_did_not_match() -> None:
+    expect = Expectation(stdout=ExpectedText("a"), value=ExpectedText("1", line=7))
+    verdict = judge(expect, None, (), {"stdout": "a\n", "stderr": "", "value": "2"})
+    assert (verdict.status, verdict.mismatch) == (CellStatus.FAILED, "value")
+    assert verdict.reason == "value did not match (expected at line 7)"
+    assert judge(expect, None, (), {"stdout": "a\n", "stderr": "", "value": "1"}).mismatch is None
+    raised = CellError("KeyError", "'x'")
+    assert judge(expect, raised, ("KeyError",), {"stdout": "b", "value": None}).mismatch is None

@@ -14,7 +14,7 @@ import pytest
 from typer.testing import CliRunner
 
 from sandrun.app import app
-from tests.test_rich_output import PNG_1X1
+from tests.factories import PNG_1X1
 
 RECIPE = f"""
 # %% Setup

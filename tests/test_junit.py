@@ -5,19 +5,16 @@ from __future__ import annotations
 import dataclasses
 import json
 import xml.etree.ElementTree as ET
-from typing import Any
 
 import pytest
 from junitparser import Error, Failure, JUnitXml, Skipped, TestCase, TestSuite
 
-from sandrun.model import Cell, CellError, CellResult, Expectation, OutputChunk, RunStatus, Transcript
+from sandrun.model import CellError, Expectation, OutputChunk, RunStatus, Transcript
 from sandrun.model import CellStatus as S
 from sandrun.reports import format_for_path, render, render_all
 from sandrun.reports.junit import classname, render_junit, xml_safe
 from sandrun.reports.markdown import render_markdown
-from tests.test_reports import PATH, TRACEBACK, make_transcript
-
-DIFF = "--- expected stdout\n+++ actual stdout\n@@ -1 +1 @@\n-hello\n+goodbye\n"
+from tests.factories import DIFF, PATH, TRACEBACK, make_transcript, with_cells
 
 
 def parse(text: str) -> JUnitXml:
@@ -32,16 +29,6 @@ def suites(text: str) -> list[TestSuite]:
 def cases(t: Transcript) -> dict[str, TestCase]:
     (suite,) = suites(render_junit([t]))
     return {case.name: case for case in suite}
-
-
-def with_cells(*results: tuple[dict[str, Any], dict[str, Any]], **changes: Any) -> Transcript:
-    """A transcript of `make_transcript` whose results are the given (cell keywords, result keywords)."""
-    path = changes["recipe"].path if "recipe" in changes else PATH
-    built = []
-    for index, (cell_kw, result_kw) in enumerate(results):
-        cell = Cell(**{"index": index, "source": "pass", "path": path, "line": 1 + 3 * index, **cell_kw})
-        built.append(CellResult(cell=cell, **{"status": S.PASSED, **result_kw}))
-    return make_transcript(results=tuple(built), **changes)
 
 
 def test_document_has_declaration_and_trailing_newline() -> None:

@@ -280,3 +280,44 @@ def test_a_skipped_cell_says_why_in_the_transcript(tmp_path: Path) -> None:
     assert len(reasons) == 4 and all(
         reason and ("sandrun" in reason or ">>>" in reason) for reason in reasons
     )
+
+
+INDENTED = """\
+# Indented
+
+The way doctest reads a README:
+
+    >>> x = 20
+    >>> x + 1
+    old
+
+- and in a list item:
+
+      >>> print(x * 2)
+      old
+
+    plain indented code, not a session, is prose
+"""
+
+
+def test_an_indented_code_block_holding_a_session_is_read_as_one() -> None:
+    assert read(INDENTED) == [(5, "x = 20\n"), (6, "x + 1\n"), (11, "print(x * 2)\n")]
+
+
+def test_an_indented_session_is_updated_in_place(tmp_path: Path) -> None:
+    path = tmp_path / "doc.md"
+    path.write_text(INDENTED)
+    transcript = run_recipe(load_recipe(path), get_backend("process"), RunOptions(keep_going=True))
+    assert transcript.count(CellStatus.FAILED) == 2
+    update_recipe(path, transcript)
+    assert path.read_text() == INDENTED.replace("    old", "    21", 1).replace("      old", "      40")
+    assert run_recipe(load_recipe(path), get_backend("process"), RunOptions()).status is RunStatus.PASSED
+
+
+def test_an_indented_block_that_is_not_a_session_is_listed_not_refused() -> None:
+    # A README's indented block may start with a prompt and go on as plain code (doctest runs the first
+    # line and reads the rest as prose): listed as skipped with the reason, the document still runs.
+    text = "Intro.\n\n    >>> import math\n\n    x = math.pi\n    print(x)\n\n```python\nprint(1)\n```\n"
+    first, second = parse(text, "doc.md", "0" * 64).cells
+    assert first.skip and first.unsupported is not None and "not a session" in first.unsupported
+    assert (first.line, second.line) == (3, 9)

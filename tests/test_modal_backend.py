@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,6 +24,8 @@ from typing import TYPE_CHECKING
 import pytest
 
 from sandrun.backends.modal_backend import ModalBackend, ModalChannel, has_credentials
+from sandrun.errors import BackendError, UsageError
+from sandrun.session import Session
 from tests.conftest import RECIPES
 from tests.modal_fake import SKIP_REASON
 from tests.security.sandboxes import LARGE_CELL, PLUG_REQUESTS
@@ -50,11 +54,23 @@ class Stream:
         self.drained, self.written = self.drained + self.written, []
 
 
+class BrokenStream(Stream):
+    """A stream whose client call fails after its chunks, as a dropped connection makes it."""
+
+    def __iter__(self) -> Iterator[bytes]:
+        yield from self.chunks
+        raise ConnectionResetError("stream reset by peer\nsecond line")
+
+
 class Process:
-    def __init__(self, out: list[bytes]) -> None:
-        self.stdin, self.stdout, self.stderr = Stream(), Stream(out), Stream([b"warning\n"])
+    def __init__(self, out: list[bytes], stdout: Stream | None = None, stderr: Stream | None = None) -> None:
+        self.stdin, self.stdout = Stream(), stdout or Stream(out)
+        self.stderr = stderr or Stream([b"warning\n"])
+        self.wait_fails = False
 
     def wait(self) -> int:
+        if self.wait_fails:
+            raise TimeoutError("deadline exceeded")
         return 0
 
 
@@ -84,6 +100,92 @@ def test_channel_drains_every_write_and_ends_with_eof() -> None:
     channel.close()
     channel.close()
     assert sandbox.terminated == 1
+
+
+def received(channel: ModalChannel) -> bytes:
+    """Every chunk until the end of the output."""
+    return b"".join(iter(lambda: channel.receive(5), b""))
+
+
+def test_a_broken_output_stream_is_an_error_with_its_cause() -> None:
+    process = Process([], stdout=BrokenStream([b'{"ev": "ready"}\n']))
+    channel = ModalChannel(Sandbox(), process)
+    with pytest.raises(BackendError) as caught:
+        received(channel)
+    assert str(caught.value) == (
+        "the modal client lost the interpreter's output: ConnectionResetError: stream reset by peer"
+    )
+    with pytest.raises(BackendError):  # the end stays the end: a second call does not wait forever
+        channel.receive(5)
+    channel.close()
+
+
+def test_a_failed_wait_is_an_error_with_its_cause() -> None:
+    process = Process([b"last words\n"])
+    process.wait_fails = True
+    channel = ModalChannel(Sandbox(), process)
+    with pytest.raises(BackendError, match="could not get its exit status: TimeoutError: deadline exceeded"):
+        received(channel)
+    assert channel.returncode is None
+    channel.close()
+
+
+def test_a_broken_stderr_stream_is_said_in_the_diagnostics() -> None:
+    process = Process([], stderr=BrokenStream([b"Traceback"]))
+    channel = ModalChannel(Sandbox(), process)
+    assert received(channel) == b""  # stdout itself ended well
+    deadline = time.monotonic() + 5
+    while "lost" not in channel.diagnostics() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert channel.diagnostics() == (
+        "Traceback\n(the modal client lost the sandbox's stderr: ConnectionResetError: stream reset by peer)"
+    )
+    channel.close()
+
+
+def test_a_stream_broken_by_our_own_kill_is_no_failure() -> None:
+    release = threading.Event()
+
+    class Held(Stream):
+        def __iter__(self) -> Iterator[bytes]:
+            release.wait(5)
+            raise ConnectionResetError("terminated")
+
+    channel = ModalChannel(Sandbox(), Process([], stdout=Held()))
+    channel.kill()
+    release.set()
+    assert received(channel) == b""  # the plain end: the session says the sandbox was killed
+    channel.close()
+
+
+def test_a_session_over_a_broken_stream_says_the_cause() -> None:
+    process = Process([], stdout=BrokenStream([b'{"ev": "ready", "python": "3.12.0"}\n']))
+    session = Session(ModalChannel(Sandbox(), process))
+    session.wait_ready(5)
+    outcome = session.run("pass", "r.py", 1, timeout=None)
+    assert outcome.status == "crashed"
+    assert outcome.error is not None
+    assert outcome.error.message.startswith(
+        "the modal client lost the interpreter's output: ConnectionResetError: stream reset by peer"
+    )
+    assert "closed its channel" not in outcome.error.message
+
+
+@pytest.mark.parametrize("written", ["soon", "0", "-3", "nan", "inf"])
+def test_a_malformed_connect_timeout_is_a_usage_error(written: str) -> None:
+    message = f"SANDRUN_MODAL_CONNECT_TIMEOUT={written!r} is not a positive number of seconds"
+    with pytest.raises(UsageError, match=re.escape(message)):
+        ModalBackend({"SANDRUN_MODAL_CONNECT_TIMEOUT": written})
+    assert ModalBackend({"SANDRUN_MODAL_CONNECT_TIMEOUT": "2.5"}).connect_timeout == 2.5
+    assert ModalBackend({"SANDRUN_MODAL_CONNECT_TIMEOUT": ""}).connect_timeout == 15
+
+
+def test_a_malformed_connect_timeout_exits_with_code_2(tmp_path: Path) -> None:
+    env = {"SANDRUN_MODAL_CONNECT_TIMEOUT": "15s", "MODAL_TOKEN_ID": "ak-1", "MODAL_TOKEN_SECRET": "as-1"}
+    result = sandrun("run", "--backend", "modal", str(RECIPES / "quickstart.yaml"), env=env)
+    assert result.returncode == 2, result.stderr
+    assert "SANDRUN_MODAL_CONNECT_TIMEOUT='15s' is not a positive number of seconds" in result.stderr
+    assert "Traceback" not in result.stderr
 
 
 def test_credentials_come_from_the_environment_or_the_config_file(tmp_path: Path) -> None:
@@ -177,6 +279,21 @@ def test_packages_go_into_the_image_and_files_into_the_workdir(fake: FakeModal, 
     assert "FROM python:3.12" in layers
     (create,) = fake.requests("SandboxCreateV2")
     assert create.definition.network_access.network_access_type != 2
+
+
+@needs_fake
+def test_a_broken_output_stream_is_reported_with_its_cause(fake: FakeModal, tmp_path: Path) -> None:
+    fake.break_output_at = b"BREAK-HERE"
+    recipe = tmp_path / "breaks.yaml"
+    recipe.write_text("cells:\n  - print('fine')\n  - print('BREAK-HERE')\n  - print('never')\n")
+    result = sandrun("run", "--backend", "modal", str(recipe), "--format", "json")
+    assert result.returncode == 3, result.stderr
+    cells = json.loads(result.stdout)["cells"]
+    assert [cell["status"] for cell in cells] == ["passed", "error", "not_run"]
+    reason = cells[1]["reason"]
+    assert "the modal client lost the interpreter's output" in reason, reason
+    assert "the fake broke the output stream" in reason and "closed its channel" not in reason
+    assert len(fake.requests("SandboxTerminateV2")) == 1
 
 
 @needs_fake

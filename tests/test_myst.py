@@ -86,11 +86,11 @@ def test_a_stale_testoutput_fails() -> None:
     assert cells[4].expect.stdout is not None and cells[4].expect.stdout.text == "stale\n"
 
 
-def test_eval_rst_is_listed_only_when_it_holds_python_examples() -> None:
+def test_eval_rst_examples_are_read_by_the_rst_reader() -> None:
     text = (
         "```{eval-rst}\n.. autoclass:: Foo\n```\n\n"
         "```{eval-rst}\n.. code-block:: python\n\n   x = 1\n```\n\n"
         "```python\n1\n```\n"
     )
     cells = parse(text, "doc.md", "0" * 64).cells
-    assert [(c.line, c.unsupported is not None) for c in cells] == [(6, True), (12, False)]
+    assert [(c.line, c.source, c.unsupported) for c in cells] == [(8, "x = 1\n", None), (12, "1\n", None)]

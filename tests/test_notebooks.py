@@ -19,7 +19,7 @@ from sandrun.errors import RecipeError
 from sandrun.model import ANY_EXCEPTION, CellKind, MatchMode
 from sandrun.readers import load_recipe
 from sandrun.reports.rich import png_size
-from tests.test_rich_output import needs_matplotlib
+from tests.factories import needs_matplotlib
 
 
 @pytest.fixture(autouse=True)

@@ -16,8 +16,8 @@ from pathlib import Path
 
 from sandrun.backends import get_backend
 from sandrun.backends.base import SandboxOptions
-from sandrun.model import OutputChunk
-from sandrun.session import OutputRuns, Session
+from sandrun.model import OutputChunk, is_cut
+from sandrun.session import OutputCollector, OutputRuns, Session
 
 MiB = 1 << 20
 PEAK = """
@@ -137,3 +137,18 @@ def test_output_runs_merge_as_they_arrive() -> None:
         OutputChunk("stderr", "e"),
         OutputChunk("stdout", "x" * (3 * OutputRuns.BATCH + 5)),
     ]
+
+
+def test_the_host_caps_each_stream_in_bytes_not_characters() -> None:
+    kept: list[OutputChunk] = []
+    collector = OutputCollector(10, kept, None)
+    collector.add("stdout", "\u00e9" * 4)  # 8 bytes in UTF-8, 4 characters
+    collector.add("stdout", "\u00e9" * 4)  # 8 more: only one more character fits in 10 bytes
+    collector.add("stderr", "ab")
+    collector.finish()
+    stdout = "".join(chunk.text for chunk in kept if chunk.stream == "stdout")
+    shown, _, note = stdout.partition("\n[sandrun:")
+    assert shown == "\u00e9" * 5 and len(shown.encode()) == 10
+    assert note == " 6 more bytes of stdout not shown; the limit is 10 bytes]\n"
+    assert is_cut(stdout) and not is_cut(shown)  # the note `--update` looks for
+    assert [chunk.text for chunk in kept if chunk.stream == "stderr"] == ["ab"]  # each stream its own cap

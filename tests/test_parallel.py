@@ -4,6 +4,7 @@ stop the others, and Ctrl-C stops them all while still writing every transcript.
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -25,16 +26,19 @@ def make_recipes(folder: Path, count: int, sleep: float = 0.0) -> list[Path]:
     return paths
 
 
-def sandrun(*args: str, backend: str = "process") -> subprocess.CompletedProcess[str]:
+def sandrun(*args: str, backend: str = "process", **env: str) -> subprocess.CompletedProcess[str]:
     command = [sys.executable, "-m", "sandrun", "run", "--backend", backend, *args]
-    return subprocess.run(command, capture_output=True, text=True, timeout=120)
+    return subprocess.run(command, capture_output=True, text=True, timeout=120, env={**os.environ, **env})
 
 
 @pytest.mark.parametrize("backend", ["local", "process"])
 def test_recipes_run_concurrently_each_in_its_own_interpreter(tmp_path: Path, backend: str) -> None:
     make_recipes(tmp_path / "recipes", 4, sleep=0.5)
     report = tmp_path / "all.json"
-    result = sandrun(str(tmp_path / "recipes"), "-j", "4", "--report", str(report), backend=backend)
+    # Without the sandbox started before the command line is read: it would give the first recipe a head
+    # start as long as starting a sandbox, longer than the sleep on a busy machine.
+    folder, path = str(tmp_path / "recipes"), str(report)
+    result = sandrun(folder, "-j", "4", "--report", path, backend=backend, SANDRUN_EARLY="0")
     assert result.returncode == 0, result.stderr
     transcripts = json.loads(report.read_text())
     assert [Path(t["recipe"]["path"]).name for t in transcripts] == [f"r{i:02d}.yaml" for i in range(4)]

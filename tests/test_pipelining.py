@@ -15,7 +15,7 @@ import pytest
 
 from sandrun.backends import get_backend
 from sandrun.backends.base import SandboxOptions
-from sandrun.model import Transcript
+from sandrun.model import Condition, Transcript
 from sandrun.readers import load_recipe
 from sandrun.runner import AHEAD, RunOptions, run_recipe
 from sandrun.session import AHEAD_BYTES, Session
@@ -111,6 +111,18 @@ def test_no_cell_is_sent_ahead_of_one_whose_output_is_judged(tmp_path: Path) -> 
     assert made(tmp_path) == {"m2", "m3"}
 
 
+def test_no_cell_is_sent_ahead_of_one_whose_prints_are_judged(tmp_path: Path) -> None:
+    """`#>` comments are judged on the host too: a cell that runs fine but prints otherwise fails, and the
+    cells after it are not run."""
+    cells = ["print(1)\n#> 2", marker("m2"), marker("m3")]
+    transcript = run(tmp_path, cells)
+    assert statuses(transcript) == ["failed", "not_run", "not_run"]
+    assert made(tmp_path) == set()
+    fixed = ["print(1)\n#> 1", marker("m2"), marker("m3")]  # control
+    assert statuses(run(tmp_path, fixed)) == ["passed", "passed", "passed"]
+    assert made(tmp_path) == {"m2", "m3"}
+
+
 def test_a_cell_expected_to_raise_lets_the_next_ones_run(tmp_path: Path) -> None:
     cells = [marker("m1"), "{code: '1 / 0', expect: {error: ZeroDivisionError}}", marker("m3"), marker("m4")]
     transcript = run(tmp_path, cells)
@@ -168,6 +180,39 @@ def test_a_cell_sent_after_one_that_failed_is_answered_skipped(backend: str) -> 
         assert gated is not None and ungated is not None
         assert [session.collect(s).status for s in (ok, gated, ungated)] == ["ok", "ok", "error"]
         assert session.run("z", "recipe.py", 8, 10).value == "3"
+    finally:
+        session.close()
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_cell_skipped_by_its_condition_lets_the_cells_sent_after_it_run(backend: str) -> None:
+    """A `skip_if` that is true is no failure: the cell gated `after` it runs. The keywords of `run` go
+    with a cell sent ahead (its condition, its prints by statement, console mode)."""
+    session = Session.start(get_backend(backend), SandboxOptions())
+    try:
+        first = session.submit("x = 1", "recipe.py", 1, 10)
+        skipped = session.submit_ahead(
+            "x = 2", "recipe.py", 3, 10, 3.0, after=first.id, skip_if=Condition("x == 1", 2)
+        )
+        assert skipped is not None
+        gated = session.submit_ahead(
+            "print(x)\nx", "recipe.py", 4, 10, 3.0, after=skipped.id, by_statement=True
+        )
+        assert gated is not None
+        console = session.submit_ahead(
+            "for i in range(2): i", "recipe.py", 6, 10, 3.0, after=gated.id, interactive=True
+        )
+        assert console is not None
+        assert [session.collect(s).status for s in (first, skipped)] == ["ok", "skipped"]
+        outcome = session.collect(gated)
+        assert outcome.status == "ok" and outcome.value == "1"
+        assert outcome.printed is not None and [(p.line, p.stdout) for p in outcome.printed] == [
+            (4, "1\n"),
+            (5, ""),
+        ]
+        outcome = session.collect(console)
+        assert outcome.status == "ok"
+        assert "".join(c.text for c in outcome.outputs if c.stream == "stdout") == "0\n1\n"
     finally:
         session.close()
 

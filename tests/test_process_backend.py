@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from sandrun.backends import get_backend
-from sandrun.backends.base import SandboxOptions
+from sandrun.backends.base import SandboxOptions, isolates_nothing
 from sandrun.errors import BackendError
 from sandrun.session import Session
 
@@ -132,6 +132,11 @@ def test_every_run_says_that_it_isolates_nothing(tmp_path: Path) -> None:
     result = subprocess.run(command, capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     assert "ISOLATES NOTHING" in result.stderr
+
+
+def test_only_the_process_backend_isolates_nothing() -> None:
+    assert isolates_nothing(get_backend("process"))
+    assert not any(isolates_nothing(get_backend(name)) for name in ("local", "modal"))
 
 
 def test_stderr_is_a_pipe_read_while_waiting_and_only_its_tail_is_kept(tmp_path: Path) -> None:

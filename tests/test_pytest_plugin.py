@@ -280,3 +280,14 @@ def test_xdist_keeps_each_recipe_on_one_worker(pytester: pytest.Pytester) -> Non
         workers.setdefault(recipe, set()).add(worker)
     assert sorted(workers) == ["a", "b", "c"]
     assert all(len(used) == 1 for used in workers.values()), workers
+
+
+def test_skipif_is_evaluated_in_the_sandbox_and_a_true_one_is_a_pytest_skip_saying_why(
+    pytester: pytest.Pytester,
+) -> None:
+    doc = ".. testsetup::\n\n   flag = True\n\n.. testcode::\n   :skipif: flag\n\n   1 / 0\n"
+    doc += "\n.. testcode::\n   :skipif: not flag\n\n   print('ran')\n\n.. testoutput::\n\n   ran\n"
+    pytester.makefile(".rst", doc=doc)
+    result = pytester.runpytest("--sandrun", "doc.rst", "-rs")
+    assert outcomes(result) == {"passed": 2, "skipped": 1}
+    result.stdout.fnmatch_lines(["SKIPPED [1] doc.rst:8: `:skipif: flag` (line 6) is true in the sandbox"])

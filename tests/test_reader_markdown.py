@@ -18,7 +18,8 @@ import pytest
 from sandrun.errors import RecipeError
 from sandrun.model import ANY_EXCEPTION, ExpectedText, MatchMode, Recipe
 from sandrun.readers import SUPPORTED_SUFFIXES, load_recipe
-from sandrun.readers.markdown_doc import OPTIONS, parse
+from sandrun.readers.doc_cells import OPTIONS
+from sandrun.readers.markdown_doc import parse
 
 RECIPES = Path(__file__).resolve().parents[1] / "recipes"
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import hashlib
 import json
 import os
 import re
@@ -18,111 +17,19 @@ from jsonschema import Draft202012Validator
 from sandrun.model import (
     TRANSCRIPT_SCHEMA,
     Cell,
-    CellError,
     CellKind,
     CellResult,
     CellStatus,
+    Condition,
     Expectation,
-    OutputChunk,
-    Recipe,
+    ExpectedText,
     RunStatus,
     Transcript,
 )
 from sandrun.reports import format_for_path, render, write_report
 from sandrun.reports.json_report import load_schema, render_json, transcript_from_dict, transcript_to_dict
 from sandrun.reports.markdown import fence, render_markdown
-
-PATH = "recipes/demo.py"
-TRICKY = "before\n```python\nnot the end\n````\nbad byte: \ufffd, snowman: \u2603\n"
-TRACEBACK = (
-    "Traceback (most recent call last):\n"
-    f'  File "{PATH}", line 12, in <module>\n'
-    "    1 / 0\n"
-    "ZeroDivisionError: division by zero\n"
-)
-
-
-def make_transcript(**changes: Any) -> Transcript:
-    """A realistic failed run covering every status and cell kind."""
-    specs: list[tuple[dict[str, Any], dict[str, Any]]] = [
-        (
-            {"source": "# Intro\n\nSome *prose* here.\n", "kind": CellKind.MARKDOWN},
-            {"status": CellStatus.SKIPPED},
-        ),
-        (
-            {"source": "print('hello')\nx = 41\nx + 1", "name": "greet", "tags": ("setup",)},
-            {"outputs": (OutputChunk("stdout", "hello\n"),), "value": "42", "peak_memory": 31_457_280},
-        ),
-        (
-            {"source": "import sys\nprint('a')\nprint('warn', file=sys.stderr)\nprint('b')"},
-            {
-                "outputs": (
-                    OutputChunk("stdout", "a\n"),
-                    OutputChunk("stderr", "warn\n"),
-                    OutputChunk("stdout", "b\n"),
-                )
-            },
-        ),
-        ({"source": "print(TRICKY)"}, {"outputs": (OutputChunk("stdout", TRICKY),)}),
-        (
-            {"source": "1 / 0", "expect": Expectation(error="ZeroDivisionError")},
-            {"error": CellError("ZeroDivisionError", "division by zero", TRACEBACK, 12)},
-        ),
-        (
-            {"source": "print('x')\n1 / 0", "name": "boom"},
-            {
-                "status": CellStatus.FAILED,
-                "outputs": (OutputChunk("stdout", "x\n"),),
-                "error": CellError("ZeroDivisionError", "division by zero", TRACEBACK, 12),
-                "reason": "unexpected ZeroDivisionError",
-            },
-        ),
-        (
-            {"source": "while True:\n    pass", "timeout": 2.0},
-            {"status": CellStatus.TIMEOUT, "reason": "ran past its 2 s time limit", "duration": 2.01},
-        ),
-        ({"source": "raw text\n", "kind": CellKind.RAW}, {"status": CellStatus.SKIPPED, "duration": 0.0}),
-        ({"source": "print('never')", "skip": True}, {"status": CellStatus.SKIPPED, "duration": 0.0}),
-        (
-            {"source": "print('later')"},
-            {"status": CellStatus.NOT_RUN, "reason": "not run: cell 6 failed", "duration": 0.0},
-        ),
-    ]
-    results, line = [], 1
-    for index, (cell_kw, result_kw) in enumerate(specs):
-        cell = Cell(index=index, path=PATH, line=line, **cell_kw)
-        line += cell.source.count("\n") + 2
-        result_kw = {"status": CellStatus.PASSED, "duration": 0.125 * (index + 1), **result_kw}
-        results.append(CellResult(cell=cell, **result_kw))
-    recipe = Recipe(
-        path=PATH,
-        sha256=hashlib.sha256(b"demo").hexdigest(),
-        format="percent",
-        cells=tuple(r.cell for r in results),
-        name="Demo recipe",
-        description="Shows every kind of cell.\nSecond line.",
-        timeout=30.0,
-        env={"API_TOKEN": "s3cret-value"},
-    )
-    fields: dict[str, Any] = {
-        "recipe": recipe,
-        "backend": "process",
-        "isolation": "none",
-        "status": RunStatus.FAILED,
-        "results": tuple(results),
-        "started_at": "2025-01-02T03:04:05.678901+00:00",
-        "duration": 3.5,
-        "tool_version": "0.1.0",
-        "python_version": "3.11.7",
-        "reason": None,
-        "limits": {"timeout": 30.0, "max_output": 1048576},
-    }
-    fields.update(changes)
-    return Transcript(**fields)
-
-
-def without_env(t: Transcript) -> Transcript:
-    return dataclasses.replace(t, recipe=dataclasses.replace(t.recipe, env={}))
+from tests.factories import PATH, TRACEBACK, TRICKY, make_transcript, without_env
 
 
 @pytest.fixture(scope="module")
@@ -150,7 +57,7 @@ def test_json_validates_against_schema(validator: Draft202012Validator) -> None:
 def test_json_text_is_indented_utf8_with_trailing_newline() -> None:
     text = render_json(make_transcript())
     assert text.endswith("}\n")
-    assert text.startswith('{\n  "schema": "sandrun.transcript/2",')
+    assert text.startswith('{\n  "schema": "sandrun.transcript/3",')
     assert "\ufffd" in text and "\u2603" in text and "\\u" not in text
 
 
@@ -159,7 +66,8 @@ def test_json_fields() -> None:
     assert data["tool"] == {"name": "sandrun", "version": "0.1.0"}
     assert data["backend"] == {"name": "process", "isolation": "none"}
     assert data["summary"] == {
-        "passed": 4, "failed": 1, "error": 0, "timeout": 1, "skipped": 3, "not_run": 1, "total": 10
+        "passed": 4, "failed": 1, "error": 0, "timeout": 1, "skipped": 3, "not_run": 1, "found_not_run": 0,
+        "total": 10,
     }  # fmt: skip
     mixed = data["cells"][2]
     assert [o["stream"] for o in mixed["outputs"]] == ["stdout", "stderr", "stdout"]
@@ -183,6 +91,48 @@ def test_round_trip_through_json() -> None:
     assert render_markdown(back) == render_markdown(t)
 
 
+def test_the_round_trip_loses_only_what_the_module_says() -> None:
+    t = make_transcript()
+    written = ExpectedText("hello", line=3, span=(10, 15), doctest=frozenset({"NUMBER"}))
+    cell = dataclasses.replace(t.results[1].cell, unsupported="why not", expect=Expectation(stdout=written))
+    results = (t.results[0], dataclasses.replace(t.results[1], cell=cell), *t.results[2:])
+    settings = {"network": True, "python": "python3.12", "files": ("data.txt",), "backend": "local"}
+    recipe = dataclasses.replace(
+        t.recipe, cells=tuple(r.cell for r in results), packages=("pyyaml",), warnings=("w",), **settings
+    )
+    t = dataclasses.replace(t, recipe=recipe, results=results)
+    back = transcript_from_dict(json.loads(render_json(t)))
+    lost = dataclasses.replace(cell, expect=Expectation(stdout=ExpectedText("hello", line=3)))
+    results = (t.results[0], dataclasses.replace(t.results[1], cell=lost), *t.results[2:])
+    cells = tuple(r.cell for r in results)
+    assert back == dataclasses.replace(
+        t, results=results, recipe=dataclasses.replace(recipe, cells=cells, **EMPTY_SETTINGS)
+    )
+
+
+EMPTY_SETTINGS: dict[str, Any] = {
+    "env": {}, "network": None, "python": None, "files": (), "backend": None, "packages": ()
+}  # fmt: skip
+
+
+def test_what_mismatched_round_trips_and_may_be_absent(validator: Draft202012Validator) -> None:
+    t = make_transcript()
+    boom = dataclasses.replace(t.results[5], error=None, reason="stdout did not match", mismatch="stdout")
+    t = dataclasses.replace(t, results=(*t.results[:5], boom, *t.results[6:]))
+    data = json.loads(render_json(t))
+    assert validator.is_valid(data) and data["cells"][5]["mismatch"] == "stdout"
+    assert transcript_from_dict(data).results[5].mismatch == "stdout"
+    del data["cells"][5]["mismatch"]  # a transcript written before the field existed
+    assert validator.is_valid(data) and transcript_from_dict(data).results[5].mismatch is None
+    data["cells"][5]["mismatch"] = "stdout did not match"
+    assert not validator.is_valid(data)
+
+
+def test_a_transcript_says_whether_it_isolated_anything() -> None:
+    assert make_transcript().isolates_nothing  # the process backend
+    assert not make_transcript(isolation="bubblewrap: namespaces").isolates_nothing
+
+
 def test_round_trip_of_a_run_that_never_started(validator: Draft202012Validator) -> None:
     t = make_transcript(
         status=RunStatus.ERROR, results=(), python_version=None, reason="sandbox did not start", limits={}
@@ -196,9 +146,55 @@ def test_round_trip_of_a_run_that_never_started(validator: Draft202012Validator)
 
 def test_from_dict_rejects_other_documents() -> None:
     data = transcript_to_dict(make_transcript())
-    data["schema"] = "sandrun.transcript/3"
-    with pytest.raises(ValueError, match=r"sandrun\.transcript/2"):
+    data["schema"] = "sandrun.transcript/4"
+    with pytest.raises(ValueError, match=r"sandrun\.transcript/3"):
         transcript_from_dict(data)
+
+
+def doc_transcript() -> Transcript:
+    """A run of a document with a reader's warning, a block found but not run, one skipped by the document
+    and one with a `:skipif:` condition."""
+    t = make_transcript()
+    cells = (
+        Cell(0, ">>> 1\n", PATH, 3, skip=True, unsupported="the language 'pycon3' is not one sandrun runs"),
+        Cell(1, "x = 1\n", PATH, 7, skip=True, skip_reason="`:options: +SKIP` of its `.. testcode::`"),
+        Cell(2, "y = 2\n", PATH, 12, skip_if=Condition("sys.platform == 'win32'", 10)),
+    )
+    results = (
+        CellResult(cells[0], CellStatus.SKIPPED, reason=cells[0].why_skipped),
+        CellResult(cells[1], CellStatus.SKIPPED, reason=cells[1].why_skipped),
+        CellResult(cells[2], CellStatus.PASSED, duration=0.5),
+    )
+    warning = f"{PATH}:1: option 'slip' is not sandrun's and is ignored; did you mean 'skip'?"
+    recipe = dataclasses.replace(t.recipe, format="rst", cells=cells, warnings=(warning,))
+    return dataclasses.replace(t, recipe=recipe, results=results, status=RunStatus.PASSED)
+
+
+def test_version_3_carries_warnings_and_blocks_found_but_not_run(validator: Draft202012Validator) -> None:
+    t = doc_transcript()
+    data = json.loads(render_json(t))
+    assert [e.message for e in validator.iter_errors(data)] == []
+    assert data["recipe"]["warnings"] == list(t.recipe.warnings)
+    assert data["summary"]["found_not_run"] == 1 and data["summary"]["skipped"] == 2
+    found, skipped, conditional = data["cells"]
+    assert found["unsupported"] == found["reason"] == "the language 'pycon3' is not one sandrun runs"
+    assert (skipped["unsupported"], skipped["skip_reason"]) == (
+        None,
+        "`:options: +SKIP` of its `.. testcode::`",
+    )
+    assert conditional["skip_if"] == {"text": "sys.platform == 'win32'", "line": 10}
+    assert transcript_from_dict(data) == without_env(t)
+
+
+def test_a_version_2_transcript_is_still_read() -> None:
+    data = json.loads(render_json(doc_transcript()))
+    data["schema"] = "sandrun.transcript/2"
+    del data["recipe"]["warnings"], data["summary"]["found_not_run"]
+    for cell in data["cells"]:
+        del cell["unsupported"], cell["skip_reason"], cell["skip_if"]
+    back = transcript_from_dict(data)
+    assert back.recipe.warnings == () and [r.cell.unsupported for r in back.results] == [None] * 3
+    assert [r.reason for r in back.results] == [r.reason for r in doc_transcript().results]
 
 
 def _drop(key: str):

@@ -12,16 +12,10 @@ from sandrun.model import OutputChunk
 from sandrun.reports.rich import placeholder, png_size
 from sandrun.session import DISPLAY_LIMIT, OutputCollector
 from tests.conftest import RunCell
+from tests.factories import PNG_1X1, needs_matplotlib
 
-HAS_MATPLOTLIB = importlib.util.find_spec("matplotlib") is not None
-needs_matplotlib = pytest.mark.skipif(
-    not HAS_MATPLOTLIB, reason="matplotlib is not installed in sandrun's venv"
-)
 needs_pandas = pytest.mark.skipif(
     importlib.util.find_spec("pandas") is None, reason="pandas is not installed in sandrun's venv"
-)
-PNG_1X1 = base64.b64decode(
-    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg=="
 )
 
 RICH_CLASS = f"""

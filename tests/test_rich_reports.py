@@ -14,8 +14,7 @@ from sandrun.model import CellResult, OutputChunk, Transcript
 from sandrun.reports import render
 from sandrun.reports.json_report import render_json, transcript_from_dict
 from sandrun.reports.rich import image_files
-from tests.test_reports import make_transcript, without_env
-from tests.test_rich_output import PNG_1X1
+from tests.factories import PNG_1X1, make_transcript, without_env
 
 PNG = base64.b64encode(PNG_1X1).decode()
 FIGURE = OutputChunk(

@@ -163,7 +163,7 @@ def test_cancelling_an_async_run_ends_its_session(backend: str) -> None:
 def test_packages_are_built_into_a_cached_environment_first(
     backend: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from tests.test_environments import DEMO, make_wheel
+    from tests.factories import DEMO, make_wheel
 
     monkeypatch.setenv("PIP_NO_INDEX", "1")  # the wheel is all it needs: no index is asked
     wheel = make_wheel(tmp_path)

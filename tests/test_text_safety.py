@@ -21,7 +21,7 @@ import pytest
 from sandrun.events import ProtocolViolation, done_fields, stream_fields
 from sandrun.model import OutputChunk
 from sandrun.reports import render_all
-from tests.test_reports import make_transcript
+from tests.factories import make_transcript
 
 FORGE = """\
 import gc, os

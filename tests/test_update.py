@@ -20,12 +20,20 @@ import yaml
 from sandrun.backends import get_backend
 from sandrun.errors import RecipeError, SandrunError
 from sandrun.expect import text_matches
-from sandrun.model import CellResult, CellStatus, OutputChunk, Recipe, RunStatus, Transcript
-from sandrun.readers import load_recipe, parse_bytes, yaml_recipe
-from sandrun.readers import percent as percent_reader
+from sandrun.model import (
+    VALUE_CUT,
+    CellResult,
+    CellStatus,
+    OutputChunk,
+    Recipe,
+    RunStatus,
+    Transcript,
+    is_cut,
+)
+from sandrun.readers import load_recipe, parse_bytes
 from sandrun.runner import RunOptions, run_recipe
 from sandrun.session import DEFAULT_OUTPUT_LIMIT
-from sandrun.update import Edit, UpdateRefused, apply_edits, plan_updates, update_recipe
+from sandrun.update import Edit, UpdateRefused, apply_edits, update_recipe
 
 GOLDEN = Path(__file__).parent / "golden" / "update"
 HAS_MARKDOWN = importlib.util.find_spec("sandrun.readers.markdown_doc") is not None
@@ -45,6 +53,12 @@ def run(path: Path, output_limit: int = DEFAULT_OUTPUT_LIMIT) -> Transcript:
     """Run the recipe at `path` in the process backend, every cell even after failures."""
     options = RunOptions(keep_going=True, output_limit=output_limit)
     return run_recipe(load(path), get_backend("process"), options)
+
+
+def write(path: Path, text: str) -> Path:
+    """`text` written to `path` byte for byte (no newline translation)."""
+    path.write_bytes(text.encode("utf-8"))
+    return path
 
 
 def copy(name: str, tmp_path: Path) -> Path:
@@ -78,13 +92,13 @@ GOLDEN_CASES = [
 def test_golden_update_then_nothing_more(before: str, after: str, tmp_path: Path) -> None:
     path = copy(before, tmp_path)
     result = update_recipe(path, run(path))
-    assert result.written and result.edits
+    assert result.edits
     assert path.read_bytes() == (GOLDEN / after).read_bytes()
     assert os.listdir(tmp_path) == [before]  # no temporary file left behind
 
     stat = path.stat()
     again = update_recipe(path, run(path))
-    assert again.edits == () and not again.written
+    assert again.edits == ()
     assert path.read_bytes() == (GOLDEN / after).read_bytes()
     assert (path.stat().st_ino, path.stat().st_mtime_ns) == (stat.st_ino, stat.st_mtime_ns)  # not rewritten
 
@@ -129,15 +143,6 @@ def test_markdown_fence_is_lengthened_and_console_blank_lines_marked(tmp_path: P
     assert '<!-- sandrun: name="console in a python block" -->' in path.read_text()
 
 
-def test_plan_updates_matches_update_recipe(tmp_path: Path) -> None:
-    path = copy("cells.py", tmp_path)
-    transcript = run(path)
-    text = path.read_text()
-    edits = plan_updates(transcript.recipe, transcript, text)
-    assert apply_edits(text, edits) == (GOLDEN / "cells.after.py").read_text()
-    assert path.read_text() == text  # planning writes nothing
-
-
 # --- refusals -------------------------------------------------------------------------------------------
 
 
@@ -149,8 +154,6 @@ def test_refuses_an_interrupted_run(tmp_path: Path) -> None:
     with pytest.raises(UpdateRefused, match="interrupted") as info:
         update_recipe(path, transcript)
     assert info.value.exit_code == 2
-    with pytest.raises(UpdateRefused):
-        plan_updates(transcript.recipe, transcript, path.read_text())
     assert path.read_bytes() == (GOLDEN / "quick.yaml").read_bytes()
 
 
@@ -214,8 +217,35 @@ def test_timed_out_and_truncated_cells_are_left_with_a_note(tmp_path: Path) -> N
     results = list(transcript.results)
     results[1] = dataclasses.replace(results[1], status=CellStatus.TIMEOUT)
     result = update_recipe(path, dataclasses.replace(transcript, results=tuple(results)))
-    assert result.edits == () and not result.written
+    assert result.edits == ()
     assert "output was cut" in result.notes[0] and "timed out" in result.notes[1]
+
+
+@pytest.mark.parametrize(
+    ("name", "text"),
+    [
+        ("value.yaml", "cells:\n  - code: 50 * 'x'\n    expect: {value: \"'short'\"}\n"),
+        ("value.py", "# %%\n50 * 'x'\n# expect value: 'short'\n"),
+        ("value.md", "```pycon\n>>> print('a'); 50 * 'x'\na\n'short'\n```\n"),  # the REPL view
+    ],
+)
+def test_a_value_the_driver_shortened_is_left_with_a_note(name: str, text: str, tmp_path: Path) -> None:
+    path = tmp_path / name
+    path.write_text(text)
+    transcript = run(path, output_limit=10)
+    assert "more characters not shown]" in (transcript.results[0].value or "")  # the driver's note
+    result = update_recipe(path, transcript)
+    assert result.edits == () and path.read_text() == text  # the note is never written as expected text
+    assert len(result.notes) == 1 and "output was cut" in result.notes[0]
+    whole = update_recipe(path, run(path))  # with room for the whole value, it is written
+    assert [edit.new.rsplit("\n", 1)[-1] for edit in whole.edits] == [repr("x" * 50)]
+
+
+def test_the_driver_writes_the_value_note_that_update_looks_for() -> None:
+    from sandrun.driver import clip  # the driver imports nothing of sandrun: it keeps its own copy
+
+    assert clip("x" * 20, 5) == "xxxxx\n" + VALUE_CUT.format(dropped=15)
+    assert is_cut(clip("x" * 20, 5)) and not is_cut(clip("x" * 5, 5))
 
 
 # --- writing --------------------------------------------------------------------------------------------
@@ -292,13 +322,14 @@ YAML_STYLES = [
 
 
 @pytest.mark.parametrize("new", NASTY)
-def test_any_output_round_trips_through_every_yaml_style(new: str) -> None:
+def test_any_output_round_trips_through_every_yaml_style(new: str, tmp_path: Path) -> None:
     text = "cells:\n" + "".join(f"  - code: print({i})\n{style}" for i, style in enumerate(YAML_STYLES))
     text += "  - code: print('last')\n    expect:\n      stdout: |\n        old"  # no newline at the end
-    recipe = yaml_recipe.parse(text, "r.yaml", "0" * 64)
-    transcript = fake_transcript(recipe, [new + "\n"] * len(recipe.cells))
-    updated = apply_edits(text, plan_updates(recipe, transcript, text))
-    again = yaml_recipe.parse(updated, "r.yaml", "0" * 64)
+    path = write(tmp_path / "r.yaml", text)
+    recipe = load(path)
+    update_recipe(path, fake_transcript(recipe, [new + "\n"] * len(recipe.cells)))
+    updated = path.read_bytes().decode()
+    again = load(path)
     for cell in again.cells:
         assert cell.expect.stdout is not None
         assert cell.expect.stdout.text.rstrip("\n") == new.rstrip("\n")
@@ -306,43 +337,43 @@ def test_any_output_round_trips_through_every_yaml_style(new: str) -> None:
     loaded = yaml.safe_load(updated)["cells"]
     assert [c["code"] for c in loaded] == [f"print({i})" for i in range(len(YAML_STYLES))] + ["print('last')"]
     assert loaded[7]["expect"]["match"] == "exact" and loaded[8]["expect"]["match"] == "whitespace"
-    assert plan_updates(again, fake_transcript(again, [new + "\n"] * len(again.cells)), updated) == []
+    assert update_recipe(path, fake_transcript(again, [new + "\n"] * len(again.cells))).edits == ()
 
 
 @pytest.mark.parametrize("new", NASTY)
-def test_any_output_round_trips_through_percent_comments_or_is_refused(new: str) -> None:
+def test_any_output_round_trips_through_percent_comments_or_is_refused(new: str, tmp_path: Path) -> None:
     text = (
         "# %%\nprint(1)\n# expect stdout:\n# old\n# expect match: exact\n\n# %%\nprint(2)\n# expect stdout:\n"
     )
-    recipe = percent_reader.parse(text, "r.py", "0" * 64)
-    transcript = fake_transcript(recipe, [new, new])
+    path = write(tmp_path / "r.py", text)
     try:
-        updated = apply_edits(text, plan_updates(recipe, transcript, text))
+        update_recipe(path, fake_transcript(load(path), [new, new]))
     except RecipeError as exc:
         assert any(c in new for c in "\r\x85\u2028") or "%%" in new, exc  # lines Python would cut elsewhere
+        assert path.read_bytes().decode() == text
         return
-    again = percent_reader.parse(updated, "r.py", "0" * 64)
+    updated = path.read_bytes().decode()
+    again = load(path)
     assert [c.expect.stdout.text for c in again.cells] == [new.rstrip("\n")] * 2  # type: ignore[union-attr]
     assert updated.startswith("# %%\nprint(1)\n# expect stdout:\n") and "# expect match: exact\n" in updated
 
 
 @needs_markdown
 @pytest.mark.parametrize("new", NASTY)
-def test_any_output_round_trips_through_markdown_or_is_refused(new: str) -> None:
-    from sandrun.readers import markdown_doc
-
+def test_any_output_round_trips_through_markdown_or_is_refused(new: str, tmp_path: Path) -> None:
     text = "```python\nprint(1)\n```\n\n```output\nold\n```\n\n```pycon\n>>> print(2)\nold\n>>> 3\n```\n"
-    recipe = markdown_doc.parse(text, "r.md", "0" * 64)
-    transcript = fake_transcript(recipe, [new, new, ""])
+    path = write(tmp_path / "r.md", text)
+    transcript = fake_transcript(load(path), [new, new, ""])
     transcript = dataclasses.replace(
         transcript, results=(*transcript.results[:2], dataclasses.replace(transcript.results[2], value="3"))
     )
     try:
-        updated = apply_edits(text, plan_updates(recipe, transcript, text))
+        update_recipe(path, transcript)
     except RecipeError:  # console output cannot hold a prompt, a `...` line or the closing fence
         assert any(c in new for c in "\r\x85\u2028") or new.startswith((">>>", "...", "```")), new
+        assert path.read_bytes().decode() == text
         return
-    again = markdown_doc.parse(updated, "r.md", "0" * 64)
+    again = load(path)
     assert again.cells[0].expect.stdout.text.rstrip("\n") == new.rstrip("\n")  # type: ignore[union-attr]
     assert again.cells[1].expect.repl.text.rstrip("\n") == new.rstrip("\n")  # type: ignore[union-attr]
 
@@ -367,7 +398,7 @@ def test_an_expectation_shared_by_cells_that_print_differently_is_left_with_a_no
     path = tmp_path / "shared.yaml"
     path.write_text(SHARED.format(a=1, b=3))
     result = update_recipe(path, run(path))
-    assert not result.written and result.edits == ()
+    assert result.edits == ()
     assert path.read_text() == SHARED.format(a=1, b=3)
     assert len(result.notes) == 2
     assert all("shared through a YAML alias by cell 1 and cell 2" in note for note in result.notes)

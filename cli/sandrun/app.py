@@ -23,7 +23,7 @@ if TYPE_CHECKING:  # the rest is imported where it is used: `--version` and `--h
     from sandrun.backends.base import Backend
     from sandrun.console import Console
     from sandrun.delivery import SignalsDeferred
-    from sandrun.model import Recipe, Transcript
+    from sandrun.model import Cell, Recipe, Transcript
     from sandrun.runner import RunOptions
 
 EXIT_CODES = {"passed": 0, "failed": 1, "error": 3, "interrupted": 130}
@@ -180,7 +180,7 @@ def run(
         import time
 
         from sandrun.backends import backend_name, get_backend
-        from sandrun.backends.base import Limits
+        from sandrun.backends.base import Limits, isolates_nothing
         from sandrun.console import Console, overall
         from sandrun.delivery import SignalsDeferred
         from sandrun.discover import find_recipes
@@ -256,7 +256,7 @@ def run(
         names = [backend_name(backend, recipe.backend, recipe.path) for recipe in loaded]
         backends = {name: get_backend(name, os.environ) for name in set(names)}
         chosen = [backends[name] for name in names]
-        if any(b.isolation == "none" for b in chosen):
+        if any(isolates_nothing(b) for b in chosen):
             console.say(
                 "sandrun: the process backend ISOLATES NOTHING: cells run with your permissions.", "yellow"
             )
@@ -359,6 +359,7 @@ def run_all(
     which stops them all. One at a time, cell output streams live; several at once, a board shows progress.
     Once the cells are done, signals are held back by `after` (from here, with no gap in between)."""
     from sandrun.console import Board, RecipeProgress
+    from sandrun.early import claim
     from sandrun.model import RunStatus
     from sandrun.runner import RunControl, run_many, run_recipe
 
@@ -371,13 +372,14 @@ def run_all(
             def listener_for(recipe: "Recipe") -> "RecipeProgress":
                 return board.listener_for(recipe)
 
-            transcripts = run_many(runs, options, jobs, listener_for, control, board.finish)
+            transcripts = run_many(runs, options, jobs, listener_for, control, board.finish, claim())
         else:
             from sandrun.prestart import Prestarter
 
             transcripts = []
             ahead = Prestarter(runs, options, 2, control)  # the next recipe's sandbox boots as one runs
             try:
+                ahead.adopt(claim())  # the sandbox started before the command line was read, if any
                 for index, (recipe, backend) in enumerate(runs):
                     transcripts.append(run_recipe(recipe, backend, options, console, control, ahead, index))
                     console.summary(transcripts[-1])
@@ -467,9 +469,18 @@ def cells(recipe: Annotated[Path, typer.Argument(help="A recipe file.")]) -> Non
         for warning in loaded.warnings:
             typer.echo(for_terminal(f"warning: {warning}"), err=True)
         for cell in loaded.cells:
-            flags = f" (not run: {cell.unsupported})" if cell.unsupported else " (skip)" if cell.skip else ""
+            flags = _cell_flags(cell)
             line = f"{cell.index + 1:>3}  {cell.kind.value:<8}  {cell.location:<32}  {cell.label}{flags}"
             typer.echo(for_terminal(line))
+
+
+def _cell_flags(cell: "Cell") -> str:
+    """What `sandrun cells` says after a cell that may not run: why, or under which condition."""
+    if cell.unsupported:
+        return f" (not run: {cell.unsupported})"
+    if cell.skip:
+        return f" (skip: {cell.skip_reason})" if cell.skip_reason else " (skip)"
+    return f" (skipped if `{cell.skip_if.text}` is true)" if cell.skip_if else ""
 
 
 def version_callback(value: bool) -> None:

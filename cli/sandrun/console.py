@@ -76,7 +76,7 @@ class Console:
             return
         if result.status is CellStatus.SKIPPED:
             if not self.quiet and result.cell.kind.value == "code":
-                why = f" ({result.cell.unsupported})" if result.cell.unsupported else ""
+                why = f" ({result.reason})" if result.reason else ""
                 self.say(f"--- {result.cell.label} ({result.cell.location}): skipped{why}", "yellow")
             return
         if result.value is not None and not self.quiet:
@@ -102,7 +102,7 @@ class Console:
         self.say(
             f"{transcript.recipe.path}: {transcript.status.value} ({', '.join(counts)}) "
             f"in {format_seconds(transcript.duration)} [{transcript.backend}"
-            f"{', NO ISOLATION' if transcript.isolation == 'none' else ''}]",
+            f"{', NO ISOLATION' if transcript.isolates_nothing else ''}]",
             colour,
             bold=True,
         )
@@ -198,14 +198,13 @@ class RecipeProgress:
         self.done = 0
 
     def cell_started(self, cell: Cell) -> None:
-        """Print the cell's header."""
+        """Show on the recipe's live line which cell runs now."""
         self.board.update(self.path, f"cell {self.done + 1}/{self.count} {cell.label} ({cell.location})")
 
     def cell_output(self, cell: Cell, chunk: OutputChunk) -> None:
-        """Echo output as it arrives (stderr in red on a terminal)."""
-        pass
+        """Nothing: recipes that run together do not echo their output (`Board.finish` shows failures)."""
 
     def cell_finished(self, result: CellResult) -> None:
-        """Print the value, the error, the status and time, and the diff of a mismatch."""
+        """Count a finished code cell; nothing is printed."""
         if result.cell.kind.value == "code":
             self.done += 1

@@ -2,8 +2,9 @@
 
 A directory is searched recursively (hidden and linked directories, environments and caches are skipped) for
 `*.yaml` and `*.yml` files with a top-level `cells:` key, `*.py` files in the percent format (a `# %%`
-line), `*.md` documents with a fenced Python block, `*.ipynb` notebooks with a code cell, and `*.rst`
-documents with a Python example (a Python code-block, a testcode or doctest directive, a `>>> ` line). A
+line), `*.md` documents with a Python block (a fence in any container, MyST's Python directives), `*.ipynb`
+notebooks with a code cell, and `*.rst` documents with a Python example (a Python code-block, a testcode,
+testsetup or doctest directive); a document with only a `>>> ` line is asked of its reader. A
 file named explicitly is always taken, whatever it holds: the reader will say if it is not a recipe.
 """
 
@@ -14,18 +15,28 @@ import re
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from sandrun.errors import UsageError
+from sandrun.errors import RecipeError, UsageError
 
 SKIPPED_DIRECTORIES = {"__pycache__", "node_modules", "venv", "site-packages", "build", "dist"}
 YAML_CELLS = re.compile(rb"^cells[ \t]*:", re.MULTILINE)
 PERCENT_MARKER = re.compile(rb"^[ \t]*#[ \t]*%%", re.MULTILINE)
 NOTEBOOK_CODE = re.compile(rb'"cell_type"\s*:\s*"code"')
-PYTHON_FENCE = re.compile(rb"^[ ]{0,3}(`{3,}|~{3,})[ \t]*(python|py|pycon)\b", re.MULTILINE | re.IGNORECASE)
+_LANGUAGE = rb"(?:python3?|py3?|ipython3?|pycon)(?![\w.-])"
+_CONTAINER = rb"^(?:[ \t>]|[-*+][ \t]|[0-9]{1,9}[.)][ \t])*"  # blockquote and list item prefixes
+_MYST = rb"\{(?:code-cell|code-block|code|sourcecode)\}[ \t]*" + _LANGUAGE
+PYTHON_FENCE = re.compile(  # at any depth of containers; Pandoc's, Quarto's and MyST's forms too
+    _CONTAINER + rb"(?:`{3,}|~{3,})[ \t]*(?:" + rb"|".join(
+        [_LANGUAGE, rb"\{[ \t]*\.?" + _LANGUAGE, _MYST, rb"\{(?:doctest|testcode|testsetup|testcleanup)\}"]
+    ) + rb")",
+    re.MULTILINE | re.IGNORECASE,
+)  # fmt: skip
 RST_PYTHON = re.compile(
-    rb"^[ \t]*(?:>>> |\.\.[ \t]+(?:testcode|doctest)[ \t]*::"
-    rb"|\.\.[ \t]+(?:code-block|code|sourcecode)[ \t]*::[ \t]*(?:python|py|pycon)\b)",
+    rb"^[ \t]*\.\.[ \t]+(?:(?:testcode|testsetup|doctest)[ \t]*::"
+    rb"|(?:code-block|code|sourcecode)[ \t]*::[ \t]*" + _LANGUAGE + rb")",
     re.MULTILINE | re.IGNORECASE,
 )
+SESSION = re.compile(_CONTAINER + rb">>> ", re.MULTILINE)
+"""A `>>>` line: a document with one but no Python block above may hold a session; its reader says."""
 GLOB_CHARACTERS = set("*?[")
 
 
@@ -76,6 +87,21 @@ def looks_like_recipe(path: Path) -> bool:
     if pattern is None:
         return False
     try:
-        return pattern.search(path.read_bytes()) is not None
+        data = path.read_bytes()
     except OSError:
         return False
+    if pattern.search(data):
+        return True
+    return path.suffix.lower() in (".md", ".rst") and SESSION.search(data) is not None and _has_cells(path)
+
+
+def _has_cells(path: Path) -> bool:
+    """Whether the document's reader finds examples in it (a reader's other complaints are the user's to
+    see, so they make it a recipe too). Asked only of documents with a `>>>` line but no Python block."""
+    from sandrun.readers import load_recipe
+
+    try:
+        load_recipe(path)
+    except RecipeError as exc:
+        return "no Python" not in exc.message
+    return True

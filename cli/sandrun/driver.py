@@ -4,35 +4,43 @@ Stdlib only, Python 3.9+, and it imports nothing from sandrun: the host sends th
 bootstrap (see `sandrun.session`) and it runs as a stand-alone script.
 
 Protocol: JSON lines. Requests on the private copy of stdin: `{"op": "run", "id", "code", "filename",
-"line", "timeout", "output_limit"}`, and optionally `"after": id`: the host sent this cell before the cell
-`id` had ended, and it runs only if that cell ran and ended `ok` (else its `done` says `skipped`). Events on
-the private copy of stdout: `ready` once, then for each cell any number of `stream` and `display` events
-(rich output: a MIME bundle, see `RichDisplay`) and one `done`. File descriptors 0, 1 and 2 are taken over
-at start: 0 reads nothing (so `input()` fails at once), 1 and 2 are pipes this driver reads, so that anything
-written to them, by `print`, `os.write`, C code or child processes, becomes a `stream` event and never
-touches the protocol.
+"line", "timeout", "output_limit"}`, and optionally: `"after": id` (the host sent this cell before the
+cell `id` had ended, and it runs only if that cell ran and ended `ok` or was skipped by its condition;
+else its `done` says `skipped`); `skip_if` (`{"text", "line"}`: a Python expression from the recipe;
+when it is true, the cell is not run and its `done` says `skipped`); `"arrows": true` (the `done` says
+what each top-level statement printed); `"interactive": true` (compiled as a console compiles).
+Events on the private copy of stdout: `ready` once, then for each cell any number of `stream` and
+`display` events (rich output: a MIME bundle, see `RichDisplay`) and one `done`. File descriptors 0, 1
+and 2 are taken over at start: 0 reads nothing (so `input()` fails at once), 1 and 2 are pipes this
+driver reads, so that anything written to them, by `print`, `os.write`, C code or child processes,
+becomes a `stream` event and never touches the protocol.
 """
 
 from __future__ import annotations
 
-import ast
+import _ast as ast
+import _thread
+import _warnings
 import builtins
 import codecs
 import io
-import json
-import linecache
 import os
 import select
-import signal
 import sys
-import threading
 import time
-import traceback
 import types
 
 TYPE_CHECKING = False
+# Imported at start: only what the standard library has already loaded and C modules. The pure-Python
+# `ast`, `json`, `signal`, `threading`, `traceback` and `linecache` (with `re`, `enum`, `tokenize`...) cost
+# more than the rest of the driver's start: their C cores serve the cells, the rest is imported on an error.
+if TYPE_CHECKING:
+    import signal
+else:
+    import _signal as signal
 if TYPE_CHECKING:  # the protocol's shapes, for the type checker only: nothing more is imported in the sandbox
-    from typing import TextIO, TypedDict
+    from collections.abc import Callable
+    from typing import Any, TextIO, TypedDict
 
     class RunRequest(TypedDict):
         """A `run` request from the host."""
@@ -45,6 +53,8 @@ if TYPE_CHECKING:  # the protocol's shapes, for the type checker only: nothing m
         timeout: float | None
         output_limit: int
         display_limit: int
+        interactive: bool
+        skip_if: dict[str, object] | None
 
     class ErrorInfo(TypedDict):
         """How a cell's exception is described in its `done` event."""
@@ -65,9 +75,9 @@ if TYPE_CHECKING:  # the protocol's shapes, for the type checker only: nothing m
         truncated: dict[str, int]
         display_dropped: int
         peak_memory: int | None
+        printed: list[list[object]]
 
 
-PROTOCOL_VERSION = 1
 STREAMS = ("stdout", "stderr")
 HOLD_BYTES = 8192
 HOLD_SECONDS = 0.02
@@ -77,9 +87,56 @@ DRIVER_FILENAME = "<sandrun-driver>"
 GET_SIGNAL = getattr(signal, "_signal", signal).getsignal
 """`signal.getsignal` without its conversion to an enum, which costs more than the rest of a small cell's
 timer handling (CPython's `signal` module wraps the `_signal` one)."""
-MAIN_THREAD = threading.get_ident()
+MAIN_THREAD = _thread.get_ident()
 REAPER: int | None = None
 """The pid of the reaper this driver left as pid 1 of its PID namespace, if any (`stay_pid_1_as_reaper`)."""
+
+
+def json_codec() -> tuple[Callable[[object], str], Callable[[str], Any]]:
+    """`json.dumps(obj, ensure_ascii=False)` and `json.loads(text)` by the `_json` C module alone, checked on
+    a sample; the `json` package where that does not work (another implementation, a changed signature)."""
+    try:
+        import _json
+
+        def fail(obj: object) -> object:
+            raise TypeError(f"Object of type {type(obj).__name__} is not JSON serializable")
+
+        def dumps(obj: object) -> str:
+            encode = _json.make_encoder(
+                {}, fail, _json.encode_basestring, None, ": ", ", ", False, False, True
+            )
+            return "".join(encode(obj, 0))
+
+        class Context:
+            strict = True
+            object_hook = object_pairs_hook = None
+            parse_float, parse_int = float, int
+            parse_constant = {
+                "-Infinity": float("-inf"),
+                "Infinity": float("inf"),
+                "NaN": float("nan"),
+            }.__getitem__
+
+        scan = _json.make_scanner(Context())  # type: ignore[arg-type]  # any object with these attributes
+
+        def loads(text: str) -> Any:
+            value, end = scan(text, 0)
+            if text[end:].strip():
+                raise ValueError(f"extra data after the JSON value at {end}")
+            return value
+
+        sample = {"a": [1, 2.5, '\u00e9\n"', None, True, {}]}
+        expected = '{"a": [1, 2.5, "\u00e9\\n\\"", null, true, {}]}'
+        if dumps(sample) == expected and loads(expected + "\n") == sample:
+            return dumps, loads
+    except Exception:  # any failure means: use the json package
+        pass
+    import json
+
+    return lambda obj: json.dumps(obj, ensure_ascii=False), json.loads
+
+
+to_json, from_json = json_codec()
 
 
 class CellTimeout(BaseException):
@@ -96,15 +153,14 @@ class Emitter:
 
     def __init__(self, fd: int) -> None:
         self.fd = fd
-        self.lock = threading.RLock()
+        self.lock = _thread.RLock()
         self.busy = False
         self.deferred: BaseException | None = None
         self.gathered: list[bytes] | None = None
-        self.encode = json.JSONEncoder(ensure_ascii=False).encode
 
     def send(self, event: dict[str, object]) -> None:
         """Write one event as a JSON line (the whole line, even if a timeout fires meanwhile)."""
-        data = (self.encode(event) + "\n").encode("utf-8", "replace")
+        data = (to_json(event) + "\n").encode("utf-8", "replace")
         with self.lock:
             if self.gathered is not None:
                 self.gathered.append(data)
@@ -118,7 +174,7 @@ class Emitter:
 
     def finish(self, event: dict[str, object]) -> None:
         """Write the gathered events and then `event`, at once."""
-        data = (self.encode(event) + "\n").encode("utf-8", "replace")
+        data = (to_json(event) + "\n").encode("utf-8", "replace")
         with self.lock:
             if self.gathered:
                 data = b"".join(self.gathered) + data
@@ -126,7 +182,7 @@ class Emitter:
             self._write(data)
 
     def _write(self, data: bytes) -> None:
-        main = threading.get_ident() == MAIN_THREAD
+        main = _thread.get_ident() == MAIN_THREAD
         self.busy = main
         try:
             while data:
@@ -166,12 +222,14 @@ class Capture:
         self.held_since = 0.0
         self.timing = False
         """Whether the pump sleeps with a deadline (and sees held text in time without being woken)."""
+        self.tee: list[str] | None = None
+        """Where stdout text sent for the cell is also kept, while `StatementPrints` records it."""
         self.readers = list(fds.values())
         self.wake_r, self.wake_w = os.pipe()  # tells the pump that text is held, so that it sends it in time
         for fd in (*self.readers, self.wake_r, self.wake_w):
             os.set_blocking(fd, False)
         os.register_at_fork(before=self.flush, after_in_child=self._forget_held)
-        threading.Thread(target=self._pump, name="sandrun-capture", daemon=True).start()
+        _thread.start_new_thread(self._pump, ())  # not `threading`: one import less at every start
 
     def begin(self, cell_id: int, limit: int) -> None:
         """Attribute output to `cell_id` from now on, with a fresh budget of `limit` bytes per stream."""
@@ -240,6 +298,8 @@ class Capture:
             text = text.encode("utf-8", "replace")[:room].decode("utf-8", "ignore")
             size = room
         self.sent[name] += size
+        if self.tee is not None and name == "stdout":
+            self.tee.append(text)
         self.emitter.send({"ev": "stream", "id": self.cell_id, "name": name, "text": text})
 
     def _drain(self) -> None:
@@ -367,6 +427,8 @@ def describe_error(exc: BaseException, filename: str, limit: int) -> ErrorInfo:
 
     A SystemExit's traceback leaves out the exceptions it was raised while handling: a CLI framework
     turns its own exceptions into `sys.exit(code)`, and their chain is the framework's, not the user's."""
+    import traceback  # only on an error (with linecache, tokenize, re...): most recipes never need it
+
     report = traceback.TracebackException(type(exc), exc, exc.__traceback__)
     chain = not isinstance(exc, SystemExit)
     report.stack = traceback.StackSummary.from_list(
@@ -400,6 +462,7 @@ class Interpreter:
         self.timeout = 0.0
         self.display = RichDisplay(capture)
         builtins.display = self.display.show  # type: ignore[attr-defined]
+        self.display.hook.after["linecache"] = self.share_sources
         signal.signal(signal.SIGALRM, self.on_alarm)
 
     def remember_source(self, filename: str, first_line: int, code: str) -> None:
@@ -410,7 +473,23 @@ class Interpreter:
         if len(lines) < end:
             lines.extend("\n" for _ in range(end - len(lines)))
         lines[first_line - 1 : end] = new
-        linecache.cache[filename] = (0, None, lines, filename)  # mtime None: never re-read
+        linecache = sys.modules.get("linecache")
+        if linecache is not None:  # else it gets them all when imported (by a traceback, a cell...)
+            self.share_sources(linecache)
+
+    def share_sources(self, linecache: types.ModuleType) -> None:
+        """Put the recipe lines seen so far in linecache's cache."""
+        for filename, lines in self.sources.items():
+            linecache.cache[filename] = (0, None, lines, filename)  # mtime None: never re-read
+
+    def condition(self, condition: dict[str, object], filename: str) -> types.CodeType:
+        """A `skip_if` expression compiled at its line in the recipe, so that its errors point there."""
+        text, line = str(condition["text"]).strip(), int(str(condition["line"]))
+        self.remember_source(filename, line, text + "\n")
+        tree = parse_at(text, filename, line)
+        if len(tree.body) != 1 or not isinstance(tree.body[0], ast.Expr):
+            raise SyntaxError("a skip condition must be one expression", (filename, line, 1, text))
+        return compile(ast.Expression(tree.body[0].value), filename, "eval", dont_inherit=True)
 
     def on_alarm(self, signum: int, frame: object) -> None:
         """SIGALRM: the running cell's time is up (raised at once, or as soon as a protocol line is out)."""
@@ -436,8 +515,14 @@ class Interpreter:
         result: DoneFields = {"status": "ok"}
         started = time.perf_counter()
         compiling = True
+        prints: StatementPrints | None = None
         try:
-            body, tail = compile_cell(code, filename, first_line)
+            recorder = self.capture if request.get("arrows") else None
+            body, tail, prints = compile_cell(
+                code, filename, first_line, bool(request.get("interactive")), recorder
+            )
+            condition = request.get("skip_if")
+            test = self.condition(condition, filename) if condition else None
             compiling = False
             self.running = True
             if timeout:
@@ -445,14 +530,24 @@ class Interpreter:
                     signal.signal(signal.SIGALRM, self.on_alarm)
                 signal.setitimer(signal.ITIMER_REAL, float(timeout))
             try:
-                exec(body, self.namespace)
-                value = eval(tail, self.namespace) if tail is not None else None
-                self.display.cell_end(value)
+                value = None
+                if test is not None and eval(test, self.namespace):
+                    result["status"] = "skipped"
+                else:
+                    if prints is not None:
+                        prints.start()
+                    exec(body, self.namespace)
+                    if prints is not None and tail is not None:
+                        prints.mark(len(prints.statements) - 1)
+                    value = eval(tail, self.namespace) if tail is not None else None
+                    self.display.cell_end(value)
             finally:
                 self.running = False
                 self.capture.emitter.deferred = None
                 if timeout:
                     signal.setitimer(signal.ITIMER_REAL, 0)
+                if prints is not None:  # after the timer: a late timeout cannot cut the record short
+                    result["printed"] = prints.close()
             if value is not None:
                 self.namespace["_"] = value
                 result["value"] = clip(safe_repr(value), limit)
@@ -480,6 +575,58 @@ class Interpreter:
             result["display_dropped"] = self.display.dropped
         result["peak_memory"] = peak_memory()
         return result
+
+
+class StatementPrints:
+    """What each top-level statement of a cell wrote to stdout, asked for by cells with `#>` comments.
+
+    A call to `mark` is put into the cell's syntax tree before each statement (none before the leading
+    `from __future__` imports, which must come first): it sends what the previous statement left held
+    and starts the record of the next. Cells without `#>` are compiled and run untouched.
+    """
+
+    NAME = "__sandrun_statement__"
+
+    def __init__(self, capture: Capture, tree: ast.Module, last: ast.stmt | None) -> None:
+        self.capture = capture
+        statements = [*tree.body, *([last] if last is not None else [])]
+        self.statements: list[tuple[int, int, list[str]]] = [
+            (s.lineno, s.end_lineno or s.lineno, []) for s in statements
+        ]
+        """First line, last line and what was written, of each top-level statement."""
+        futures = [isinstance(s, ast.ImportFrom) and s.module == "__future__" for s in tree.body]
+        first = max((i + 1 for i, future in enumerate(futures) if future), default=0)
+        body: list[ast.stmt] = tree.body[:first]
+        for index, statement in enumerate(tree.body[first:], first):
+            call = ast.Call(ast.Name(self.NAME, ast.Load()), [ast.Constant(index)], [])
+            nodes = (mark := ast.Expr(call), call, call.func, *call.args)
+            for node in nodes:  # `_ast` has no copy_location
+                for field in ("lineno", "col_offset", "end_lineno", "end_col_offset"):
+                    setattr(node, field, getattr(statement, field, None))
+            body += [mark, statement]
+        tree.body = body
+
+    def shift(self, lines: int) -> None:
+        """The cell was compiled `lines` lines up from where it is in the recipe (`compile_cell`)."""
+        self.statements = [(first + lines, end + lines, text) for first, end, text in self.statements]
+
+    def start(self) -> None:
+        """The cell runs: its marks can be called."""
+        setattr(builtins, self.NAME, self.mark)
+
+    def mark(self, index: int) -> None:
+        """Statement `index` starts: what was written before it belongs to the one before."""
+        self.capture.flush()
+        self.capture.tee = self.statements[index][2]
+
+    def close(self) -> list[list[object]]:
+        """Stop recording; `[first line, last line, stdout]` of every top-level statement, in order."""
+        try:
+            self.capture.flush()
+        finally:
+            self.capture.tee = None
+            builtins.__dict__.pop(self.NAME, None)
+        return [[first, end, "".join(text)] for first, end, text in self.statements]
 
 
 DISPLAY_LIMIT = 10 << 20
@@ -513,7 +660,8 @@ class RichDisplay:
         self.sent = 0
         self.dropped = 0
         os.environ.setdefault("MPLBACKEND", "Agg")  # children too: no figure window, no blocking show()
-        sys.meta_path.insert(0, ImportHook(self))  # type: ignore[arg-type]
+        self.hook = ImportHook({name: self.patcher(name) for name in HOOKED_MODULES})
+        sys.meta_path.insert(0, self.hook)  # type: ignore[arg-type]
 
     def begin(self, cell_id: int, limit: int) -> None:
         """Attribute displays to `cell_id`, with a fresh budget of `limit` bytes."""
@@ -589,10 +737,10 @@ class RichDisplay:
             return
         self.capture.flush()
         try:  # the size as sent (escapes and UTF-8 included): the protocol line must stay within bounds
-            size = len(json.dumps([data, metadata], ensure_ascii=False).encode("utf-8", "replace"))
+            size = len(to_json([data, metadata]).encode("utf-8", "replace"))
         except (TypeError, ValueError, RecursionError):  # metadata the protocol cannot carry is left out
             metadata = {}
-            size = len(json.dumps(data, ensure_ascii=False).encode("utf-8", "replace"))
+            size = len(to_json(data).encode("utf-8", "replace"))
         if self.sent + size > self.limit:
             self.dropped += size
             note = f"[sandrun: a display of {size} bytes not shown; the limit is {self.limit} bytes per cell]"
@@ -624,6 +772,10 @@ class RichDisplay:
             except BaseException:
                 pass
 
+    def patcher(self, name: str) -> Callable[[types.ModuleType], None]:
+        """What `ImportHook` calls after `name` is imported."""
+        return lambda module: self.patch(name, module)
+
     def patch(self, name: str, module: types.ModuleType) -> None:
         """After `module` is imported: `plt.show()` captures figures; IPython's `display` shows here."""
         if name == "matplotlib.pyplot":
@@ -643,37 +795,40 @@ class RichDisplay:
 
 
 class ImportHook:
-    """A meta path finder that lets `RichDisplay` patch a few modules right after their first import.
+    """A meta path finder that lets the driver adjust a few modules right after their first import.
 
     Why a hook: `plt.show()` must capture in the very cell that imports pyplot, and the driver must not
-    import matplotlib itself. For any other name it answers None at once (one call per new import).
+    import matplotlib itself; linecache must know the recipe's lines, and the driver must not import it
+    at every start. For any other name it answers None at once (one call per new import).
     """
 
-    def __init__(self, display: RichDisplay) -> None:
-        self.display = display
+    def __init__(self, after: dict[str, Callable[[types.ModuleType], None]]) -> None:
+        self.after = after
+        """Module name -> what to call with the module once it is imported."""
 
     def find_spec(
         self, name: str, path: list[str] | None = None, target: types.ModuleType | None = None
     ) -> object:
         """The usual spec of a hooked module, with a loader that patches it; None for the rest."""
-        if name not in HOOKED_MODULES:
+        after = self.after.get(name)
+        if after is None:
             return None
         for finder in sys.meta_path:
             if finder is self or not hasattr(finder, "find_spec"):  # type: ignore[comparison-overlap]
                 continue
             spec = finder.find_spec(name, path, target)
             if spec is not None and spec.loader is not None and hasattr(spec.loader, "exec_module"):
-                spec.loader = PatchingLoader(spec.loader, self.display, name)  # type: ignore[assignment]
+                spec.loader = PatchingLoader(spec.loader, after)  # type: ignore[assignment]
             if spec is not None:
                 return spec
         return None
 
 
 class PatchingLoader:
-    """Loads a module with its own loader, then lets `RichDisplay.patch` adjust it."""
+    """Loads a module with its own loader, then passes it to `after`."""
 
-    def __init__(self, loader: object, display: RichDisplay, name: str) -> None:
-        self.loader, self.display, self.name = loader, display, name
+    def __init__(self, loader: object, after: Callable[[types.ModuleType], None]) -> None:
+        self.loader, self.after = loader, after
 
     def create_module(self, spec: object) -> object:
         """What the real loader creates (usually None: the default module)."""
@@ -682,7 +837,7 @@ class PatchingLoader:
     def exec_module(self, module: types.ModuleType) -> None:
         """Run the module's code, then patch it."""
         self.loader.exec_module(module)  # type: ignore[attr-defined]
-        self.display.patch(self.name, module)
+        self.after(module)
 
 
 def rich_method(obj: object, name: str) -> object:
@@ -714,6 +869,8 @@ def encode_mime(mime: str, value: object) -> str:
     if mime == "application/json" or mime.endswith("+json"):
         if isinstance(value, str):
             return value
+        import json  # only for a JSON display that is not text already
+
         try:
             return json.dumps(value)
         except (TypeError, ValueError):
@@ -721,18 +878,40 @@ def encode_mime(mime: str, value: object) -> str:
     return value if isinstance(value, str) else safe_repr(value)
 
 
-def compile_cell(code: str, path: str, first_line: int) -> tuple[types.CodeType, types.CodeType | None]:
+def compile_cell(
+    code: str, path: str, first_line: int, interactive: bool = False, capture: Capture | None = None
+) -> tuple[types.CodeType, types.CodeType | None, StatementPrints | None]:
     """The cell's code, and apart the code of its trailing expression (whose value is shown), numbered from
-    the cell's line in the recipe, in its code objects and in the syntax errors and warnings of compiling.
+    the cell's line in the recipe, in its code objects and in the syntax errors and warnings of compiling;
+    with `capture`, the `StatementPrints` that records each top-level statement's stdout into it.
 
-    Compiled as if the cell began at line 1, then renumbered: a cell far down a long recipe costs no more
-    than the first one (no blank lines to scan, no syntax tree to walk)."""
+    `interactive`: compiled as a console compiles (every expression statement's value is shown). Never
+    with the driver's own `from __future__` imports. Compiled as if the cell began at line 1, then
+    renumbered: a cell far down a long recipe costs no more than the first one (no blank lines to scan,
+    no syntax tree to walk)."""
     shift = first_line - 1
-    import warnings  # once: Python's own start may leave it out
+    if not shift:
+        return compile_at_1(code, path, interactive, capture)
+    filters = None if "warnings" in sys.modules else getattr(_warnings, "filters", None)
+    if isinstance(filters, list):
+        # The pure-Python `warnings` module (whose `showwarning` can be renumbered) is not loaded, and
+        # cells rarely warn at compile time: try without it, warnings of this compile turned into errors
+        # (an exact module name matches the one the compiler derives from the file name)
+        module = path[:-3] if path.endswith(".py") else path
+        strict = ("error", None, Warning, module, 0)
+        filters.insert(0, strict)
+        try:
+            body, tail, prints = compile_at_1(code, path, interactive, capture)
+            return renumbered(body, tail, prints, shift)
+        except Exception:  # an error or a warning: compiled again below, as it would be
+            pass
+        finally:
+            filters.remove(strict)
+    import warnings  # the code warns (or fails): its warnings are shown at the recipe's lines
 
     show = warnings.showwarning
 
-    def renumbered(
+    def shown(
         message: Warning | str,
         category: type[Warning],
         filename: str,
@@ -742,21 +921,45 @@ def compile_cell(code: str, path: str, first_line: int) -> tuple[types.CodeType,
     ) -> None:
         show(message, category, filename, lineno + shift if filename == path else lineno, file, line)
 
-    warnings.showwarning = renumbered
+    warnings.showwarning = shown
     try:
-        tree = ast.parse(code, path, "exec")
-        last = tree.body.pop() if tree.body and isinstance(tree.body[-1], ast.Expr) else None
-        body = compile(tree, path, "exec")
-        tail = compile(ast.Expression(last.value), path, "eval") if isinstance(last, ast.Expr) else None
+        body, tail, prints = compile_at_1(code, path, interactive, capture)
     except SyntaxError as exc:
         for name in ("lineno", "end_lineno"):
             if getattr(exc, name, None) is not None:
                 setattr(exc, name, getattr(exc, name) + shift)
         raise
     finally:
-        if warnings.showwarning is renumbered:
+        if warnings.showwarning is shown:
             warnings.showwarning = show
-    return renumber(body, shift), renumber(tail, shift) if tail is not None else None
+    return renumbered(body, tail, prints, shift)
+
+
+def renumbered(
+    body: types.CodeType, tail: types.CodeType | None, prints: StatementPrints | None, shift: int
+) -> tuple[types.CodeType, types.CodeType | None, StatementPrints | None]:
+    """What `compile_at_1` gave, moved down `shift` lines."""
+    if prints is not None:
+        prints.shift(shift)
+    return renumber(body, shift), renumber(tail, shift) if tail is not None else None, prints
+
+
+def compile_at_1(
+    code: str, path: str, interactive: bool, capture: Capture | None
+) -> tuple[types.CodeType, types.CodeType | None, StatementPrints | None]:
+    """`compile_cell` for a cell at line 1."""
+    # a Module (PyCF_ONLY_AST in "exec" mode); never with the driver's own `from __future__` imports
+    tree: ast.Module = compile(code, path, "exec", ast.PyCF_ONLY_AST, dont_inherit=True)  # type: ignore[assignment]
+    last = tree.body.pop() if tree.body and isinstance(tree.body[-1], ast.Expr) else None
+    prints = StatementPrints(capture, tree, last) if capture is not None else None
+    if interactive:  # a console shows every expression statement's value
+        body = compile(ast.Interactive(tree.body), path, "single", dont_inherit=True)
+    else:
+        body = compile(tree, path, "exec", dont_inherit=True)
+    tail = None
+    if isinstance(last, ast.Expr):
+        tail = compile(ast.Expression(last.value), path, "eval", dont_inherit=True)
+    return body, tail, prints
 
 
 def renumber(code: types.CodeType, shift: int) -> types.CodeType:
@@ -781,6 +984,37 @@ def split_lines(code: str) -> list[str]:
     if last:
         lines.append(last)
     return lines
+
+
+def parse_at(code: str, filename: str, first_line: int) -> ast.Module:
+    """The syntax tree of `code`, numbered from its line in the recipe (a skip condition's)."""
+    try:
+        tree = compile(code, filename, "exec", ast.PyCF_ONLY_AST, dont_inherit=True)
+    except SyntaxError as exc:
+        for name in ("lineno", "end_lineno"):
+            if getattr(exc, name, None) is not None:
+                setattr(exc, name, getattr(exc, name) + first_line - 1)
+        raise
+    if first_line > 1:
+        shift_lines(tree, first_line - 1)
+    return tree  # type: ignore[return-value]  # PyCF_ONLY_AST with "exec" gives a Module
+
+
+def shift_lines(tree: ast.AST, offset: int) -> None:
+    """Add `offset` to every line number in `tree` (what `ast.increment_lineno` does, without importing
+    the `ast` module)."""
+    todo = [tree]
+    while todo:
+        node = todo.pop()
+        for name in node._attributes:
+            if name.endswith("lineno") and getattr(node, name, None) is not None:
+                setattr(node, name, getattr(node, name) + offset)
+        for name in node._fields:
+            value = getattr(node, name, None)
+            if isinstance(value, ast.AST):
+                todo.append(value)
+            elif isinstance(value, list):
+                todo.extend(item for item in value if isinstance(item, ast.AST))
 
 
 def safe_repr(value: object) -> str:
@@ -897,12 +1131,10 @@ def main() -> None:
     interpreter = Interpreter(capture, writers)
     driver_pid = os.getpid()
     requests = os.fdopen(proto_in, "rb")
-    emitter.send(
-        {"ev": "ready", "protocol": PROTOCOL_VERSION, "python": sys.version.split()[0], "pid": driver_pid}
-    )
-    last: tuple[object, bool] = (None, False)  # the id of the last cell answered, and whether it ended ok
+    emitter.send({"ev": "ready", "python": sys.version.split()[0], "pid": driver_pid})
+    last: tuple[object, bool] = (None, False)  # the last cell answered, and whether cells `after` it run
     for raw in requests:
-        request = json.loads(raw.decode())  # faster than letting json guess the encoding
+        request = from_json(raw.decode("utf-8"))
         if request.get("op") == "limits":
             emitter.send({"ev": "limits", **apply_limits(request["limits"])})
             continue
@@ -917,8 +1149,13 @@ def main() -> None:
         done = interpreter.run(request)
         if os.getpid() != driver_pid:
             os._exit(0)  # a cell forked and the child fell through to here: it must not answer too
-        last = (request["id"], done["status"] == "ok")
+        # a cell skipped by its own condition is no failure: the cells sent after it still run
+        last = (request["id"], done["status"] in ("ok", "skipped"))
         emitter.finish({"ev": "done", "id": request["id"], **done})
+    # The host closed the channel: the recipe is over and nobody reads any more. End at once rather than
+    # through the interpreter's slow shutdown; the cells' atexit handlers do not run (nor did they reliably
+    # before: the host kills the sandbox as it closes the channel).
+    os._exit(0)
 
 
 if __name__ == "__main__":

@@ -3,7 +3,12 @@
     SandrunError                 any failure sandrun explains in words (exit_code 1)
     ├── UsageError               the command line is wrong (2)
     ├── RecipeError              a recipe file is wrong, at path:line (2)
+    ├── RecipeProblems           several recipes could not be read, all listed (2; `sandrun.inputs`)
+    ├── UpdateRefused            `--update` must not trust this run or this file (2; `sandrun.update`)
     └── BackendError             the sandbox could not start, or stopped working (3)
+        └── EnvironmentBuildError  a recipe's packages could not be installed (3; `sandrun.environments`)
+
+The three defined elsewhere live beside the only code that raises them.
 
 Cells that fail are not errors in this sense: they are results, recorded in the transcript.
 """

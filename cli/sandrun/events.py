@@ -11,7 +11,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from sandrun.model import RICH_KINDS, CellError, OutputChunk
+from sandrun.model import RICH_KINDS, CellError, OutputChunk, StatementOutput
 from sandrun.text import writable
 
 STREAMS = ("stdout", "stderr")
@@ -53,6 +53,8 @@ class Done:
     """Bytes the driver dropped past the output limit, by stream."""
     display_dropped: int = 0
     """Bytes of rich output the driver dropped past the cell's display limit."""
+    printed: list[StatementOutput] | None = None
+    """stdout by top-level statement, when the cell asked for it (`#>` comments)."""
 
 
 def text_field(event: Event, key: str, kind: str, default: str | None = None) -> str:
@@ -140,7 +142,23 @@ def done_fields(event: Event) -> Done:
         raise malformed("done", "truncated", truncated, "byte counts by stream")
     done.truncated = {name: _count(n, "done", "truncated", False) or 0 for name, n in truncated.items()}
     done.display_dropped = _count(event.get("display_dropped", 0), "done", "display_dropped", False) or 0
+    if event.get("printed") is not None:
+        done.printed = _printed(event["printed"])
     return done
+
+
+def _printed(value: object) -> list[StatementOutput]:
+    """The `printed` field of a `done` event: `[first line, last line, stdout]` per statement."""
+    if not isinstance(value, list) or not all(isinstance(v, list) and len(v) == 3 for v in value):
+        raise malformed("done", "printed", value, "a list of [line, line, text]")
+    return [
+        StatementOutput(
+            _count(line, "done", "printed", False) or 0,
+            _count(end, "done", "printed", False) or 0,
+            text_field({"text": text}, "text", "done"),
+        )
+        for line, end, text in value
+    ]
 
 
 def _count(value: object, kind: str, key: str, optional: bool) -> int | None:

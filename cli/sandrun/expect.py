@@ -153,6 +153,9 @@ class Verdict:
     status: CellStatus
     reason: str | None = None
     diff: str | None = None
+    mismatch: str | None = None
+    """Which expected text did not match (`stdout`, `stderr`, `value` or `repl`), when that is why it
+    failed; `reason` says the same in words."""
 
 
 def error_matches(expected: str, raised: Sequence[str]) -> bool:
@@ -288,7 +291,7 @@ def judge(
             reason = f"{what} did not match{where}"
             if only_whitespace_differs(expected.text, got):
                 reason += "; only whitespace differs (shown as · for a space, → for a tab)"
-            return Verdict(CellStatus.FAILED, reason, diff(expected.text, got, what))
+            return Verdict(CellStatus.FAILED, reason, diff(expected.text, got, what), mismatch=what)
     return verdict
 
 

@@ -1,20 +1,26 @@
 """The data that flows through sandrun: recipes in, transcripts out.
 
-Everything here is a frozen dataclass of plain values, so a recipe or a transcript can be compared, hashed,
-serialised and handed between threads without surprises. Readers build `Recipe`s, the runner builds
-`CellResult`s and a `Transcript`, and reports render a `Transcript`; none of them needs anything else.
+Everything here is a frozen dataclass, so a recipe or a transcript can be compared, serialised and handed
+between threads without surprises. They are not hashable: a few fields are plain dicts (`Recipe.env`,
+`Transcript.limits`, rich output's `data`), which nothing changes after they are built. Readers build
+`Recipe`s, the runner builds `CellResult`s and a `Transcript`, and reports render a `Transcript`; none of
+them needs anything else.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import Enum
 
-TRANSCRIPT_SCHEMA = "sandrun.transcript/2"
+TRANSCRIPT_SCHEMA = "sandrun.transcript/3"
 
 MAX_TIMEOUT = 7 * 24 * 3600.0
 """The longest timeout, in seconds, a recipe or the command line may ask for (one week)."""
+
+NO_ISOLATION = "none"
+"""The `isolation` of a backend that isolates nothing (`process`): cells run with the user's permissions."""
 
 ANY_EXCEPTION = "*"
 """`Expectation.error` value that accepts any exception (the `raises-exception` tag)."""
@@ -114,6 +120,16 @@ class ExpectedText:
 
 
 @dataclass(frozen=True)
+class Condition:
+    """A Python expression written in a document (Sphinx's `:skipif:`): it is code from the file, so it is
+    evaluated only inside the sandbox, in the recipe's interpreter, just before its cell."""
+
+    text: str
+    line: int
+    """1-based line in the recipe file where the expression is written."""
+
+
+@dataclass(frozen=True)
 class Cell:
     """One unit of a recipe, as written in its file."""
 
@@ -137,6 +153,16 @@ class Cell:
     """Why sandrun cannot run this block that looks like Python (an unknown language variant, a directive
     it does not run), when a reader found one: such a cell is skipped and listed, never silently left out,
     and `--strict` counts it as a failure."""
+    skip_reason: str | None = None
+    """What in the file says not to run this cell (`:options: +SKIP`, a `skip` tag...), in the words the
+    transcript gives as the reason; None for a YAML recipe's `skip: true`."""
+    skip_if: Condition | None = None
+    """Sphinx's `:skipif:`: the cell is skipped when this expression is true inside the sandbox."""
+
+    @property
+    def why_skipped(self) -> str:
+        """Why this cell is not run when `skip` is set, as a transcript says it."""
+        return self.unsupported or self.skip_reason or "skip: true in the recipe"
 
     @property
     def label(self) -> str:
@@ -158,7 +184,8 @@ class Recipe:
     sha256: str
     """Hex digest of the file's bytes, so a transcript says exactly what ran."""
     format: str
-    """Which reader produced it: `yaml`, `percent` or `markdown`."""
+    """Which reader produced it: `yaml`, `percent`, `markdown`, `rst` or `ipynb` (`skipped` for a file the
+    project's settings skip)."""
     cells: tuple[Cell, ...]
     name: str | None = None
     description: str | None = None
@@ -226,6 +253,17 @@ class CellError:
 
 
 @dataclass(frozen=True)
+class StatementOutput:
+    """What one top-level statement of a cell printed (recorded for cells with `#>` comments only)."""
+
+    line: int
+    """1-based line in the recipe file where the statement starts."""
+    end_line: int
+    """1-based line in the recipe file where it ends."""
+    stdout: str
+
+
+@dataclass(frozen=True)
 class CellResult:
     """What happened when a cell was (or was not) run."""
 
@@ -243,8 +281,14 @@ class CellResult:
     """Why the cell has its status, in words, when the status alone does not say (failed, not run, ...)."""
     diff: str | None = None
     """Unified diff, expected against actual, when the cell failed because its output did not match."""
+    mismatch: str | None = None
+    """Which of the cell's expected texts did not match (`stdout`, `stderr`, `value` or `repl`), when that
+    is why it failed; the key of `Expectation.texts()`."""
     peak_memory: int | None = None
     """Peak resident memory of the interpreter so far, in bytes, as reported inside the sandbox."""
+    printed: tuple[StatementOutput, ...] | None = None
+    """stdout by top-level statement, for a cell whose code has `#>` comments (see `sandrun.arrows`);
+    None for other cells. Not written to JSON transcripts."""
 
     @property
     def stdout(self) -> str:
@@ -264,7 +308,7 @@ class Transcript:
     recipe: Recipe
     backend: str
     isolation: str
-    """What the sandbox isolated, e.g. `none` for the process backend."""
+    """What the sandbox isolated, e.g. `NO_ISOLATION` (`none`) for the process backend."""
     status: RunStatus
     results: tuple[CellResult, ...]
     started_at: str
@@ -278,9 +322,37 @@ class Transcript:
     limits: Mapping[str, object] = field(default_factory=dict)
     """Limits in force (timeouts, output caps, ...), for the record."""
 
+    @property
+    def isolates_nothing(self) -> bool:
+        """Whether the cells ran with the user's own permissions, in no sandbox at all."""
+        return self.isolation == NO_ISOLATION
+
     def count(self, status: CellStatus) -> int:
         """How many cells ended with `status`."""
         return sum(1 for r in self.results if r.status is status)
+
+
+OUTPUT_CUT = "[sandrun: {dropped} more bytes of {stream} not shown; the limit is {limit} bytes]"
+"""The note, on a line of its own, that ends a stream's text when a cell wrote more than the output limit."""
+
+VALUE_CUT = "[sandrun: {dropped} more characters not shown]"
+"""The note, on a line of its own, that ends a value's repr (or an error's text) longer than the output limit.
+The driver writes it, and imports nothing of sandrun: a test keeps its copy the same as this one."""
+
+_CUT = re.compile(
+    "|".join(
+        re.escape(note)
+        .replace(r"\{dropped\}", r"\d+")
+        .replace(r"\{stream\}", r"\w+")
+        .replace(r"\{limit\}", r"\d+")
+        for note in (OUTPUT_CUT, VALUE_CUT)
+    )
+)
+
+
+def is_cut(text: str) -> bool:
+    """Whether sandrun left part of `text` out: it holds an `OUTPUT_CUT` or a `VALUE_CUT` note."""
+    return _CUT.search(text) is not None
 
 
 def stream_text(outputs: Iterable[OutputChunk], stream: str) -> str:

@@ -6,6 +6,9 @@ sandbox is started for ONE recipe, with that recipe's own options, and is only e
 nothing a recipe leaves behind (files in its /tmp, processes) can reach another. At most `ahead` sandboxes
 wait at a time; one that is never used (the run was cancelled, or failed first) is torn down by `close`.
 
+A sandbox the command started before it read the recipes (`sandrun.early`) is `adopt`ed: it waits for the
+first recipe whose sandbox must look exactly like it, and is never started again for that recipe.
+
 A recipe's sandbox is torn down (`retire`) in the background while the next recipe runs; `close` waits
 until every teardown is complete, so nothing is left behind when the run ends.
 """
@@ -18,6 +21,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from sandrun.backends.base import Backend
+    from sandrun.early import EarlySandbox
     from sandrun.model import Recipe
     from sandrun.runner import RunControl, RunOptions
     from sandrun.session import Session
@@ -54,6 +58,31 @@ class Prestarter:
         with self._lock:
             return self._waiting.pop(index, None)
 
+    def adopt(self, early: EarlySandbox | None) -> None:
+        """Keep a sandbox started early for the first recipe that fits it (`EarlySandbox.fits`), which then
+        takes it like one started ahead; tear it down at once if none fits."""
+        from sandrun.early import debug
+        from sandrun.runner import sandbox_options
+
+        if early is None:
+            return
+        for index, (recipe, backend) in enumerate(self.runs):
+            sandbox = sandbox_options(recipe, self.options)
+            if recipe.packages or not early.fits(backend, sandbox, self.options.output_limit):
+                continue
+            session = early.take()
+            if session is None:
+                return
+            self.control.attach(session)
+            with self._lock:
+                if not self._closed:
+                    self._waiting[index] = session
+                    debug(f"the sandbox started early is for {recipe.path}")
+                    return
+            self._discard(session)
+            return
+        early.discard()
+
     def advance(self, index: int) -> None:
         """Recipe `index` has begun: start the sandboxes of the recipes after it, up to `ahead` waiting."""
         while True:
@@ -63,6 +92,8 @@ class Prestarter:
                 if self._closed or self.control.cancelled.is_set() or target >= len(self.runs) or full:
                     return
                 self._next = target + 1
+                if target in self._waiting:  # adopted: started early for it
+                    continue
             session = self._launch(target)
             if session is None:
                 continue

@@ -126,8 +126,9 @@ class Skip:
         except OSError:
             digest = hashlib.sha256(b"").hexdigest()
         entry = Cell(
-            index=0, source="", path=str(self.path), line=1, name="(skipped by the project)", skip=True
-        )
+            index=0, source="", path=str(self.path), line=1, name="(skipped by the project)", skip=True,
+            skip_reason=self.why,
+        )  # fmt: skip
         now = datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
         return Transcript(
             recipe=Recipe(path=str(self.path), sha256=digest, format="skipped", cells=(entry,)),

@@ -33,6 +33,7 @@ from sandrun.readers import load_recipe
 from sandrun.runner import (
     UNEXPECTED,
     RunOptions,
+    has_arrows,
     prepare_packages,
     result_of,
     sandbox_options,
@@ -189,7 +190,7 @@ class RecipeRun:
         if cell.kind is not CellKind.CODE:
             return CellResult(cell, CellStatus.SKIPPED, reason=f"{cell.kind.value} cell, not code")
         if cell.skip:
-            return CellResult(cell, CellStatus.SKIPPED, reason="skip: true in the recipe")
+            return CellResult(cell, CellStatus.SKIPPED, reason=cell.why_skipped)
         if self.stopped:
             return CellResult(cell, CellStatus.NOT_RUN, reason=self.stopped)
         try:
@@ -198,7 +199,17 @@ class RecipeRun:
             self.stopped = f"not run: the sandbox could not start: {exc}"
             return CellResult(cell, CellStatus.ERROR, reason=f"the sandbox could not start: {exc}")
         timeout = cell.timeout or self.recipe.timeout or self.options.cell_timeout
-        result = result_of(cell, session.run(cell.source, cell.path, cell.line, timeout, self.options.grace))
+        outcome = session.run(
+            cell.source,
+            cell.path,
+            cell.line,
+            timeout,
+            self.options.grace,
+            by_statement=has_arrows(cell),
+            interactive=cell.expect.repl is not None,  # a `>>>` example shows values as a console does
+            skip_if=cell.skip_if,
+        )
+        result = result_of(cell, outcome)
         if session.dead_reason:
             self.stopped = f"not run: the sandbox stopped during {cell.label} ({cell.location})"
         elif result.status in UNEXPECTED and not self.update_mode:

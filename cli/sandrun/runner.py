@@ -34,6 +34,7 @@ from sandrun.model import (
 from sandrun.session import DEFAULT_GRACE, DEFAULT_OUTPUT_LIMIT, CellOutcome, OutputRuns, Session, Submitted
 
 if TYPE_CHECKING:
+    from sandrun.early import EarlySandbox
     from sandrun.prestart import Prestarter
 
 UNEXPECTED = (CellStatus.FAILED, CellStatus.TIMEOUT, CellStatus.ERROR)
@@ -264,8 +265,7 @@ class _Run:
             if cell.kind is not CellKind.CODE:
                 self.record(CellResult(cell, CellStatus.SKIPPED, reason=f"{cell.kind.value} cell, not code"))
             elif cell.skip:
-                reason = cell.unsupported or "skip: true in the recipe"
-                self.record(CellResult(cell, CellStatus.SKIPPED, reason=reason))
+                self.record(CellResult(cell, CellStatus.SKIPPED, reason=cell.why_skipped))
             else:
                 submitted = sent.popleft() if sent else self.submit(session, cell)
                 self.send_ahead(session, runnable, position, submitted, sent)
@@ -279,7 +279,16 @@ class _Run:
 
     def submit(self, session: Session, cell: Cell) -> Submitted:
         """Send a code cell to the interpreter."""
-        return session.submit(cell.source, cell.path, cell.line, self.timeout(cell), self.options.grace)
+        return session.submit(
+            cell.source,
+            cell.path,
+            cell.line,
+            self.timeout(cell),
+            self.options.grace,
+            by_statement=has_arrows(cell),
+            interactive=cell.expect.repl is not None,  # a `>>>` example runs as a console runs it
+            skip_if=cell.skip_if,
+        )
 
     def timeout(self, cell: Cell) -> float:
         """The cell's timeout: the most specific setting wins."""
@@ -297,17 +306,26 @@ class _Run:
         never waits for the host between cells.
 
         A cell is sent ahead only where the interpreter can tell alone whether it must run: under
-        --keep-going it always runs; otherwise it follows a cell that expects nothing (its result is as
-        good as its status), and the interpreter runs it only if that cell ended `ok` (`after`)."""
+        --keep-going it always runs; otherwise it follows a cell that expects nothing (no texts, no error,
+        no `#>` comments: its result is as good as its status), and the interpreter runs it only if that
+        cell ended `ok` or was skipped by its `skip_if` (`after`)."""
         while len(sent) < AHEAD and position + len(sent) + 1 < len(runnable):
             previous, last = runnable[position + len(sent)], (sent[-1] if sent else current)
             keep_going = self.options.keep_going
-            if not keep_going and (previous.expect.error or previous.expect.texts()):
+            if not keep_going and (previous.expect.error or previous.expect.texts() or has_arrows(previous)):
                 return
             cell = runnable[position + len(sent) + 1]
-            after = None if keep_going else last.id
-            grace = self.options.grace
-            ahead = session.submit_ahead(cell.source, cell.path, cell.line, self.timeout(cell), grace, after)
+            ahead = session.submit_ahead(
+                cell.source,
+                cell.path,
+                cell.line,
+                self.timeout(cell),
+                self.options.grace,
+                None if keep_going else last.id,
+                by_statement=has_arrows(cell),
+                interactive=cell.expect.repl is not None,
+                skip_if=cell.skip_if,
+            )
             if ahead is None:
                 return
             sent.append(ahead)
@@ -382,14 +400,24 @@ class _Run:
         return RunStatus.PASSED
 
 
+def has_arrows(cell: Cell) -> bool:
+    """Whether the cell's code may have `#>` comments, the output of the statement above them (then the
+    driver records what each statement printed, and `sandrun.arrows` checks it)."""
+    return "#>" in cell.source
+
+
 def result_of(cell: Cell, outcome: CellOutcome) -> CellResult:
     """Turn what the driver reported into a judged `CellResult`."""
-    status, reason, diff = CellStatus.ERROR, None, None
+    status, reason, diff, mismatch = CellStatus.ERROR, None, None, None
     message = outcome.error.message if outcome.error else ""
+    printed = None if outcome.printed is None else tuple(outcome.printed)
     if outcome.status == "timeout":
         status, reason = CellStatus.TIMEOUT, message or "timed out"
     elif outcome.status == "crashed":
         reason = f"the sandbox died: {message}"
+    elif outcome.status == "skipped" and cell.skip_if is not None:
+        status = CellStatus.SKIPPED
+        reason = f"`:skipif: {cell.skip_if.text}` (line {cell.skip_if.line}) is true in the sandbox"
     elif outcome.status == "skipped":  # sent ahead of a cell that failed; the run stops there before this
         status, reason = CellStatus.NOT_RUN, "not run: an earlier cell failed"
     else:
@@ -400,7 +428,11 @@ def result_of(cell: Cell, outcome: CellOutcome) -> CellResult:
             "value": outcome.value,
         }
         verdict = judge(cell.expect, outcome.error, outcome.error_types, actual)
-        status, reason, diff = verdict.status, verdict.reason, verdict.diff
+        if verdict.status is CellStatus.PASSED and printed is not None:
+            from sandrun.arrows import judge_arrows  # only cells with `#>` comments pay for it
+
+            verdict = judge_arrows(cell, printed)
+        status, reason, diff, mismatch = verdict.status, verdict.reason, verdict.diff, verdict.mismatch
     return CellResult(
         cell=cell,
         status=status,
@@ -410,7 +442,9 @@ def result_of(cell: Cell, outcome: CellOutcome) -> CellResult:
         duration=outcome.duration,
         reason=reason,
         diff=diff,
+        mismatch=mismatch,
         peak_memory=outcome.peak_memory,
+        printed=printed,
     )
 
 
@@ -421,12 +455,14 @@ def run_many(
     listener_for: Callable[[Recipe], RunListener],
     control: RunControl,
     finished: Callable[[Transcript], None] | None = None,
+    early: EarlySandbox | None = None,
 ) -> list[Transcript]:
     """Run recipes (each on its backend) `jobs` at a time, each in its own sandbox; transcripts come back in
     the order of `runs`.
 
     One recipe's failure or crash does not stop the others; `control.cancel()` stops them all, and each
     still returns its (interrupted) transcript. `finished` is called (from a worker thread) as each ends.
+    A sandbox started `early` goes to the first recipe it fits, or is torn down.
     """
     from concurrent.futures import ThreadPoolExecutor, wait
 
@@ -441,6 +477,7 @@ def run_many(
         return transcript
 
     try:
+        ahead.adopt(early)
         with ThreadPoolExecutor(max_workers=max(1, jobs), thread_name_prefix="sandrun-run") as pool:
             futures = [pool.submit(one, i, recipe, backend) for i, (recipe, backend) in enumerate(runs)]
             try:

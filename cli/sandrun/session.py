@@ -1,9 +1,9 @@
 """The host side of the driver protocol: one interpreter in a sandbox, fed one cell at a time.
 
-`Session.start` launches `python -I -u -c BOOT` through a backend, sends the driver's source through stdin
-(no file upload, no argument-length limits), and waits for its `ready` event. `Session.run` sends a cell and
-collects its events until `done`, enforcing the host-side deadline and output cap. Every backend gets this
-same logic; the backend only moves bytes.
+`Session.start` launches `python -I -u -c BOOT` through a backend, sends the driver through stdin (no file
+upload, no argument-length limits; see `sandrun.bootstrap`), and waits for its `ready` event. `Session.run`
+sends a cell and collects its events until `done`, enforcing the host-side deadline and output cap. Every
+backend gets this same logic; the backend only moves bytes.
 """
 
 from __future__ import annotations
@@ -13,10 +13,9 @@ import signal
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from functools import cache
-from importlib import resources
 
 from sandrun.backends.base import Backend, Channel, SandboxOptions
+from sandrun.bootstrap import boot_argv, driver_payload
 from sandrun.errors import BackendError
 from sandrun.events import (
     Event,
@@ -27,7 +26,7 @@ from sandrun.events import (
     stream_fields,
     text_field,
 )
-from sandrun.model import DISPLAY, CellError, OutputChunk
+from sandrun.model import DISPLAY, OUTPUT_CUT, CellError, Condition, OutputChunk, StatementOutput
 
 __all__ = [
     "CellOutcome",
@@ -38,19 +37,6 @@ __all__ = [
     "Submitted",
     "parse_event",
 ]
-
-BOOT = (
-    "import os\n"
-    "def r(n):\n"
-    " b=b''\n"
-    " while len(b)<n:\n"
-    "  c=os.read(0,n-len(b))\n"
-    "  if not c:raise SystemExit('sandrun: bootstrap input ended early')\n"
-    "  b+=c\n"
-    " return b\n"
-    "exec(compile(r(int(r(10))),'<sandrun-driver>','exec'),{'__name__':'__main__'})\n"
-)
-"""Runs first inside the sandbox: reads a 10-digit length, then that many bytes of driver source; runs it."""
 
 DEFAULT_OUTPUT_LIMIT = 1 << 20
 DISPLAY_LIMIT = 10 << 20
@@ -65,17 +51,6 @@ SIGNAL_MEANINGS = {
     "SIGXCPU": " (it used up its CPU-time limit; see --cpu-time)",
     "SIGXFSZ": " (it wrote a file larger than allowed)",
 }
-
-
-@cache
-def driver_source() -> bytes:
-    """The driver program, as sent into every sandbox."""
-    return resources.files("sandrun").joinpath("driver.py").read_bytes()
-
-
-def boot_argv(python: str) -> list[str]:
-    """The command that starts the driver: isolated mode (-I) ignores PYTHON* variables and user site."""
-    return [python, "-I", "-u", "-c", BOOT]
 
 
 AHEAD_BYTES = 2048
@@ -103,8 +78,9 @@ class CellOutcome:
     """What the driver (or its death) said about one cell, before any expectation is applied."""
 
     status: str
-    """`ok`, `error` (the cell raised), `timeout`, `crashed` (the sandbox is gone or misbehaved), or
-    `skipped` (sent ahead after a cell that did not end `ok`, so not run)."""
+    """`ok`, `error` (the cell raised), `timeout`, `skipped` (its `skip_if` was true, or it was sent ahead
+    after a cell that did not end `ok` or `skipped`, so not run), or `crashed` (the sandbox is gone or
+    misbehaved)."""
     outputs: list[OutputChunk] = field(default_factory=list)
     value: str | None = None
     error: CellError | None = None
@@ -112,6 +88,8 @@ class CellOutcome:
     """The raised exception's class and its bases, most specific first, for matching expectations."""
     duration: float = 0.0
     peak_memory: int | None = None
+    printed: list[StatementOutput] | None = None
+    """stdout by top-level statement, when `Session.run` was asked for it."""
 
 
 class Session:
@@ -168,9 +146,8 @@ class Session:
         limits = backend.driver_limits(options)
         session._pending = ("limits",) if limits else ()
         try:
-            source = driver_source()
             setup = json.dumps({"op": "limits", "limits": limits}).encode() + b"\n" if limits else b""
-            if not channel.send(b"%010d" % len(source) + source + setup, start_timeout):
+            if not channel.send(driver_payload() + setup, start_timeout):
                 raise BackendError("the interpreter did not read its start-up input within the start timeout")
         except BackendError as exc:
             session.close()
@@ -217,29 +194,70 @@ class Session:
         timeout: float | None,
         grace: float = DEFAULT_GRACE,
         on_output: Callable[[OutputChunk], None] | None = None,
+        by_statement: bool = False,
+        interactive: bool = False,
+        skip_if: Condition | None = None,
     ) -> CellOutcome:
-        """Run one cell; output chunks are passed to `on_output` as they arrive."""
-        return self.collect(self.submit(code, filename, line, timeout, grace), on_output)
+        """Run one cell; output chunks are passed to `on_output` as they arrive. With `by_statement`, the
+        outcome says what each top-level statement printed (`CellOutcome.printed`). `interactive`: as a
+        console runs a `>>>` example, showing the value of every expression statement (in loops and blocks
+        too). With `skip_if`, the driver first evaluates that expression (in the cell's interpreter, inside
+        the sandbox) and does not run the cell when it is true."""
+        return self.collect(
+            self.submit(
+                code,
+                filename,
+                line,
+                timeout,
+                grace,
+                by_statement=by_statement,
+                interactive=interactive,
+                skip_if=skip_if,
+            ),
+            on_output,
+        )
 
     def submit(
-        self, code: str, filename: str, line: int, timeout: float | None, grace: float = DEFAULT_GRACE
+        self,
+        code: str,
+        filename: str,
+        line: int,
+        timeout: float | None,
+        grace: float = DEFAULT_GRACE,
+        *,
+        by_statement: bool = False,
+        interactive: bool = False,
+        skip_if: Condition | None = None,
     ) -> Submitted:
         """Send a cell's code to the interpreter, which runs it once the cells sent before it are done;
-        `collect` gets its outcome. Raises `BackendError` if the sandbox is known to be dead already."""
-        return self._send(self._request(code, filename, line, timeout), timeout, grace)
+        `collect` gets its outcome (the keywords as for `run`). Raises `BackendError` if the sandbox is
+        known to be dead already."""
+        request = self._request(code, filename, line, timeout, None, by_statement, interactive, skip_if)
+        return self._send(request, timeout, grace)
 
     def submit_ahead(
-        self, code: str, filename: str, line: int, timeout: float | None, grace: float, after: int | None
+        self,
+        code: str,
+        filename: str,
+        line: int,
+        timeout: float | None,
+        grace: float,
+        after: int | None,
+        *,
+        by_statement: bool = False,
+        interactive: bool = False,
+        skip_if: Condition | None = None,
     ) -> Submitted | None:
         """Send a cell while earlier ones still run, so that the interpreter never waits for the host.
 
         With `after` (the id of the cell sent just before), the interpreter runs it only if that cell ran
-        and ended `ok`, and else answers `skipped`. None, and nothing sent, if the sandbox is dead or the
-        cells sent ahead would hold more than `AHEAD_BYTES` (then a write could wait for the interpreter).
+        and ended `ok` or was skipped by its `skip_if`, and else answers `skipped`. None, and nothing sent,
+        if the sandbox is dead or the cells sent ahead would hold more than `AHEAD_BYTES` (then a write
+        could wait for the interpreter). The keywords as for `run`.
         """
         if self.dead_reason:
             return None
-        request = self._request(code, filename, line, timeout, after)
+        request = self._request(code, filename, line, timeout, after, by_statement, interactive, skip_if)
         if self._ahead_bytes + len(request) > AHEAD_BYTES:
             self._next_id -= 1  # the id is not used: the next cell gets it
             return None
@@ -249,7 +267,15 @@ class Session:
         return submitted
 
     def _request(
-        self, code: str, filename: str, line: int, timeout: float | None, after: int | None = None
+        self,
+        code: str,
+        filename: str,
+        line: int,
+        timeout: float | None,
+        after: int | None,
+        by_statement: bool,
+        interactive: bool,
+        skip_if: Condition | None,
     ) -> bytes:
         if self.dead_reason:
             raise BackendError(self.dead_reason)
@@ -258,6 +284,12 @@ class Session:
         request.update(timeout=timeout, output_limit=self.output_limit)
         if after is not None:
             request["after"] = after
+        if by_statement:
+            request["arrows"] = True
+        if interactive:
+            request["interactive"] = True
+        if skip_if is not None:
+            request["skip_if"] = {"text": skip_if.text, "line": skip_if.line}
         return json.dumps(request).encode() + b"\n"
 
     def _send(self, request: bytes, timeout: float | None, grace: float) -> Submitted:
@@ -345,6 +377,7 @@ class Session:
         done = done_fields(event)
         outcome.status, outcome.value, outcome.peak_memory = done.status, done.value, done.peak_memory
         outcome.error, outcome.error_types = done.error, done.error_types
+        outcome.printed = done.printed
         for stream, dropped in done.truncated.items():
             collector.dropped[stream] = collector.dropped.get(stream, 0) + dropped
 
@@ -465,11 +498,8 @@ class OutputCollector:
         """Append one marker per stream that lost output, and fill `outputs` with the merged runs."""
         for stream, count in self.dropped.items():
             if count:
-                note = (
-                    f"\n[sandrun: {count} more bytes of {stream} not shown; the limit is {self.limit} bytes"
-                )
-                note += "]\n"
-                self._append(OutputChunk(stream, note))
+                note = OUTPUT_CUT.format(dropped=count, stream=stream, limit=self.limit)
+                self._append(OutputChunk(stream, f"\n{note}\n"))
         if self.display_dropped:
             note = (
                 f"[sandrun: {self.display_dropped} bytes of rich output not shown; "

@@ -24,13 +24,22 @@ from sandrun import safefs
 from sandrun.atomic import write_text_at
 from sandrun.errors import RecipeError, SandrunError
 from sandrun.expect import repl_view, text_matches
-from sandrun.model import Cell, CellResult, CellStatus, ExpectedText, MatchMode, Recipe, RunStatus, Transcript
-from sandrun.readers.lines import ends_with_newline, newline_of, split_lines
+from sandrun.model import (
+    Cell,
+    CellResult,
+    CellStatus,
+    ExpectedText,
+    MatchMode,
+    Recipe,
+    RunStatus,
+    Transcript,
+    is_cut,
+)
+from sandrun.readers.lines import ends_with_newline, line_starts, newline_of, split_lines
 from sandrun.readers.yaml_nodes import compose
 from sandrun.readers.yaml_recipe import construct
 
 _READERS = {"yaml": "yaml_recipe", "percent": "percent", "markdown": "markdown_doc", "rst": "rst"}
-_TRUNCATED = re.compile(r"\[sandrun: \d+ more bytes of \w+ not shown; the limit is \d+ bytes\]")
 _DIRECTIVE = re.compile(r"^# expect \w+:", re.MULTILINE)
 _CONTAINER = r"(?:[ \t>]|[-+*][ \t]|[0-9]{1,9}[.)][ \t])*"  # blockquote and list item prefixes, as written
 _FENCE = re.compile(rf"({_CONTAINER})(`{{3,}}|~{{3,}})(.*)")
@@ -66,11 +75,11 @@ class Edit:
 
 @dataclass(frozen=True)
 class UpdateResult:
-    """What `update_recipe` did to a file; `notes` say which mismatching expectations it left alone, why."""
+    """What `update_recipe` did to a file: the expected texts it rewrote (`edits`), and `notes` saying
+    which mismatching expectations it left alone, and why."""
 
     path: str
     edits: tuple[Edit, ...]
-    written: bool
     notes: tuple[str, ...] = ()
 
 
@@ -85,14 +94,6 @@ def refuse_untrusted(transcript: Transcript, path: str) -> None:
     else:
         return
     raise UpdateRefused(f"not updating {path}: {reason}", hint="run the recipe again, then update")
-
-
-def plan_updates(recipe: Recipe, transcript: Transcript, original_text: str) -> list[Edit]:
-    """The edits that make `original_text` (the text `recipe` was read from) expect what ran in
-    `transcript`. Raises `UpdateRefused` for an untrustworthy run, `RecipeError` for output that cannot be
-    written in this recipe's format."""
-    refuse_untrusted(transcript, recipe.path)
-    return _plan(recipe, transcript, original_text)[0]
 
 
 def apply_edits(text: str, edits: list[Edit] | tuple[Edit, ...]) -> str:
@@ -143,12 +144,16 @@ def _update_at(directory: int, real_name: str, name: str, transcript: Transcript
     notes: list[str] = []
     if transcript.recipe.format == "ipynb":
         edits, updated = _notebook_outputs(transcript, text[len(bom) :])
+        if any(result.printed is not None for result in transcript.results):
+            from sandrun.arrows import notebook_notes
+
+            notes = notebook_notes(transcript.results)
     else:
         edits, notes, updated = _plan(transcript.recipe, transcript, text[len(bom) :])
     new_text = bom + updated
     if new_text != text:  # the real file, so a link (inside the directory) stays a link
         write_text_at(directory, real_name, new_text)
-    return UpdateResult(name, tuple(edits), new_text != text, tuple(notes))
+    return UpdateResult(name, tuple(edits), tuple(notes))
 
 
 def _notebook_outputs(transcript: Transcript, text: str) -> tuple[list[Edit], str]:
@@ -175,9 +180,12 @@ def _plan(recipe: Recipe, transcript: Transcript, text: str) -> tuple[list[Edit]
     nl = newline_of(text)
     edits: list[Edit] = []
     notes: list[str] = []
+    arrows: dict[int, list[str]] = {}
     shared = _sharers(transcript)
     for result in transcript.results:
         cell = result.cell
+        if result.printed is not None and result.status is not CellStatus.SKIPPED:
+            arrows[cell.index] = _arrow_edits(recipe, result, text, nl, edits, notes)
         for what, expected in cell.expect.texts().items():
             actual = _actual(result, what)
             if result.status is CellStatus.SKIPPED or text_matches(expected, actual or ""):
@@ -196,8 +204,38 @@ def _plan(recipe: Recipe, transcript: Transcript, text: str) -> tuple[list[Edit]
             edits.append(Edit(start, end, put, cell.index, cell.label, what, location, expected.text, new))
     updated = apply_edits(text, edits) if edits else text
     if edits:
-        _verify(recipe, updated, edits)
+        _verify(recipe, updated, edits, arrows)
     return edits, notes, updated
+
+
+def _arrow_edits(
+    recipe: Recipe, result: CellResult, text: str, nl: str, edits: list[Edit], notes: list[str]
+) -> list[str]:
+    """Add the edits that make the cell's `#>` lines say what it printed (`sandrun.arrows`), and notes on
+    those left alone; return the text of every `#>` line of the cell after the edits."""
+    from sandrun.arrows import WHAT, arrows, plan_arrows
+
+    cell = result.cell
+    raised = result.error.type if result.error and cell.expect.error is None else None
+    why = _WHY_NOT.get(result.status) or (
+        f"the cell raised {raised}, which the recipe does not expect" if raised else None
+    )
+    if why is None and is_cut(result.stdout):
+        why = "the output was cut (raise --output-limit)"
+    if why:
+        if result.status is CellStatus.FAILED or result.status is CellStatus.TIMEOUT:
+            notes.append(f"{cell.label}: {WHAT} ({cell.location}) left as it is: {why}")
+        return [arrow.text for arrow in arrows(cell.source)]
+    rewrites, arrow_notes, after = plan_arrows(cell, result.printed or (), text, line_starts(text))
+    notes += arrow_notes
+    for r in rewrites:
+        location = f"{recipe.path}:{r.line}"
+        put = _lines(text, r.start, r.end, list(r.lines), nl)
+        edits.append(Edit(r.start, r.end, put, cell.index, cell.label, WHAT, location, r.old, r.new))
+    return after
+
+
+_WHY_NOT = {CellStatus.TIMEOUT: "the cell timed out", CellStatus.NOT_RUN: "the cell was not run"}
 
 
 def _actual(result: CellResult, what: str) -> str | None:
@@ -243,7 +281,7 @@ def _left_alone(result: CellResult, expected: ExpectedText, actual: str | None) 
         f"the cell raised {raised}, which the recipe does not expect": raised is not None,
         "where it is written in the file is not known": expected.span is None,
         "it is a regular expression; fix it by hand": expected.mode is MatchMode.REGEX,
-        "the output was cut (raise --output-limit)": bool(_TRUNCATED.search(actual or "")),
+        "the output was cut (raise --output-limit)": is_cut(actual or ""),
     }
     return next((why for why, applies in reasons.items() if applies), None)
 
@@ -269,11 +307,21 @@ def _replacement(recipe: Recipe, text: str, exp: ExpectedText, what: str, new: s
         indent = _continued(found.group(1) if found else "")
         lines = [indent + (x if x.strip() else "<BLANKLINE>") for x in new.split("\n")] if new else []
         return start, end, _lines(text, start, end, lines, nl)
-    if recipe.format == "rst":  # a `.. testoutput::` body: re-indented as the old one was
+    if recipe.format == "rst" or _opening_fence(text, start)[1] is None:
+        # an indented body (a `.. testoutput::`, also in a MyST {eval-rst}): re-indented as the old one was
         old = next((x for x in split_lines(text[start:end]) if x.strip()), "")
-        indent = old[: len(old) - len(old.lstrip(" "))] or "   "
+        indent = old[: len(old) - len(old.lstrip(" "))] or ("   " if recipe.format == "rst" else "")
         return start, end, _lines(text, start, end, [indent + x if x else "" for x in new.split("\n")], nl)
     return _fenced(text, start, end, new, nl)
+
+
+def _opening_fence(text: str, start: int) -> tuple[int, re.Match[str] | None]:
+    """The line that ends just before offset `start`: where it starts, and its match as an opening fence
+    (None if it is not one)."""
+    ending = 2 if text.endswith("\r\n", 0, start) else 1 if text.endswith(("\n", "\r"), 0, start) else 0
+    opening_end = start - ending
+    open_start = max(text.rfind("\n", 0, opening_end), text.rfind("\r", 0, opening_end)) + 1
+    return open_start, _FENCE.fullmatch(text[open_start:opening_end])
 
 
 def _lines(text: str, start: int, end: int, lines: list[str], nl: str) -> str:
@@ -286,10 +334,7 @@ def _lines(text: str, start: int, end: int, lines: list[str], nl: str) -> str:
 
 def _fenced(text: str, start: int, end: int, new: str, nl: str) -> _Spot:
     """The content of a fenced block; the fence is lengthened if a new line could close it."""
-    ending = 2 if text.endswith("\r\n", 0, start) else 1 if text.endswith(("\n", "\r"), 0, start) else 0
-    opening_end = start - ending
-    open_start = max(text.rfind("\n", 0, opening_end), text.rfind("\r", 0, opening_end)) + 1
-    opening = _FENCE.fullmatch(text[open_start:opening_end])
+    open_start, opening = _opening_fence(text, start)
     assert opening is not None, "an output block's content starts after its opening fence"
     indent, fence, info = opening.groups()
     inner, blank = _continued(indent), _continued(indent).rstrip() if ">" in indent else ""
@@ -377,8 +422,9 @@ def _block_parts(old: str, key_column: int) -> tuple[str, str, int, str]:
     return re.sub("[0-9]", "", header.group(1)), header.group(2), indent, rest
 
 
-def _verify(recipe: Recipe, new_text: str, edits: list[Edit]) -> None:
-    """The updated text must read back as the same cells, with exactly the new texts where edits are."""
+def _verify(recipe: Recipe, new_text: str, edits: list[Edit], arrows: dict[int, list[str]]) -> None:
+    """The updated text must read back as the same cells, with exactly the new texts where edits are, and
+    with the `#>` lines planned for each cell that has them."""
     try:
         reader = import_module(f"sandrun.readers.{_READERS[recipe.format]}")
         again = reader.parse(new_text, recipe.path, recipe.sha256)
@@ -395,9 +441,20 @@ def _verify(recipe: Recipe, new_text: str, edits: list[Edit]) -> None:
             if got != expected.text if want is None else got.rstrip("\n") != want:
                 message = f"cannot write the new {what} of {old.label} so that it reads back as it is"
                 raise RecipeError(recipe.path, expected.line or old.line, message, "edit it by hand")
+    if arrows:
+        from sandrun.arrows import arrows as arrow_lines
+
+        for index, wanted_arrows in arrows.items():
+            if [arrow.text for arrow in arrow_lines(again.cells[index].source)] != wanted_arrows:
+                message = f"cannot write the #> lines of {recipe.cells[index].label} so that they read back"
+                raise RecipeError(recipe.path, recipe.cells[index].line, message, "edit them by hand")
 
 
 def _shape(cell: Cell) -> tuple[object, ...]:
     """What an update must not change in a cell (its code: in a percent cell, up to the `# expect` lines)."""
     code, expect = _DIRECTIVE.split(cell.source, maxsplit=1)[0], cell.expect
+    if "#>" in code:
+        from sandrun.arrows import without_arrows  # `--update` rewrites these lines of the code
+
+        code = without_arrows(code)
     return cell.kind, cell.name, code, expect.error, expect.error_message, tuple(expect.texts())

@@ -187,6 +187,9 @@ class CommandRouter(TaskCommandRouterBase):
         self.fake.calls.append(("TaskExecStdioRead", req))
         ex, offset = self.exec(req.task_id, req.exec_id), req.offset
         while data := await ex.read(req.file_descriptor, offset):
+            broken = self.fake.break_output_at
+            if broken and req.file_descriptor == STDOUT and broken in ex.output[STDOUT]:
+                raise GRPCError(Status.PERMISSION_DENIED, "the fake broke the output stream")
             await stream.send_message(sr_pb2.TaskExecStdioReadResponse(data=data))
             offset += len(data)
 

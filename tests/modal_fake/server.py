@@ -50,6 +50,9 @@ class FakeModal:
         self.calls: list[tuple[str, Message]] = []  # (RPC name, request), in order
         self.apps: dict[str, str] = {}  # name -> app id
         self.sandboxes: dict[str, FakeSandbox] = {}
+        self.break_output_at: bytes | None = None
+        """When set, reading an exec's stdout fails once this text is in it, with a status the client does
+        not retry (PERMISSION_DENIED): a broken stream, as the client meets it."""
         self.port, self.url = 0, ""
         self._ids = itertools.count(1)
         self._thread: threading.Thread | None = None

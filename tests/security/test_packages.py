@@ -320,7 +320,7 @@ def test_an_index_on_loopback_that_the_users_configuration_names_is_reached(
     any host the configuration does not name: see the evil build above)."""
     import http.server
 
-    from tests.test_environments import make_wheel
+    from tests.factories import make_wheel
 
     (tmp_path / "files").mkdir()
     wheel = make_wheel(tmp_path / "files")

@@ -100,7 +100,7 @@ def test_a_recipe_relative_venv_with_packages_builds_and_runs(tmp_path: Path) ->
     the environment is made from it there."""
     import venv
 
-    from tests.test_environments import DEMO, make_wheel
+    from tests.factories import DEMO, make_wheel
 
     venv.create(tmp_path / "venv", symlinks=True)
     make_wheel(tmp_path)

@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
+from sandrun.model import NO_ISOLATION
+
 
 @dataclass(frozen=True)
 class Limits:
@@ -103,7 +105,8 @@ class Backend(Protocol):
 
     name: str
     isolation: str
-    """What it isolates, in a few words (`none`, `bubblewrap: namespaces, seccomp, rlimits`, `gvisor`)."""
+    """What it isolates, in a few words (`NO_ISOLATION`, `bubblewrap: namespaces, seccomp, rlimits`,
+    `gvisor`)."""
     installs_packages: bool
     """True if it installs a recipe's `packages` itself (in an image); else sandrun builds a local venv."""
 
@@ -124,3 +127,8 @@ class Backend(Protocol):
 
     def start(self, argv: Sequence[str], options: SandboxOptions) -> Channel:
         """Start `argv` inside a new sandbox. Raises `BackendError` saying why it could not."""
+
+
+def isolates_nothing(backend: Backend) -> bool:
+    """Whether `backend` runs cells with the user's own permissions (the `process` backend)."""
+    return backend.isolation == NO_ISOLATION

@@ -82,7 +82,7 @@ def create(limit: int, name: str) -> MemoryCgroup | None:
     parent = usable_parent()
     if parent is None:
         return None
-    sweep_stale(parent.path)
+    sweep_stale_once(parent.path)
     path = parent.path / name
     if parent.version == 2:
         settings = [("memory.max", True), ("memory.swap.max", False)]
@@ -101,6 +101,12 @@ def create(limit: int, name: str) -> MemoryCgroup | None:
                 cgroup.remove()
                 return None
     return cgroup
+
+
+@functools.cache
+def sweep_stale_once(parent: Path) -> None:
+    """`sweep_stale`, at the first sandbox of this process: what this process creates, it removes itself."""
+    sweep_stale(parent)
 
 
 def sweep_stale(parent: Path, older_than: float = STALE_AFTER) -> None:

@@ -12,7 +12,9 @@ them:
 - an exec timeout shows up as return code -1, not as an exception: the exec gets no timeout of its own, the
   sandbox's `timeout` and `idle_timeout` are the backstops;
 - without credentials the client fails at its first call, and an unreachable server makes it wait about a
-  minute: credentials are checked before any network call, and the first call is bounded.
+  minute: credentials are checked before any network call, and the first call is bounded;
+- a client call that fails in a reader thread (the output stream, `wait()`) would die with that thread:
+  the failure is kept and raised by the next `receive`, so the user reads its cause.
 
 `modal` is imported here only, when this backend is used: the local path never pays for it.
 """
@@ -22,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import importlib.util
+import math
 import os
 import queue
 import re
@@ -29,13 +32,13 @@ import secrets
 import sys
 import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from sandrun.backends.base import SandboxOptions
 from sandrun.backends.process import open_input_file
-from sandrun.errors import BackendError
+from sandrun.errors import BackendError, UsageError
 
 WORKDIR = "/work"
 TAG = "sandrun"
@@ -60,12 +63,7 @@ class ModalBackend:
     def __init__(self, env: Mapping[str, str] | None = None) -> None:
         self.env = dict(env or {})
         self.app_name = self.env.get("SANDRUN_MODAL_APP", DEFAULT_APP)
-        try:
-            self.connect_timeout = float(
-                self.env.get("SANDRUN_MODAL_CONNECT_TIMEOUT", DEFAULT_CONNECT_TIMEOUT)
-            )
-        except ValueError:
-            self.connect_timeout = DEFAULT_CONNECT_TIMEOUT
+        self.connect_timeout = connect_timeout(self.env)
 
     def unavailable_reason(self) -> str | None:
         """Missing credentials or client, found without any network call (and without importing modal)."""
@@ -143,6 +141,25 @@ class ModalBackend:
             raise BackendError(f"Modal refused the connection: {describe(exc)}", hint=TOKEN_HELP) from None
 
 
+def connect_timeout(env: Mapping[str, str]) -> float:
+    """Seconds the first call to Modal may take: SANDRUN_MODAL_CONNECT_TIMEOUT, else the default.
+
+    A value that is not a positive number of seconds is a `UsageError`, never silently replaced."""
+    written = env.get("SANDRUN_MODAL_CONNECT_TIMEOUT")
+    if written is None or not written.strip():
+        return DEFAULT_CONNECT_TIMEOUT
+    try:
+        seconds = float(written)
+    except ValueError:
+        seconds = math.nan
+    if not 0 < seconds < math.inf:
+        raise UsageError(
+            f"SANDRUN_MODAL_CONNECT_TIMEOUT={written!r} is not a positive number of seconds",
+            hint=f"set it to e.g. {DEFAULT_CONNECT_TIMEOUT:g} (the default), or unset it",
+        )
+    return seconds
+
+
 def has_credentials(env: Mapping[str, str]) -> bool:
     """A token in the environment, or a token line in modal's config file."""
     if env.get("MODAL_TOKEN_ID") and env.get("MODAL_TOKEN_SECRET"):
@@ -178,7 +195,12 @@ class ModalChannel:
         self.chunks: queue.Queue[bytes] = queue.Queue()
         self.stderr_tail = bytearray()
         self.closed = False
+        self.killed = False
         self.exit_code: int | None = None
+        self.failure: str | None = None
+        """Why the output ended, when the client failed (not the sandbox): raised by `receive`."""
+        self.stderr_failure: str | None = None
+        """Why the stderr stream ended early, when the client failed: shown by `diagnostics`."""
         threading.Thread(target=self._pump_stdout, name="sandrun-modal-out", daemon=True).start()
         threading.Thread(target=self._pump_stderr, name="sandrun-modal-err", daemon=True).start()
 
@@ -209,15 +231,23 @@ class ModalChannel:
         return True
 
     def receive(self, timeout: float | None) -> bytes | None:
-        """The next chunk of stdout, b"" at its end, None if nothing came within `timeout`."""
+        """The next chunk of stdout, b"" at its end, None if nothing came within `timeout`.
+
+        Raises `BackendError` with the cause when the output ended because the client failed (the
+        stream broke, or the exit status could not be had), not because the interpreter closed it."""
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:  # short waits, so that a Ctrl-C is never left waiting (see process.SIGNAL_CHECK)
             left = 0.25 if deadline is None else min(0.25, deadline - time.monotonic())
             try:
-                return self.chunks.get(timeout=max(left, 0))
+                chunk = self.chunks.get(timeout=max(left, 0))
             except queue.Empty:
                 if deadline is not None and time.monotonic() >= deadline:
                     return None
+                continue
+            if not chunk and self.failure:
+                self.chunks.put(b"")  # the end stays the end for a later call
+                raise BackendError(self.failure)
+            return chunk
 
     @property
     def returncode(self) -> int | None:
@@ -225,11 +255,15 @@ class ModalChannel:
         return self.exit_code
 
     def diagnostics(self) -> str:
-        """The tail of what the exec wrote to its stderr."""
-        return self.stderr_tail[-4096:].decode("utf-8", "replace")
+        """The tail of what the exec wrote to its stderr, and why the client stopped reading it early."""
+        text = self.stderr_tail[-4096:].decode("utf-8", "replace")
+        if self.stderr_failure:
+            text += ("\n" if text and not text.endswith("\n") else "") + f"({self.stderr_failure})"
+        return text
 
     def kill(self) -> None:
         """Terminate the sandbox now (from any thread)."""
+        self.killed = True  # what the client raises from now on is our own doing, not a failure
         with contextlib.suppress(Exception):
             self.sandbox.terminate()
 
@@ -244,24 +278,39 @@ class ModalChannel:
 
     def _pump_stdout(self) -> None:
         try:
-            for chunk in self._iterate(self.process.stdout):
-                self.chunks.put(chunk)
-            with contextlib.suppress(Exception):
+            for chunk in self.process.stdout:
+                self.chunks.put(as_bytes(chunk))
+        except Exception as exc:
+            self._failed(f"the modal client lost the interpreter's output: {describe(exc)}")
+        else:
+            try:
                 self.exit_code = self.process.wait()
+            except Exception as exc:
+                self._failed(
+                    f"the interpreter's output ended, and the modal client could not get its exit status: "
+                    f"{describe(exc)}"
+                )
         finally:
             self.chunks.put(b"")
 
     def _pump_stderr(self) -> None:
-        for chunk in self._iterate(self.process.stderr):
-            self.stderr_tail += chunk
-            del self.stderr_tail[:-65536]
+        try:
+            for chunk in self.process.stderr:
+                self.stderr_tail += as_bytes(chunk)
+                del self.stderr_tail[:-65536]
+        except Exception as exc:
+            if not self.killed:
+                self.stderr_failure = f"the modal client lost the sandbox's stderr: {describe(exc)}"
 
-    @staticmethod
-    def _iterate(stream: Any) -> Iterator[bytes]:
-        """One iterator over a stream, ending quietly when the sandbox goes away."""
-        with contextlib.suppress(Exception):
-            for chunk in stream:
-                yield chunk if isinstance(chunk, bytes) else chunk.encode()
+    def _failed(self, why: str) -> None:
+        """Keep the client's failure for `receive`, unless sandrun itself ended the sandbox."""
+        if not self.killed:
+            self.failure = why
+
+
+def as_bytes(chunk: bytes | str) -> bytes:
+    """A chunk of a stream in bytes mode (text, should the client give text)."""
+    return chunk if isinstance(chunk, bytes) else chunk.encode()
 
 
 def cleanup(env: Mapping[str, str], terminate: bool = True) -> list[str]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import fcntl
 import os
 import select
 import shutil
@@ -27,6 +28,7 @@ from typing import Any, TypeVar
 from sandrun import safefs
 from sandrun.backends.base import SandboxOptions
 from sandrun.errors import BackendError
+from sandrun.model import NO_ISOLATION
 
 ChannelT = TypeVar("ChannelT", bound="ProcessChannel")
 
@@ -40,6 +42,9 @@ TAIL = 4096
 """Bytes of a child's stderr kept for diagnostics (its last words); the rest is read and dropped."""
 STDERR_BUDGET = 1 << 20
 """Most bytes of stderr read in one go when a diagnosis is asked for, so that a writer cannot keep us busy."""
+INPUT_PIPE_SIZE = 1 << 18
+"""Bytes the pipe to a child's stdin holds (64 KiB by default): the bootstrap's input fits, so that it is
+handed over in one write and the host goes on while the sandbox starts."""
 MARKER = "SANDRUN_SESSION"
 """Set in every sandbox's environment so that strays can be found and killed at the end."""
 
@@ -56,7 +61,7 @@ class ProcessBackend:
     """Runs the driver as a child process of sandrun itself."""
 
     name = "process"
-    isolation = "none"
+    isolation = NO_ISOLATION
     installs_packages = False
     reaped = sys.platform == "linux"
     """Whether the driver runs under the reaper; without it (other systems), strays are found by process
@@ -178,6 +183,9 @@ class ProcessChannel:
         self.stdout_fd = proc.stdout.fileno()
         self.stderr_fd: int | None = proc.stderr.fileno()
         os.set_blocking(self.stdin_fd, False)  # a write must never block past its deadline
+        if sys.platform == "linux":
+            with contextlib.suppress(OSError):  # past the system's limit for this user: the default stays
+                fcntl.fcntl(self.stdin_fd, fcntl.F_SETPIPE_SZ, INPUT_PIPE_SIZE)
         os.set_blocking(self.stderr_fd, False)
 
     @classmethod

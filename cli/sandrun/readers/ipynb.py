@@ -126,6 +126,7 @@ def _cell(raw: object, index: int, line: int, path: str, check: bool, mode: Matc
         timeout=None if timeout is None else _seconds(timeout, path, line, f"{where} timeout"),
         skip=any(tag in SKIP_TAGS for tag in tags),
         expect=expect,
+        skip_reason=next((f"the notebook cell's `{tag}` tag" for tag in tags if tag in SKIP_TAGS), None),
     )
 
 

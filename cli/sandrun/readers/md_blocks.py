@@ -1,8 +1,10 @@
 """Finding the blocks of a Markdown document as CommonMark finds them (with markdown-it-py).
 
 Fenced code blocks are found wherever CommonMark puts them: at the top level, in list items, in
-blockquotes, in containers nested in containers, each with its true lines in the file. The parser is
-imported only when a Markdown document is read (it costs start-up time every other run would pay).
+blockquotes, in containers nested in containers, each with its true lines in the file. An indented code
+block whose first line is a `>>> ` prompt is a session (doctest finds it in a README), read as a fence with
+no language. The parser is imported only when a Markdown document is read (it costs start-up time every
+other run would pay).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ if TYPE_CHECKING:
 _COMMENT = re.compile(r"\s*<!--\s*sandrun\s*:(.*?)-->\s*")
 _SANDRUN_COMMENT = re.compile(r"\s*<!--\s*sandrun\s*:")
 _QUARTO = ("python", "py", "python3")
+_SESSION = re.compile(r" *>>> ")
 _CONTAINERS = ("bullet_list", "ordered_list", "list_item", "blockquote")
 
 
@@ -39,6 +42,8 @@ class Fence:
     """The content lines, with the containers' prefixes and the fence's indentation removed."""
     directive: bool = False
     """Whether the info string was a MyST directive, `{name}`, rather than a language or Pandoc class."""
+    indented: bool = False
+    """Whether it is an indented code block (then it starts with a `>>>` prompt), not a fence."""
 
 
 @dataclass(frozen=True)
@@ -82,6 +87,9 @@ def scan(text: str) -> list[Item]:
         start, stop = token.map
         if token.type == "fence":
             items.append(_fence(token, start, stop))
+        elif token.type == "code_block" and _SESSION.match(token.content.lstrip("\n")):
+            lines = tuple(token.content.split("\n")[:-1])  # a session, as doctest reads a README
+            items.append(Fence("", "", start, start, start + len(lines), lines, indented=True))
         elif token.type == "html_block":
             content = token.content.rstrip("\n")
             comment = _COMMENT.fullmatch(content)

@@ -3,13 +3,15 @@
     ```{code-cell} python        a Python block (also ipython3); `:tags: [raises-exception]` means it must
                                  raise, `:tags: [skip-execution]` that it is not run
     ```{code-block} python       a Python block (also {code} and {sourcecode}); presentation options ignored
-    ```{doctest}                 a >>> session (`:options: +NORMALIZE_WHITESPACE` for the whole block)
+    ```{doctest}                 a >>> session (`:options: +NORMALIZE_WHITESPACE` for the whole block),
+                                 with Sphinx's default `+IGNORE_EXCEPTION_DETAIL`
     ```{testsetup}               Python blocks, run where they stand (sphinx.ext.doctest's groups are not
     ```{testcode}                kept apart: the document is one interpreter)
     ```{testcleanup}
     ```{testoutput}              what the {testcode} just before it must print
 
 A directive's options are its first lines, `:name: value`, or a `---` YAML block; they are not code.
+`{eval-rst}` is not turned into a fence: the Markdown reader hands its lines to the reST reader.
 """
 
 from __future__ import annotations
@@ -40,8 +42,8 @@ def as_fence(block: Fence) -> Fence | None:
     if block.lang in _PLAIN:
         return replace(body, lang="python", info="")
     flags = options.get("options", "").replace(",", " ").split()
-    if block.lang == "{doctest}":
-        return replace(body, lang="pycon", info=f'doctest="{" ".join(flags)}"' if flags else "")
+    if block.lang == "{doctest}":  # Sphinx's default flags first, as Sphinx checks it
+        return replace(body, lang="pycon", info=f'doctest="{" ".join(["+IGNORE_EXCEPTION_DETAIL", *flags])}"')
     if block.lang == "{testoutput}":
         whitespace = "+NORMALIZE_WHITESPACE" in flags
         return replace(body, lang="output", info="match=whitespace" if whitespace else "")

@@ -94,7 +94,11 @@ def _read_cell(
     expect = Expectation(error=ANY_EXCEPTION) if "raises-exception" in tags else Expectation()
     line = pos + marked + 1
     skip = "skip" in tags
-    cell = Cell(index, source, path, line, kind=_KINDS[kind], name=name, tags=tags, skip=skip, expect=expect)
+    reason = "the `skip` tag of its `# %%` line" if skip else None
+    cell = Cell(
+        index, source, path, line, kind=_KINDS[kind], name=name, tags=tags, skip=skip, expect=expect,
+        skip_reason=reason,
+    )  # fmt: skip
     return cell, nxt
 
 

@@ -3,7 +3,8 @@
 One command per failed, timed-out or errored code cell, of the form
 `::error file=PATH,line=N,title=TITLE::MESSAGE`. PATH is the cell's path as the user named it (GitHub
 matches it against the repository, so run sandrun from the repository root with relative paths). N is
-where the problem is: the line of the expected output that did not match when the reason says so, else
+where the problem is: the line of the expected output that did not match (`CellResult.mismatch`) or
+the `#>` comment that did not say what its statement printed, else
 the line of the innermost frame of the cell's exception in the recipe file, else the cell's first line.
 TITLE is the cell's label and what happened; MESSAGE is the reason, then the diff, shortened.
 
@@ -25,7 +26,6 @@ MAX_DIFF_LINES = 20
 MAX_LINE_CHARS = 200
 """Characters kept of each diff line."""
 
-_MISMATCH = re.compile(r"(stdout|stderr|value|repl) did not match(?: \(expected at line (\d+)\))?")
 _TITLES = {CellStatus.FAILED: "failed", CellStatus.TIMEOUT: "timed out", CellStatus.ERROR: "errored"}
 
 
@@ -47,13 +47,12 @@ def command(kind: str, message: str, **properties: str | int | None) -> str:
 
 def annotation_line(r: CellResult) -> int:
     """The line in the recipe file an annotation for `r` should point at (see the module docstring)."""
-    match = _MISMATCH.match(r.reason or "")
-    if match is not None:
-        expected = r.cell.expect.texts().get(match.group(1))
-        if expected is not None and expected.line is not None:
-            return expected.line
-        if match.group(2):
-            return int(match.group(2))
+    expected = r.cell.expect.texts().get(r.mismatch) if r.mismatch else None
+    if expected is not None and expected.line is not None:
+        return expected.line
+    arrows = re.match(rf"the (?:#> lines|statement) at {re.escape(r.cell.path)}:(\d+) ", r.reason or "")
+    if arrows is not None:  # `#>` comments that do not say what their statement printed
+        return int(arrows.group(1))
     if r.error is not None and r.error.line is not None:
         return r.error.line
     return r.cell.line

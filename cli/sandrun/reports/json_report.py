@@ -1,19 +1,26 @@
-"""The JSON transcript (`sandrun.transcript/2`): the machine-readable record of a run.
+"""The JSON transcript (`sandrun.transcript/3`): the machine-readable record of a run.
 
 The layout is described by `schemas/transcript.schema.json`, shipped inside the package (`load_schema`).
-`transcript_to_dict` and `transcript_from_dict` are inverses, so a saved transcript can be rendered again
-later in another format, with one deliberate loss: `Recipe.env` is never written (it may hold secrets)
-and comes back empty.
+A saved transcript can be rendered again later in another format: `transcript_from_dict` gives back
+everything `transcript_to_dict` wrote, and what it did not write comes back empty. That is `Recipe.env`
+(never written: it may hold secrets), the recipe's other run settings (`network`, `python`, `files`,
+`backend`, `packages`), and each `ExpectedText`'s `span` and `doctest` flags (which matter only to
+judging a run and to `--update`, both done from the recipe).
 
 Each cell's entry carries both the `Cell` (index, name, kind, source, line, tags, timeout, skip, expect)
-and its `CellResult` (status, outputs, value, error, duration, reason, peak_memory), plus `stdout` and
-`stderr`: the concatenated text of `outputs`, for readers that do not care about interleaving. A cell's
-path is not repeated; it is the recipe's path.
+and its `CellResult` (status, outputs, value, error, duration, reason, diff, mismatch, peak_memory), plus
+`stdout` and `stderr`: the concatenated text of `outputs`, for readers that do not care about
+interleaving. A cell's path is not repeated; it is the recipe's path.
 
 Version 2 adds rich output to `outputs`: entries with `stream` `display` (shown by `display()` or a
 matplotlib figure) or `result` (a trailing expression's rich value), whose `text` is their text/plain and
 whose `data` is the MIME bundle (binary data base64) with its `metadata`. Every field of version 1 is kept,
 and version 1 transcripts are still read.
+
+Version 3 adds what a document reader noticed: the recipe's `warnings`, and on each cell `unsupported`
+(a block that looks like Python but is not run: found but not run, counted in the summary's
+`found_not_run`), `skip_reason` (what in the file skips it) and `skip_if` (Sphinx's `:skipif:`
+expression and its line). Versions 1 and 2 are still read; those fields come back empty.
 """
 
 from __future__ import annotations
@@ -30,6 +37,7 @@ from sandrun.model import (
     CellKind,
     CellResult,
     CellStatus,
+    Condition,
     Expectation,
     ExpectedText,
     MatchMode,
@@ -41,6 +49,8 @@ from sandrun.model import (
 
 TOOL_NAME = "sandrun"
 SCHEMA_RESOURCE = "schemas/transcript.schema.json"
+READABLE = ("sandrun.transcript/1", "sandrun.transcript/2")
+"""Older schemas whose transcripts are still read back."""
 
 
 def load_schema() -> dict[str, Any]:
@@ -67,6 +77,9 @@ def _result_to_dict(result: CellResult) -> dict[str, Any]:
         "tags": list(cell.tags),
         "timeout": cell.timeout,
         "skip": cell.skip,
+        "skip_reason": cell.skip_reason,
+        "skip_if": None if cell.skip_if is None else {"text": cell.skip_if.text, "line": cell.skip_if.line},
+        "unsupported": cell.unsupported,
         "status": result.status.value,
         "outputs": [_output_to_dict(chunk) for chunk in result.outputs],
         "stdout": result.stdout,
@@ -76,6 +89,7 @@ def _result_to_dict(result: CellResult) -> dict[str, Any]:
         "duration": result.duration,
         "reason": result.reason,
         "diff": result.diff,
+        "mismatch": result.mismatch,
         "peak_memory": result.peak_memory,
         "expect": _expect_to_dict(cell.expect),
     }
@@ -105,6 +119,7 @@ def transcript_to_dict(t: Transcript) -> dict[str, Any]:
     cell one, `not_run` at worst).
     """
     summary: dict[str, int] = {status.value: t.count(status) for status in CellStatus}
+    summary["found_not_run"] = sum(1 for r in t.results if r.cell.unsupported)
     summary["total"] = len(t.results)
     recipe = t.recipe
     return {
@@ -117,6 +132,7 @@ def transcript_to_dict(t: Transcript) -> dict[str, Any]:
             "name": recipe.name,
             "description": recipe.description,
             "timeout": recipe.timeout,
+            "warnings": list(recipe.warnings),
         },
         "backend": {"name": t.backend, "isolation": t.isolation},
         "python_version": t.python_version,
@@ -156,6 +172,9 @@ def _result_from_dict(d: Mapping[str, Any], path: str) -> CellResult:
         timeout=d.get("timeout"),
         skip=d.get("skip", False),
         expect=_expect_from_dict(expect),
+        unsupported=d.get("unsupported"),
+        skip_reason=d.get("skip_reason"),
+        skip_if=Condition(skip_if["text"], skip_if["line"]) if (skip_if := d.get("skip_if")) else None,
     )
     return CellResult(
         cell=cell,
@@ -166,6 +185,7 @@ def _result_from_dict(d: Mapping[str, Any], path: str) -> CellResult:
         duration=d.get("duration", 0.0),
         reason=d.get("reason"),
         diff=d.get("diff"),
+        mismatch=d.get("mismatch"),
         peak_memory=d.get("peak_memory"),
     )
 
@@ -188,10 +208,11 @@ def transcript_from_dict(d: Mapping[str, Any]) -> Transcript:
     """Rebuild a `Transcript` from `transcript_to_dict` output (or a parsed JSON transcript file).
 
     The redundant `stdout`/`stderr`/`summary` fields are ignored: they are recomputed from `outputs` and
-    the cells. `Recipe.env` comes back empty, since it is never written. Raises ValueError when the data
-    is not a `sandrun.transcript/1` or `/2` transcript, and KeyError when a required field is missing.
+    the cells. What is never written comes back empty (see the module docstring). Raises ValueError when
+    the data is not a `sandrun.transcript/1`, `/2` or `/3` transcript, and KeyError when a required field
+    is missing.
     """
-    if d.get("schema") not in (TRANSCRIPT_SCHEMA, "sandrun.transcript/1"):
+    if d.get("schema") not in (TRANSCRIPT_SCHEMA, *READABLE):
         raise ValueError(f"not a {TRANSCRIPT_SCHEMA} transcript (schema is {d.get('schema')!r})")
     rec = d["recipe"]
     results = tuple(_result_from_dict(c, rec["path"]) for c in d["cells"])
@@ -204,6 +225,7 @@ def transcript_from_dict(d: Mapping[str, Any]) -> Transcript:
         description=rec.get("description"),
         timeout=rec.get("timeout"),
         env={},
+        warnings=tuple(rec.get("warnings", ())),
     )
     return Transcript(
         recipe=recipe,
