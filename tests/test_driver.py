@@ -41,8 +41,8 @@ def test_driver_imports_only_the_standard_library() -> None:
     }
     assert "sandrun" not in imported
     assert imported <= {
-        "__future__", "_ast", "_json", "_signal", "_thread", "base64", "builtins", "codecs", "io", "json",
-        "os", "resource", "select", "sys", "time", "traceback", "types",
+        "__future__", "_ast", "_json", "_signal", "_thread", "_warnings", "base64", "builtins", "codecs",
+        "io", "json", "os", "resource", "select", "sys", "time", "traceback", "types", "warnings",
         "collections", "signal", "typing",  # only under `if TYPE_CHECKING:`, for the type checker
     }  # fmt: skip
 
@@ -163,6 +163,70 @@ def test_line_numbers_hold_far_down_a_long_recipe(run_cell: RunCell) -> None:
     assert outcome.error is not None and outcome.error.type == "IndentationError"
     assert outcome.error.line == 3001
     assert 'File "recipe.py", line 3001' in outcome.error.traceback
+
+
+def test_compiler_errors_and_warnings_name_the_recipe_line(run_cell: RunCell) -> None:
+    """Cells are compiled as if they began at line 1 and renumbered after: what the compiler itself says
+    (an error found past parsing, a warning of the parser or of the compiler) names the recipe's line."""
+    outcome = run_cell("x = 1\nreturn x", line=40)
+    assert outcome.error is not None and outcome.error.type == "SyntaxError"
+    assert outcome.error.line == 41
+    run_cell("import warnings\nwarnings.simplefilter('always')")
+    outcome = run_cell("x = 1\nassert (x, 'never false')\ny = '\\\\d'\nz = '\\d'", line=70)
+    assert outcome.status == "ok"
+    stderr = "".join(c.text for c in outcome.outputs if c.stream == "stderr")
+    assert "recipe.py:71: SyntaxWarning: assertion is always true" in stderr
+    assert "recipe.py:73:" in stderr and "invalid escape sequence" in stderr
+
+
+def test_compile_warnings_name_the_recipe_line_before_warnings_is_imported(run_cell: RunCell) -> None:
+    """Until a cell imports `warnings`, cells are compiled without it (this compile's warnings made errors);
+    a cell that warns is compiled again with it: it runs once, and its warnings name the recipe's line."""
+    outcome = run_cell("import sys\nprint('warnings' in sys.modules)", line=10)
+    assert stdout(outcome) == "False\n"
+    outcome = run_cell("x = 1\nassert (x, 'never false')\nprint('ran')", line=70)
+    assert outcome.status == "ok", outcome.error
+    assert stdout(outcome) == "ran\n"
+    stderr = "".join(c.text for c in outcome.outputs if c.stream == "stderr")
+    assert "recipe.py:71: SyntaxWarning: assertion is always true" in stderr
+    outcome = run_cell("import warnings\n[f for f in warnings.filters if f[0] == 'error']", line=80)
+    assert outcome.value == "[]"  # the cells never see the filter of the first try
+
+
+def test_functions_defined_far_down_know_their_lines(run_cell: RunCell) -> None:
+    outcome = run_cell(
+        """\
+        import inspect
+        class C:
+            def m(self):
+                return [1 / x for x in (0,)]
+        (C.m.__code__.co_firstlineno, inspect.getsourcelines(C.m)[1])""",
+        line=500,
+    )
+    assert outcome.value == "(502, 502)"
+    outcome = run_cell("C().m()", line=600)
+    assert outcome.error is not None and outcome.error.line == 503  # the innermost line of the recipe
+    assert 'File "recipe.py", line 600, in <module>' in outcome.error.traceback
+    assert "return [1 / x for x in (0,)]" in outcome.error.traceback
+
+
+def test_a_cells_last_output_and_its_end_come_in_one_write(session: Session) -> None:
+    """One write, so one wake-up of the host, for a cell that prints and ends."""
+    reads: list[bytes] = []
+    receive = session.channel.receive
+
+    def recording(timeout: float | None) -> bytes | None:
+        chunk = receive(timeout)
+        if chunk:
+            reads.append(chunk)
+        return chunk
+
+    session.channel.receive = recording  # type: ignore[method-assign]
+    for _ in range(5):
+        reads.clear()
+        outcome = session.run("print('hello')", "recipe.py", 1, 10)
+        assert outcome.status == "ok"
+        assert len(reads) == 1 and b'"stream"' in reads[0] and b'"done"' in reads[0]
 
 
 def test_syntax_error_traceback_shows_only_the_users_file(run_cell: RunCell) -> None:

@@ -97,6 +97,34 @@ def test_held_output_is_sent_while_the_cell_still_runs(tmp_path: Path) -> None:
     assert "".join(c.text for c in outcome.outputs) == "ping\nanswered\n"
 
 
+def test_held_output_is_sent_in_time_also_right_after_a_cell_that_printed(tmp_path: Path) -> None:
+    """The capture thread is woken only when it sleeps without a deadline: after a burst of short printing
+    cells it must still send a held line of a cell that then waits for it."""
+    session = Session.start(get_backend("process"), SandboxOptions(workdir=tmp_path))
+
+    def answer(chunk: OutputChunk) -> None:
+        if "ping" in chunk.text:
+            (tmp_path / "pong").touch()
+
+    code = (
+        "import os, sys, time\n"
+        "sys.stdout.write('ping\\n')\n"
+        "deadline = time.monotonic() + 30\n"
+        "while not os.path.exists('pong') and time.monotonic() < deadline:\n"
+        "    time.sleep(0.005)\n"
+        "print('answered' if os.path.exists('pong') else 'no answer')\n"
+    )
+    try:
+        for round in range(3):
+            for _ in range(20):
+                assert session.run("print('quick')", "recipe.py", 1, 60).status == "ok"
+            outcome = session.run(code, "recipe.py", 1, 60, on_output=answer)
+            assert "".join(c.text for c in outcome.outputs) == "ping\nanswered\n", round
+            (tmp_path / "pong").unlink()
+    finally:
+        session.close()
+
+
 def test_output_runs_merge_as_they_arrive() -> None:
     runs = OutputRuns()
     for text in ["a", "b", "", "c"]:

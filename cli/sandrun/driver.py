@@ -4,19 +4,23 @@ Stdlib only, Python 3.9+, and it imports nothing from sandrun: the host sends th
 bootstrap (see `sandrun.session`) and it runs as a stand-alone script.
 
 Protocol: JSON lines. Requests on the private copy of stdin: `{"op": "run", "id", "code", "filename",
-"line", "timeout", "output_limit"}`, and `skip_if` (`{"text", "line"}`: a Python expression from the
-recipe; when it is true, the cell is not run and its `done` says `skipped`). Events on the private copy
-of stdout: `ready` once, then for each cell any number of `stream` and `display` events (rich output: a
-MIME bundle, see `RichDisplay`) and one `done`. File descriptors 0, 1 and 2 are taken over at start: 0
-reads nothing (so `input()` fails at once), 1 and 2 are pipes this driver reads, so that anything written
-to them, by `print`, `os.write`, C code or child processes, becomes a `stream` event and never touches
-the protocol.
+"line", "timeout", "output_limit"}`, and optionally: `"after": id` (the host sent this cell before the
+cell `id` had ended, and it runs only if that cell ran and ended `ok` or was skipped by its condition;
+else its `done` says `skipped`); `skip_if` (`{"text", "line"}`: a Python expression from the recipe;
+when it is true, the cell is not run and its `done` says `skipped`); `"arrows": true` (the `done` says
+what each top-level statement printed); `"interactive": true` (compiled as a console compiles).
+Events on the private copy of stdout: `ready` once, then for each cell any number of `stream` and
+`display` events (rich output: a MIME bundle, see `RichDisplay`) and one `done`. File descriptors 0, 1
+and 2 are taken over at start: 0 reads nothing (so `input()` fails at once), 1 and 2 are pipes this
+driver reads, so that anything written to them, by `print`, `os.write`, C code or child processes,
+becomes a `stream` event and never touches the protocol.
 """
 
 from __future__ import annotations
 
 import _ast as ast
 import _thread
+import _warnings
 import builtins
 import codecs
 import io
@@ -36,7 +40,7 @@ else:
     import _signal as signal
 if TYPE_CHECKING:  # the protocol's shapes, for the type checker only: nothing more is imported in the sandbox
     from collections.abc import Callable
-    from typing import Any, TypedDict
+    from typing import Any, TextIO, TypedDict
 
     class RunRequest(TypedDict):
         """A `run` request from the host."""
@@ -80,6 +84,9 @@ HOLD_SECONDS = 0.02
 """Python-level writes to one stream are held back and sent as one event, up to this many characters or this
 long: a loop of one-byte writes must not cost an event (and host memory, and time) per byte."""
 DRIVER_FILENAME = "<sandrun-driver>"
+GET_SIGNAL = getattr(signal, "_signal", signal).getsignal
+"""`signal.getsignal` without its conversion to an enum, which costs more than the rest of a small cell's
+timer handling (CPython's `signal` module wraps the `_signal` one)."""
 MAIN_THREAD = _thread.get_ident()
 REAPER: int | None = None
 """The pid of the reaper this driver left as pid 1 of its PID namespace, if any (`stay_pid_1_as_reaper`)."""
@@ -140,7 +147,8 @@ class Emitter:
     """Writes protocol events, one JSON line each, to the private channel; safe to call from any thread.
 
     A cell's timeout (SIGALRM, handled in the main thread) must never cut a line in half: while the main
-    thread writes, `busy` is set and the timeout waits (`deferred`) until the line is out.
+    thread writes, `busy` is set and the timeout waits (`deferred`) until the line is out. At a cell's end
+    its last events are gathered (`gather`) and go out with its `done` in one write (`finish`).
     """
 
     def __init__(self, fd: int) -> None:
@@ -148,20 +156,41 @@ class Emitter:
         self.lock = _thread.RLock()
         self.busy = False
         self.deferred: BaseException | None = None
+        self.gathered: list[bytes] | None = None
 
     def send(self, event: dict[str, object]) -> None:
         """Write one event as a JSON line (the whole line, even if a timeout fires meanwhile)."""
         data = (to_json(event) + "\n").encode("utf-8", "replace")
-        main = _thread.get_ident() == MAIN_THREAD
         with self.lock:
-            self.busy = main
-            try:
-                while data:
-                    data = data[os.write(self.fd, data) :]
-            except OSError:
-                os._exit(0)  # the host is gone: nobody is left to report to
-            finally:
-                self.busy = False
+            if self.gathered is not None:
+                self.gathered.append(data)
+                return
+            self._write(data)
+
+    def gather(self) -> None:
+        """Keep events from now on, to be written together with the next `finish`."""
+        with self.lock:
+            self.gathered = []
+
+    def finish(self, event: dict[str, object]) -> None:
+        """Write the gathered events and then `event`, at once."""
+        data = (to_json(event) + "\n").encode("utf-8", "replace")
+        with self.lock:
+            if self.gathered:
+                data = b"".join(self.gathered) + data
+            self.gathered = None
+            self._write(data)
+
+    def _write(self, data: bytes) -> None:
+        main = _thread.get_ident() == MAIN_THREAD
+        self.busy = main
+        try:
+            while data:
+                data = data[os.write(self.fd, data) :]
+        except OSError:
+            os._exit(0)  # the host is gone: nobody is left to report to
+        finally:
+            self.busy = False
         if main and self.deferred is not None:
             deferred, self.deferred = self.deferred, None
             raise deferred
@@ -191,6 +220,8 @@ class Capture:
         self.held_name = STREAMS[0]
         self.held_size = 0
         self.held_since = 0.0
+        self.timing = False
+        """Whether the pump sleeps with a deadline (and sees held text in time without being woken)."""
         self.tee: list[str] | None = None
         """Where stdout text sent for the cell is also kept, while `StatementPrints` records it."""
         self.readers = list(fds.values())
@@ -226,10 +257,12 @@ class Capture:
                 self._release()
             if not self.held:
                 self.held_name, self.held_since = name, time.monotonic()
-                try:  # noqa: SIM105 - contextlib is one import more at every start
-                    os.write(self.wake_w, b"!")
-                except OSError:  # full: the pump has wake-ups enough
-                    pass
+                if not self.timing:  # the pump sleeps without a deadline: give it one
+                    self.timing = True
+                    try:  # noqa: SIM105 - contextlib is one import more at every start
+                        os.write(self.wake_w, b"!")
+                    except OSError:  # full: the pump has wake-ups enough
+                        pass
             self.held.append(text)
             self.held_size += len(text)
             if self.held_size >= HOLD_BYTES:
@@ -286,8 +319,9 @@ class Capture:
 
     def _pump(self) -> None:
         fds = [*self.fds.values(), self.wake_r]
+        with self.emitter.lock:
+            wait = self._pump_wait()
         while True:
-            wait = max(0.0, self.held_since + HOLD_SECONDS - time.monotonic()) if self.held else None
             try:
                 ready, _, _ = select.select(fds, [], [], wait)
             except InterruptedError:
@@ -301,6 +335,15 @@ class Capture:
                 self._drain()
                 if self.held and time.monotonic() - self.held_since >= HOLD_SECONDS:
                     self._release()
+                wait = self._pump_wait()
+
+    def _pump_wait(self) -> float | None:
+        """How long the pump may sleep: until held text is due, else until something arrives. A write
+        wakes it only in the second case (`timing` is false), so a burst of short cells costs few wake-ups."""
+        if self.held:
+            return max(0.0, self.held_since + HOLD_SECONDS - time.monotonic())
+        self.timing = False
+        return None
 
 
 class TextStream(io.TextIOBase):
@@ -425,7 +468,7 @@ class Interpreter:
     def remember_source(self, filename: str, first_line: int, code: str) -> None:
         """Let linecache show recipe lines in tracebacks although the file is not inside the sandbox."""
         lines = self.sources.setdefault(filename, [])
-        new = io.StringIO(code, newline="").readlines()  # cut where Python's tokenizer cuts: not at U+2028
+        new = split_lines(code)
         end = first_line - 1 + len(new)
         if len(lines) < end:
             lines.extend("\n" for _ in range(end - len(lines)))
@@ -474,23 +517,16 @@ class Interpreter:
         compiling = True
         prints: StatementPrints | None = None
         try:
-            tree = parse_at(code, filename, first_line)
-            last = tree.body.pop() if tree.body and isinstance(tree.body[-1], ast.Expr) else None
-            if request.get("arrows"):
-                prints = StatementPrints(self.capture, tree, last)
-            if request.get("interactive"):  # a console shows every expression statement's value
-                body = compile(ast.Interactive(tree.body), filename, "single", dont_inherit=True)
-            else:
-                body = compile(tree, filename, "exec", dont_inherit=True)  # not this module's __future__
-            tail = None
-            if isinstance(last, ast.Expr):
-                tail = compile(ast.Expression(last.value), filename, "eval", dont_inherit=True)
+            recorder = self.capture if request.get("arrows") else None
+            body, tail, prints = compile_cell(
+                code, filename, first_line, bool(request.get("interactive")), recorder
+            )
             condition = request.get("skip_if")
             test = self.condition(condition, filename) if condition else None
             compiling = False
             self.running = True
             if timeout:
-                if signal.getsignal(signal.SIGALRM) != self.on_alarm:  # a cell installed its own
+                if GET_SIGNAL(signal.SIGALRM) != self.on_alarm:  # a cell installed its own
                     signal.signal(signal.SIGALRM, self.on_alarm)
                 signal.setitimer(signal.ITIMER_REAL, float(timeout))
             try:
@@ -528,8 +564,10 @@ class Interpreter:
             result["status"], result["error"] = "error", describe_error(exc, filename, limit)
         result["duration"] = time.perf_counter() - started
         self.display.close_figures()
-        sys.stdout.flush()
-        sys.stderr.flush()
+        self.capture.emitter.gather()  # the cell's last output goes out with its `done`
+        for stream in (sys.stdout, sys.stderr):
+            if not isinstance(stream, TextStream):  # ours are flushed by `end`
+                stream.flush()
         truncated = self.capture.end()
         if truncated:
             result["truncated"] = truncated
@@ -567,6 +605,10 @@ class StatementPrints:
                     setattr(node, field, getattr(statement, field, None))
             body += [mark, statement]
         tree.body = body
+
+    def shift(self, lines: int) -> None:
+        """The cell was compiled `lines` lines up from where it is in the recipe (`compile_cell`)."""
+        self.statements = [(first + lines, end + lines, text) for first, end, text in self.statements]
 
     def start(self) -> None:
         """The cell runs: its marks can be called."""
@@ -836,9 +878,116 @@ def encode_mime(mime: str, value: object) -> str:
     return value if isinstance(value, str) else safe_repr(value)
 
 
+def compile_cell(
+    code: str, path: str, first_line: int, interactive: bool = False, capture: Capture | None = None
+) -> tuple[types.CodeType, types.CodeType | None, StatementPrints | None]:
+    """The cell's code, and apart the code of its trailing expression (whose value is shown), numbered from
+    the cell's line in the recipe, in its code objects and in the syntax errors and warnings of compiling;
+    with `capture`, the `StatementPrints` that records each top-level statement's stdout into it.
+
+    `interactive`: compiled as a console compiles (every expression statement's value is shown). Never
+    with the driver's own `from __future__` imports. Compiled as if the cell began at line 1, then
+    renumbered: a cell far down a long recipe costs no more than the first one (no blank lines to scan,
+    no syntax tree to walk)."""
+    shift = first_line - 1
+    if not shift:
+        return compile_at_1(code, path, interactive, capture)
+    filters = None if "warnings" in sys.modules else getattr(_warnings, "filters", None)
+    if isinstance(filters, list):
+        # The pure-Python `warnings` module (whose `showwarning` can be renumbered) is not loaded, and
+        # cells rarely warn at compile time: try without it, warnings of this compile turned into errors
+        # (an exact module name matches the one the compiler derives from the file name)
+        module = path[:-3] if path.endswith(".py") else path
+        strict = ("error", None, Warning, module, 0)
+        filters.insert(0, strict)
+        try:
+            body, tail, prints = compile_at_1(code, path, interactive, capture)
+            return renumbered(body, tail, prints, shift)
+        except Exception:  # an error or a warning: compiled again below, as it would be
+            pass
+        finally:
+            filters.remove(strict)
+    import warnings  # the code warns (or fails): its warnings are shown at the recipe's lines
+
+    show = warnings.showwarning
+
+    def shown(
+        message: Warning | str,
+        category: type[Warning],
+        filename: str,
+        lineno: int,
+        file: TextIO | None = None,
+        line: str | None = None,
+    ) -> None:
+        show(message, category, filename, lineno + shift if filename == path else lineno, file, line)
+
+    warnings.showwarning = shown
+    try:
+        body, tail, prints = compile_at_1(code, path, interactive, capture)
+    except SyntaxError as exc:
+        for name in ("lineno", "end_lineno"):
+            if getattr(exc, name, None) is not None:
+                setattr(exc, name, getattr(exc, name) + shift)
+        raise
+    finally:
+        if warnings.showwarning is shown:
+            warnings.showwarning = show
+    return renumbered(body, tail, prints, shift)
+
+
+def renumbered(
+    body: types.CodeType, tail: types.CodeType | None, prints: StatementPrints | None, shift: int
+) -> tuple[types.CodeType, types.CodeType | None, StatementPrints | None]:
+    """What `compile_at_1` gave, moved down `shift` lines."""
+    if prints is not None:
+        prints.shift(shift)
+    return renumber(body, shift), renumber(tail, shift) if tail is not None else None, prints
+
+
+def compile_at_1(
+    code: str, path: str, interactive: bool, capture: Capture | None
+) -> tuple[types.CodeType, types.CodeType | None, StatementPrints | None]:
+    """`compile_cell` for a cell at line 1."""
+    # a Module (PyCF_ONLY_AST in "exec" mode); never with the driver's own `from __future__` imports
+    tree: ast.Module = compile(code, path, "exec", ast.PyCF_ONLY_AST, dont_inherit=True)  # type: ignore[assignment]
+    last = tree.body.pop() if tree.body and isinstance(tree.body[-1], ast.Expr) else None
+    prints = StatementPrints(capture, tree, last) if capture is not None else None
+    if interactive:  # a console shows every expression statement's value
+        body = compile(ast.Interactive(tree.body), path, "single", dont_inherit=True)
+    else:
+        body = compile(tree, path, "exec", dont_inherit=True)
+    tail = None
+    if isinstance(last, ast.Expr):
+        tail = compile(ast.Expression(last.value), path, "eval", dont_inherit=True)
+    return body, tail, prints
+
+
+def renumber(code: types.CodeType, shift: int) -> types.CodeType:
+    """`code` and the code objects inside it (functions, classes) moved down `shift` lines: line numbers
+    are stored relative to each code object's first line."""
+    if not shift:
+        return code
+    consts = code.co_consts
+    if any(isinstance(const, types.CodeType) for const in consts):
+        consts = tuple(renumber(c, shift) if isinstance(c, types.CodeType) else c for c in consts)
+    return code.replace(co_firstlineno=code.co_firstlineno + shift, co_consts=consts)
+
+
+def split_lines(code: str) -> list[str]:
+    """The lines of `code`, each with its end, cut where Python's tokenizer cuts: at \\n, \\r\\n and \\r, not
+    at U+2028 or form feeds as `str.splitlines` does."""
+    if "\r" in code:
+        return io.StringIO(code, newline="").readlines()
+    lines = code.split("\n")
+    last = lines.pop()
+    lines = [line + "\n" for line in lines]
+    if last:
+        lines.append(last)
+    return lines
+
+
 def parse_at(code: str, filename: str, first_line: int) -> ast.Module:
-    """The cell's syntax tree, numbered from its line in the recipe. Parsed on its own and renumbered: a cell
-    far down a long recipe costs no more than the first one (no thousands of blank lines to scan)."""
+    """The syntax tree of `code`, numbered from its line in the recipe (a skip condition's)."""
     try:
         tree = compile(code, filename, "exec", ast.PyCF_ONLY_AST, dont_inherit=True)
     except SyntaxError as exc:
@@ -983,6 +1132,7 @@ def main() -> None:
     driver_pid = os.getpid()
     requests = os.fdopen(proto_in, "rb")
     emitter.send({"ev": "ready", "python": sys.version.split()[0], "pid": driver_pid})
+    last: tuple[object, bool] = (None, False)  # the last cell answered, and whether cells `after` it run
     for raw in requests:
         request = from_json(raw.decode("utf-8"))
         if request.get("op") == "limits":
@@ -991,10 +1141,17 @@ def main() -> None:
         if request.get("op") != "run":
             emitter.send({"ev": "fatal", "message": f"unknown request {request.get('op')!r}"})
             continue
+        after = request.get("after")
+        if after is not None and last != (after, True):  # sent ahead of a cell that did not end ok
+            emitter.send({"ev": "done", "id": request["id"], "status": "skipped"})
+            last = (request["id"], False)
+            continue
         done = interpreter.run(request)
         if os.getpid() != driver_pid:
             os._exit(0)  # a cell forked and the child fell through to here: it must not answer too
-        emitter.send({"ev": "done", "id": request["id"], **done})
+        # a cell skipped by its own condition is no failure: the cells sent after it still run
+        last = (request["id"], done["status"] in ("ok", "skipped"))
+        emitter.finish({"ev": "done", "id": request["id"], **done})
     # The host closed the channel: the recipe is over and nobody reads any more. End at once rather than
     # through the interpreter's slow shutdown; the cells' atexit handlers do not run (nor did they reliably
     # before: the host kills the sandbox as it closes the channel).

@@ -31,7 +31,7 @@ class ProtocolViolation(Exception):
 def parse_event(line: bytes) -> Event:
     """One protocol line as a dict; anything else is a `ProtocolViolation`."""
     try:
-        event = json.loads(line)
+        event = json.loads(line.decode())  # UTF-8, as the driver writes: faster than letting json guess
     except (ValueError, RecursionError):
         preview = line[:80].decode("utf-8", "replace")
         raise ProtocolViolation(f"the sandbox broke the protocol by writing {preview!r}") from None

@@ -280,10 +280,11 @@ def judge(
 ) -> Verdict:
     """The verdict on a cell that ran to its end. `actual` holds its `stdout`, `stderr` and `value`."""
     verdict = judge_error(expect, raised, raised_types)
-    if verdict.status is not CellStatus.PASSED:
+    texts = expect.texts()
+    if verdict.status is not CellStatus.PASSED or not texts:
         return verdict
     shown = {**actual, "repl": repl_view(actual.get("stdout") or "", actual.get("value"))}
-    for what, expected in expect.texts().items():
+    for what, expected in texts.items():
         got = shown.get(what) or ""
         if not text_matches(expected, got):
             where = f" (expected at line {expected.line})" if expected.line else ""

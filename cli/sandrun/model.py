@@ -275,7 +275,8 @@ class CellResult:
     """`repr` of a trailing expression's value, like a REPL shows it."""
     error: CellError | None = None
     duration: float = 0.0
-    """Seconds, measured on the host, from sending the cell to its result."""
+    """Seconds, measured on the host, from the moment the cell could start (it was sent and the cells before
+    it were done) to its result."""
     reason: str | None = None
     """Why the cell has its status, in words, when the status alone does not say (failed, not run, ...)."""
     diff: str | None = None

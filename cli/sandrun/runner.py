@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
@@ -28,14 +29,17 @@ from sandrun.model import (
     Recipe,
     RunStatus,
     Transcript,
+    stream_text,
 )
-from sandrun.session import DEFAULT_GRACE, DEFAULT_OUTPUT_LIMIT, CellOutcome, OutputRuns, Session
+from sandrun.session import DEFAULT_GRACE, DEFAULT_OUTPUT_LIMIT, CellOutcome, OutputRuns, Session, Submitted
 
 if TYPE_CHECKING:
     from sandrun.early import EarlySandbox
     from sandrun.prestart import Prestarter
 
 UNEXPECTED = (CellStatus.FAILED, CellStatus.TIMEOUT, CellStatus.ERROR)
+AHEAD = 2
+"""Cells sent to the interpreter while an earlier one runs (see `_Run.send_ahead`)."""
 
 
 @dataclass(frozen=True)
@@ -249,6 +253,10 @@ class _Run:
 
     def cells(self, session: Session) -> None:
         """Run, skip or record every cell in order until the run stops."""
+        runnable = [c for c in self.recipe.cells if c.kind is CellKind.CODE and not c.skip]
+        sent: deque[Submitted] = deque()
+        """Cells sent ahead: the ones after `runnable[position]`, in order."""
+        position = 0
         for cell in self.recipe.cells:
             if self.stop_reason:
                 break
@@ -259,15 +267,71 @@ class _Run:
             elif cell.skip:
                 self.record(CellResult(cell, CellStatus.SKIPPED, reason=cell.why_skipped))
             else:
-                result = self.run_cell(session, cell)
+                submitted = sent.popleft() if sent else self.submit(session, cell)
+                self.send_ahead(session, runnable, position, submitted, sent)
+                position += 1
+                result = self.run_cell(session, cell, submitted)
                 if self.control.cancelled.is_set():
                     raise KeyboardInterrupt  # stopped from another thread: `interrupt` records this cell
                 self.current = None
                 self.record(result)
                 self.after(session, cell)
 
-    def run_cell(self, session: Session, cell: Cell) -> CellResult:
-        """Send one code cell and judge what came back."""
+    def submit(self, session: Session, cell: Cell) -> Submitted:
+        """Send a code cell to the interpreter."""
+        return session.submit(
+            cell.source,
+            cell.path,
+            cell.line,
+            self.timeout(cell),
+            self.options.grace,
+            by_statement=has_arrows(cell),
+            interactive=cell.expect.repl is not None,  # a `>>>` example runs as a console runs it
+            skip_if=cell.skip_if,
+        )
+
+    def timeout(self, cell: Cell) -> float:
+        """The cell's timeout: the most specific setting wins."""
+        return cell.timeout or self.recipe.timeout or self.options.cell_timeout
+
+    def send_ahead(
+        self,
+        session: Session,
+        runnable: list[Cell],
+        position: int,
+        current: Submitted,
+        sent: deque[Submitted],
+    ) -> None:
+        """Send up to `AHEAD` of the cells after `runnable[position]` while it runs, so that the interpreter
+        never waits for the host between cells.
+
+        A cell is sent ahead only where the interpreter can tell alone whether it must run: under
+        --keep-going it always runs; otherwise it follows a cell that expects nothing (no texts, no error,
+        no `#>` comments: its result is as good as its status), and the interpreter runs it only if that
+        cell ended `ok` or was skipped by its `skip_if` (`after`)."""
+        while len(sent) < AHEAD and position + len(sent) + 1 < len(runnable):
+            previous, last = runnable[position + len(sent)], (sent[-1] if sent else current)
+            keep_going = self.options.keep_going
+            if not keep_going and (previous.expect.error or previous.expect.texts() or has_arrows(previous)):
+                return
+            cell = runnable[position + len(sent) + 1]
+            ahead = session.submit_ahead(
+                cell.source,
+                cell.path,
+                cell.line,
+                self.timeout(cell),
+                self.options.grace,
+                None if keep_going else last.id,
+                by_statement=has_arrows(cell),
+                interactive=cell.expect.repl is not None,
+                skip_if=cell.skip_if,
+            )
+            if ahead is None:
+                return
+            sent.append(ahead)
+
+    def run_cell(self, session: Session, cell: Cell, submitted: Submitted) -> CellResult:
+        """Wait for a code cell sent to the interpreter and judge what came back."""
         self.current, self.current_outputs, self.current_started = cell, OutputRuns(), time.monotonic()
         self.listener.cell_started(cell)
 
@@ -275,20 +339,7 @@ class _Run:
             self.current_outputs.add(chunk)
             self.listener.cell_output(cell, chunk)
 
-        timeout = cell.timeout or self.recipe.timeout or self.options.cell_timeout
-        console = cell.expect.repl is not None  # a `>>>` example
-        outcome = session.run(
-            cell.source,
-            cell.path,
-            cell.line,
-            timeout,
-            self.options.grace,
-            on_output,
-            by_statement=has_arrows(cell),
-            interactive=console,
-            skip_if=cell.skip_if,
-        )
-        return result_of(cell, outcome)
+        return result_of(cell, session.collect(submitted, on_output))
 
     def after(self, session: Session, cell: Cell) -> None:
         """Decide whether the run goes on after a cell: a dead sandbox or a failure stops it."""
@@ -357,32 +408,43 @@ def has_arrows(cell: Cell) -> bool:
 
 def result_of(cell: Cell, outcome: CellOutcome) -> CellResult:
     """Turn what the driver reported into a judged `CellResult`."""
-    result = CellResult(
+    status, reason, diff, mismatch = CellStatus.ERROR, None, None, None
+    message = outcome.error.message if outcome.error else ""
+    printed = None if outcome.printed is None else tuple(outcome.printed)
+    if outcome.status == "timeout":
+        status, reason = CellStatus.TIMEOUT, message or "timed out"
+    elif outcome.status == "crashed":
+        reason = f"the sandbox died: {message}"
+    elif outcome.status == "skipped" and cell.skip_if is not None:
+        status = CellStatus.SKIPPED
+        reason = f"`:skipif: {cell.skip_if.text}` (line {cell.skip_if.line}) is true in the sandbox"
+    elif outcome.status == "skipped":  # sent ahead of a cell that failed; the run stops there before this
+        status, reason = CellStatus.NOT_RUN, "not run: an earlier cell failed"
+    else:
+        outputs = outcome.outputs
+        actual = {
+            "stdout": stream_text(outputs, "stdout"),
+            "stderr": stream_text(outputs, "stderr"),
+            "value": outcome.value,
+        }
+        verdict = judge(cell.expect, outcome.error, outcome.error_types, actual)
+        if verdict.status is CellStatus.PASSED and printed is not None:
+            from sandrun.arrows import judge_arrows  # only cells with `#>` comments pay for it
+
+            verdict = judge_arrows(cell, printed)
+        status, reason, diff, mismatch = verdict.status, verdict.reason, verdict.diff, verdict.mismatch
+    return CellResult(
         cell=cell,
-        status=CellStatus.ERROR,
+        status=status,
         outputs=tuple(outcome.outputs),
         value=outcome.value,
         error=outcome.error,
         duration=outcome.duration,
+        reason=reason,
+        diff=diff,
+        mismatch=mismatch,
         peak_memory=outcome.peak_memory,
-        printed=None if outcome.printed is None else tuple(outcome.printed),
-    )
-    message = outcome.error.message if outcome.error else ""
-    if outcome.status == "timeout":
-        return replace(result, status=CellStatus.TIMEOUT, reason=message or "timed out")
-    if outcome.status == "crashed":
-        return replace(result, reason=f"the sandbox died: {message}")
-    if outcome.status == "skipped" and cell.skip_if is not None:
-        reason = f"`:skipif: {cell.skip_if.text}` (line {cell.skip_if.line}) is true in the sandbox"
-        return replace(result, status=CellStatus.SKIPPED, reason=reason)
-    actual = {"stdout": result.stdout, "stderr": result.stderr, "value": outcome.value}
-    verdict = judge(cell.expect, outcome.error, outcome.error_types, actual)
-    if verdict.status is CellStatus.PASSED and result.printed is not None:
-        from sandrun.arrows import judge_arrows  # only cells with `#>` comments pay for it
-
-        verdict = judge_arrows(cell, result.printed)
-    return replace(
-        result, status=verdict.status, reason=verdict.reason, diff=verdict.diff, mismatch=verdict.mismatch
+        printed=printed,
     )
 
 

@@ -28,7 +28,15 @@ from sandrun.events import (
 )
 from sandrun.model import DISPLAY, OUTPUT_CUT, CellError, Condition, OutputChunk, StatementOutput
 
-__all__ = ["CellOutcome", "OutputCollector", "OutputRuns", "ProtocolViolation", "Session", "parse_event"]
+__all__ = [
+    "CellOutcome",
+    "OutputCollector",
+    "OutputRuns",
+    "ProtocolViolation",
+    "Session",
+    "Submitted",
+    "parse_event",
+]
 
 DEFAULT_OUTPUT_LIMIT = 1 << 20
 DISPLAY_LIMIT = 10 << 20
@@ -45,13 +53,34 @@ SIGNAL_MEANINGS = {
 }
 
 
+AHEAD_BYTES = 2048
+"""Most bytes of requests sent ahead and not collected yet: little enough that, with the request being read,
+they fit in a pipe of the smallest size (one page), so sending ahead never waits for the interpreter."""
+
+
+@dataclass
+class Submitted:
+    """A cell sent to the interpreter (`Session.submit`), whose outcome `Session.collect` waits for."""
+
+    id: int
+    timeout: float | None
+    grace: float
+    ahead: int = 0
+    """Bytes of its request counted in `AHEAD_BYTES` until it is collected."""
+    unsent: str | None = None
+    """Why its request could not be written in time (the sandbox is given up when it is collected)."""
+    failure: BackendError | None = None
+    """The sandbox was gone when its request was written."""
+
+
 @dataclass
 class CellOutcome:
     """What the driver (or its death) said about one cell, before any expectation is applied."""
 
     status: str
-    """`ok`, `error` (the cell raised), `timeout`, `skipped` (its `skip_if` was true), or `crashed` (the
-    sandbox is gone or misbehaved)."""
+    """`ok`, `error` (the cell raised), `timeout`, `skipped` (its `skip_if` was true, or it was sent ahead
+    after a cell that did not end `ok` or `skipped`, so not run), or `crashed` (the sandbox is gone or
+    misbehaved)."""
     outputs: list[OutputChunk] = field(default_factory=list)
     value: str | None = None
     error: CellError | None = None
@@ -77,6 +106,10 @@ class Session:
         self._next_id = 0
         self._pending: tuple[str, ...] = ()
         """Answers the driver still owes for its start, after `ready`."""
+        self._ahead_bytes = 0
+        """Bytes of requests sent ahead (`submit_ahead`) and not collected yet."""
+        self._stuck: str | None = None
+        """Why nothing more can be sent: a request was cut short."""
 
     @classmethod
     def start(
@@ -170,27 +203,130 @@ class Session:
         console runs a `>>>` example, showing the value of every expression statement (in loops and blocks
         too). With `skip_if`, the driver first evaluates that expression (in the cell's interpreter, inside
         the sandbox) and does not run the cell when it is true."""
+        return self.collect(
+            self.submit(
+                code,
+                filename,
+                line,
+                timeout,
+                grace,
+                by_statement=by_statement,
+                interactive=interactive,
+                skip_if=skip_if,
+            ),
+            on_output,
+        )
+
+    def submit(
+        self,
+        code: str,
+        filename: str,
+        line: int,
+        timeout: float | None,
+        grace: float = DEFAULT_GRACE,
+        *,
+        by_statement: bool = False,
+        interactive: bool = False,
+        skip_if: Condition | None = None,
+    ) -> Submitted:
+        """Send a cell's code to the interpreter, which runs it once the cells sent before it are done;
+        `collect` gets its outcome (the keywords as for `run`). Raises `BackendError` if the sandbox is
+        known to be dead already."""
+        request = self._request(code, filename, line, timeout, None, by_statement, interactive, skip_if)
+        return self._send(request, timeout, grace)
+
+    def submit_ahead(
+        self,
+        code: str,
+        filename: str,
+        line: int,
+        timeout: float | None,
+        grace: float,
+        after: int | None,
+        *,
+        by_statement: bool = False,
+        interactive: bool = False,
+        skip_if: Condition | None = None,
+    ) -> Submitted | None:
+        """Send a cell while earlier ones still run, so that the interpreter never waits for the host.
+
+        With `after` (the id of the cell sent just before), the interpreter runs it only if that cell ran
+        and ended `ok` or was skipped by its `skip_if`, and else answers `skipped`. None, and nothing sent,
+        if the sandbox is dead or the cells sent ahead would hold more than `AHEAD_BYTES` (then a write
+        could wait for the interpreter). The keywords as for `run`.
+        """
+        if self.dead_reason:
+            return None
+        request = self._request(code, filename, line, timeout, after, by_statement, interactive, skip_if)
+        if self._ahead_bytes + len(request) > AHEAD_BYTES:
+            self._next_id -= 1  # the id is not used: the next cell gets it
+            return None
+        submitted = self._send(request, timeout, grace)
+        submitted.ahead = len(request)
+        self._ahead_bytes += submitted.ahead
+        return submitted
+
+    def _request(
+        self,
+        code: str,
+        filename: str,
+        line: int,
+        timeout: float | None,
+        after: int | None,
+        by_statement: bool,
+        interactive: bool,
+        skip_if: Condition | None,
+    ) -> bytes:
         if self.dead_reason:
             raise BackendError(self.dead_reason)
         self._next_id += 1
-        cell_id = self._next_id
-        request = {"op": "run", "id": cell_id, "code": code, "filename": filename, "line": line}
+        request = {"op": "run", "id": self._next_id, "code": code, "filename": filename, "line": line}
         request.update(timeout=timeout, output_limit=self.output_limit)
+        if after is not None:
+            request["after"] = after
         if by_statement:
             request["arrows"] = True
         if interactive:
             request["interactive"] = True
         if skip_if is not None:
             request["skip_if"] = {"text": skip_if.text, "line": skip_if.line}
+        return json.dumps(request).encode() + b"\n"
+
+    def _send(self, request: bytes, timeout: float | None, grace: float) -> Submitted:
+        submitted = Submitted(self._next_id, timeout, grace)
+        if self._stuck:  # a request was cut short: what follows it would be read as part of it
+            submitted.unsent = self._stuck
+            return submitted
+        allowed = timeout + grace if timeout else SEND_TIMEOUT
+        try:
+            if not self.channel.send(request, allowed):
+                submitted.unsent = f"the interpreter did not take the cell's code within {allowed:g} s"
+                self._stuck = submitted.unsent
+        except BackendError as exc:
+            submitted.failure = exc
+        return submitted
+
+    def collect(
+        self, submitted: Submitted, on_output: Callable[[OutputChunk], None] | None = None
+    ) -> CellOutcome:
+        """Wait for a submitted cell's events until its `done`, passing output chunks to `on_output` as
+        they arrive. Cells are collected in the order they were submitted; the cell's deadline (its
+        timeout and the grace period) starts now, when the cells before it are done."""
+        self._ahead_bytes -= submitted.ahead
+        submitted.ahead = 0
+        cell_id, timeout, grace = submitted.id, submitted.timeout, submitted.grace
         outcome = CellOutcome(status="ok")
         collector = OutputCollector(self.output_limit, outcome.outputs, on_output)
         started = time.monotonic()
         deadline = started + timeout + grace if timeout else None
-        allowed = timeout + grace if timeout else SEND_TIMEOUT
         finished = False
         try:
-            if not self.channel.send(json.dumps(request).encode() + b"\n", allowed):
-                self._give_up(outcome, f"the interpreter did not take the cell's code within {allowed:g} s")
+            if submitted.failure is not None:
+                raise submitted.failure
+            if self.dead_reason:
+                raise BackendError(self.dead_reason)
+            if submitted.unsent:
+                self._give_up(outcome, submitted.unsent)
             while outcome.status != "timeout":
                 event = self._next_event(deadline)
                 if event is None:
@@ -198,11 +334,12 @@ class Session:
                     break
                 if event.get("id") != cell_id:
                     continue  # late events of an earlier cell
-                if event.get("ev") == "stream":
+                kind = event.get("ev")
+                if kind == "stream":
                     collector.add(*stream_fields(event))
-                elif event.get("ev") == "display":
+                elif kind == "display":
                     collector.add_display(display_fields(event))
-                elif event.get("ev") == "done":
+                elif kind == "done":
                     self._apply_done(event, outcome, collector)
                     finished = True
                     break
@@ -346,7 +483,7 @@ class OutputCollector:
 
     def add(self, stream: str, text: str) -> None:
         """Record a chunk of `stream` (a checked stream name), cutting it at the limit."""
-        size = len(text.encode("utf-8", "replace"))
+        size = len(text) if text.isascii() else len(text.encode("utf-8", "replace"))
         room = self.limit - self.kept.get(stream, 0)
         if size > room:
             self.dropped[stream] = self.dropped.get(stream, 0) + size - max(room, 0)

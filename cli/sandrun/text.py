@@ -23,7 +23,7 @@ def writable(text: str) -> str:
 
     In a JSON document the escape is JSON's own, so the string reads back exactly as it was.
     """
-    if _SURROGATE.search(text) is None:
+    if text.isascii() or _SURROGATE.search(text) is None:
         return text
     return _SURROGATE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
 

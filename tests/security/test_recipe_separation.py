@@ -13,9 +13,11 @@ import pytest
 from tests.security.sandboxes import sandrun_cli
 
 LEAVE = """\
-import pathlib, subprocess, sys
+import pathlib, subprocess, sys, time
 pathlib.Path("/tmp/left-by-an-earlier-recipe").write_text("x")
 child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)", "left-behind-needle"])
+while b"left-behind-needle" not in pathlib.Path(f"/proc/{child.pid}/cmdline").read_bytes():
+    time.sleep(0.001)  # Popen returns before the kernel shows the new command line
 """
 LOOK = """\
 import os, pathlib
