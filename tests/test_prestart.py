@@ -9,6 +9,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -100,6 +101,72 @@ def test_a_sandbox_started_ahead_and_never_used_is_torn_down(tmp_path: Path, bac
     ahead.advance(1)  # closed: nothing more is started
     assert not ahead._waiting
     assert not control._sessions  # nothing left for Ctrl-C to chase
+
+
+def test_with_two_jobs_every_sandbox_started_ahead_is_used_and_the_pool_keeps_going(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two recipes at once: a recipe may begin while (or before) its sandbox is being started ahead by the
+    other worker. It must then get that sandbox, not start a second one and leave the first waiting: a
+    sandbox left waiting holds a place in the pool, and with `ahead` of them nothing more is started."""
+    launched: list[int] = []
+    launch = Prestarter._launch
+
+    def slow(self: Prestarter, index: int) -> Session | None:
+        time.sleep(0.02)  # widens the window in which the recipe itself may begin
+        session = launch(self, index)
+        if session is not None:
+            launched.append(index)
+        return session
+
+    monkeypatch.setattr(Prestarter, "_launch", slow)
+    left: list[list[int]] = []
+    close = Prestarter.close
+
+    def recorded(self: Prestarter) -> None:
+        left.append(sorted(self._waiting))
+        close(self)
+
+    monkeypatch.setattr(Prestarter, "close", recorded)
+    transcripts = run_many(recipes(tmp_path, 12, "process"), RunOptions(), 2, silent, RunControl())
+    assert [t.status for t in transcripts] == [RunStatus.PASSED] * 12
+    assert left == [[]]  # every sandbox started ahead was taken by its recipe
+    assert len(launched) >= 8  # and the pool went on starting them to the end
+    assert max(launched) >= 10
+
+
+def test_a_recipe_that_began_gets_no_sandbox_started_after_it_and_waits_for_one_being_started(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    runs = recipes(tmp_path, 4, "process")
+    ahead = Prestarter(runs, RunOptions(), 3, RunControl())
+    assert ahead.take(2) is None  # recipe 2 began on its own
+    ahead.advance(0)
+    assert sorted(ahead._waiting) == [1, 3]  # none for recipe 2
+    ahead.close()
+
+    ahead = Prestarter(runs, RunOptions(), 1, RunControl())
+    launch = Prestarter._launch
+    entered = threading.Event()
+
+    def slow(self: Prestarter, index: int) -> Session | None:
+        entered.set()
+        time.sleep(0.3)
+        return launch(self, index)
+
+    monkeypatch.setattr(Prestarter, "_launch", slow)
+    starter = threading.Thread(target=ahead.advance, args=(0,))
+    starter.start()
+    assert entered.wait(10)
+    taken = ahead.take(1)  # asked while its sandbox is being started: waits for it
+    starter.join()
+    try:
+        assert taken is not None
+        assert not ahead._waiting
+    finally:
+        if taken is not None:
+            taken.close()
+        ahead.close()
 
 
 def test_no_sandbox_is_started_ahead_for_a_shared_workdir_or_packages(tmp_path: Path) -> None:

@@ -46,16 +46,23 @@ class Prestarter:
         self.ahead = max(0, ahead)
         """How many sandboxes may wait, started, for their recipe at once."""
         self.control = control
-        self._lock = threading.Lock()
+        self._lock = threading.Condition()
         self._waiting: dict[int, Session] = {}
+        self._launching: set[int] = set()
+        """Recipes whose sandbox a thread is starting ahead right now."""
+        self._begun: set[int] = set()
+        """Recipes that asked for their sandbox (`take`): none is started ahead for them after that."""
         self._next = 0
         """The first recipe whose sandbox has not been considered for starting ahead yet."""
         self._closed = False
         self._teardowns: list[threading.Thread] = []
 
     def take(self, index: int) -> Session | None:
-        """The sandbox started ahead for recipe `index` (the caller now owns it), or None."""
+        """The sandbox started ahead for recipe `index` (the caller now owns it), or None. If another thread
+        is starting it at this moment, waits for that (a few milliseconds) rather than starting a second."""
         with self._lock:
+            self._begun.add(index)
+            self._lock.wait_for(lambda: index not in self._launching)
             return self._waiting.pop(index, None)
 
     def adopt(self, early: EarlySandbox | None) -> None:
@@ -92,16 +99,21 @@ class Prestarter:
                 if self._closed or self.control.cancelled.is_set() or target >= len(self.runs) or full:
                     return
                 self._next = target + 1
-                if target in self._waiting:  # adopted: started early for it
+                if target in self._waiting or target in self._begun:  # adopted, or its recipe started its own
                     continue
-            session = self._launch(target)
-            if session is None:
-                continue
-            with self._lock:
-                if not self._closed:
-                    self._waiting[target] = session
-                    continue
-            self._discard(session)  # closed while it was starting
+                self._launching.add(target)
+            session: Session | None = None
+            try:
+                session = self._launch(target)
+            finally:
+                with self._lock:
+                    self._launching.discard(target)
+                    self._lock.notify_all()
+                    if session is not None and not self._closed:
+                        self._waiting[target] = session
+                        session = None
+            if session is not None:
+                self._discard(session)  # closed while it was starting
 
     def retire(self, session: Session) -> None:
         """Tear down a recipe's sandbox once it is done with it, in the background (`close` waits for it).
