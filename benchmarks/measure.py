@@ -83,6 +83,19 @@ def timed_command(
     return timed(lambda: run_quiet(argv, peak, env), runs)
 
 
+def busy_cpu() -> float:
+    """CPU seconds the whole machine has spent busy since boot (/proc/stat): the difference around a
+    command counts every process it started, also those it never waited for (a sandbox's own), and the
+    kernel's work for it. 0.0 where /proc/stat cannot be read."""
+    try:
+        with open("/proc/stat") as stat:
+            fields = [int(x) for x in stat.readline().split()[1:]]
+    except (OSError, ValueError):
+        return 0.0
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)
+    return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+
+
 def interleaved(
     commands: Sequence[tuple[Sequence[str], Mapping[str, str] | None]], runs: int
 ) -> list[list[float]]:
