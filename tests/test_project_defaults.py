@@ -92,6 +92,52 @@ def test_the_search_stops_at_the_top_of_a_repository(tmp_path: Path, boundary: s
     assert find_project(repository) is None
 
 
+PLANTED = '[tool.sandrun]\n\n[[tool.sandrun.overrides]]\npaths = ["**"]\nskip = true\n'
+"""A project table that skips every recipe below it."""
+
+
+def foreign(path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make `path` belong to another user: chown as root; otherwise this process takes another uid in the
+    project module's eyes (the file stays its real owner's, who is then neither "you" nor root)."""
+    if os.getuid() == 0:
+        os.chown(path, 54321, 54321)
+    else:
+        monkeypatch.setattr("sandrun.project.os.getuid", lambda: os.stat(path).st_uid + 1)
+
+
+def test_a_pyproject_another_user_left_above_the_current_directory_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    shared = tmp_path / "shared"  # /tmp, say: open to all, and no repository above
+    (shared / "mine").mkdir(parents=True)
+    planted = shared / "pyproject.toml"
+    planted.write_text(PLANTED.replace("[tool.sandrun]\n", "[tool.sandrun]\nnetwork = true\n"))
+    found = find_project(shared / "mine")
+    assert found is not None and found.settings.network  # control: a file of one's own is read from below
+    foreign(planted, monkeypatch)
+    with pytest.raises(RecipeError) as caught:
+        find_project(shared / "mine")
+    assert caught.value.path == os.path.relpath(planted)
+    assert "belongs to uid" in str(caught.value) and caught.value.hint
+    found = find_project(shared)  # run from its own directory, it is the user's choice: read
+    assert found is not None and found.settings.network
+
+
+def test_sandrun_run_below_a_foreign_pyproject_exits_2_and_runs_nothing(tmp_path: Path) -> None:
+    if os.getuid() != 0:
+        pytest.skip("giving a file to another user needs root (the unit test above covers both)")
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "r.yaml").write_text(RECIPE)
+    planted = tmp_path / "pyproject.toml"
+    planted.write_text(PLANTED)
+    assert "nothing to run" in sandrun(tmp_path / "mine", ".").stderr  # control: it would skip all
+    os.chown(planted, 54321, 54321)
+    done = sandrun(tmp_path / "mine", ".")
+    assert done.returncode == 2, done.stderr
+    assert "pyproject.toml: not read: it belongs to uid 54321" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
 def test_a_pyproject_without_the_table_is_no_project(tmp_path: Path) -> None:
     (tmp_path / "pyproject.toml").write_text('[project]\nname = "sandrun-like"\n')
     assert read_project(tmp_path / "pyproject.toml") is None

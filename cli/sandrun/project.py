@@ -14,9 +14,10 @@
     reason = "needs a GPU"
 
 The file is the nearest `pyproject.toml` with a `[tool.sandrun]` table, looking up from the current
-directory, but not above a directory that holds `.git` or `.hg`. Each setting is checked by the rules of
-the YAML recipe's top-level key of the same name (`yaml_recipe.read_settings`); a broken rule is a
-`RecipeError` at the line of its key.
+directory, but not above a directory that holds `.git` or `.hg`; one found above the current directory
+must belong to the user or to root (as git refuses a repository another user owns). Each setting is
+checked by the rules of the YAML recipe's top-level key of the same name (`yaml_recipe.read_settings`); a
+broken rule is a `RecipeError` at the line of its key.
 
 Precedence: the command line, then the recipe's own settings, then the overrides that match it (the later
 over the earlier), then `[tool.sandrun]`, then sandrun's defaults. `env` is merged variable by variable in
@@ -210,12 +211,33 @@ def find_project(start: Path | None = None) -> Project | None:
     for place in (directory, *directory.parents):
         candidate = place / "pyproject.toml"
         if candidate.is_file():
+            if place != directory:
+                refuse_if_foreign(candidate)
             project = read_project(candidate)
             if project is not None:
                 return project
         if any((place / boundary).exists() for boundary in BOUNDARIES):
             return None
     return None
+
+
+def refuse_if_foreign(path: Path) -> None:
+    """Raise RecipeError if `path`, a pyproject.toml found in a directory above the current one, belongs
+    to neither this user nor root: on a shared machine, another user can leave one in `/tmp` (or any
+    directory open to all) that would skip recipes, turn the network on or set variables for every run
+    below it. The current directory's own file is the user's choice, and is read whoever owns it."""
+    try:
+        owner = path.stat().st_uid
+    except OSError:
+        return  # read_project says why it cannot be read
+    if owner not in (os.getuid(), 0):
+        raise RecipeError(
+            _shown(path),
+            None,
+            f"not read: it belongs to uid {owner}, neither you nor root, and is in a directory above "
+            "this one (on a shared machine, another user could have put it there)",
+            hint=f"run sandrun from {_shown(path.parent)}, or make the file yours",
+        )
 
 
 def read_project(path: Path) -> Project | None:
