@@ -11,6 +11,7 @@ cgroup with a larger limit the same cell succeeds, so it is the limit that stopp
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -116,10 +117,13 @@ def test_the_cgroup_limit_is_what_stops_it(sandbox: StartSandbox) -> None:
 
     parent = memory_cgroup.usable_parent()
     assert parent is not None
-    before = set(parent.path.glob("sandrun-*"))
     session = sandbox(limits=Limits(memory=LIMIT))
-    own = set(parent.path.glob("sandrun-*")) - before
-    assert len(own) == 1, "the sandbox runs in a cgroup of its own"
+    plan = session.channel.plan  # type: ignore[attr-defined]
+    assert plan.cgroup is not None, "the sandbox runs in a cgroup of its own"
+    own = {plan.cgroup.path}  # (other tests' sandboxes may have cgroups beside it at the same time)
+    assert own <= set(parent.path.glob("sandrun-*"))
+    pid = session.channel.proc.pid  # type: ignore[attr-defined]
+    assert f"/{plan.cgroup.path.name}\n" in Path(f"/proc/{pid}/cgroup").read_text()  # and is in it
     killed = run(session, MEMFD, timeout=30)
     assert killed.status == "crashed"
     assert killed.error is not None and "memory limit (--memory)" in killed.error.message  # it says why
