@@ -483,6 +483,8 @@ def test_skipped_files_are_listed_in_json_and_junit_reports(tmp_path: Path, sand
         ("docs/gpu/cuda.md", "skipped by pyproject.toml:6: needs a GPU")
     ]
     assert skipped[0]["summary"]["skipped"] == 1 and skipped[0]["cells"][0]["status"] == "skipped"
+    assert [t["status"] for t in skipped] == ["skipped"]  # not "passed": nothing of it ran
+    assert {t["status"] for t in transcripts if t not in skipped} == {"passed"}
     for transcript in transcripts:
         jsonschema.validate(transcript, load_schema())
     cases = [case for suite in JUnitXml.fromfile(str(tmp_path / "out.xml")) for case in suite]
@@ -495,3 +497,7 @@ def test_when_every_recipe_is_skipped_the_report_still_says_so(tmp_path: Path) -
     done = sandrun(tmp_path, "docs/gpu/", "--format", "json")
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["reason"] == "skipped by pyproject.toml:6: needs a GPU"
+    assert json.loads(done.stdout)["status"] == "skipped"
+    markdown = sandrun(tmp_path, "docs/gpu/", "--format", "md")
+    assert markdown.returncode == 0, markdown.stderr
+    assert "# `docs/gpu/cuda.md`: skipped\n" in markdown.stdout

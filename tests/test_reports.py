@@ -57,7 +57,7 @@ def test_json_validates_against_schema(validator: Draft202012Validator) -> None:
 def test_json_text_is_indented_utf8_with_trailing_newline() -> None:
     text = render_json(make_transcript())
     assert text.endswith("}\n")
-    assert text.startswith('{\n  "schema": "sandrun.transcript/3",')
+    assert text.startswith('{\n  "schema": "sandrun.transcript/4",')
     assert "\ufffd" in text and "\u2603" in text and "\\u" not in text
 
 
@@ -146,8 +146,8 @@ def test_round_trip_of_a_run_that_never_started(validator: Draft202012Validator)
 
 def test_from_dict_rejects_other_documents() -> None:
     data = transcript_to_dict(make_transcript())
-    data["schema"] = "sandrun.transcript/4"
-    with pytest.raises(ValueError, match=r"sandrun\.transcript/3"):
+    data["schema"] = "sandrun.transcript/5"
+    with pytest.raises(ValueError, match=r"sandrun\.transcript/4"):
         transcript_from_dict(data)
 
 

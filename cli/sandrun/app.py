@@ -26,7 +26,7 @@ if TYPE_CHECKING:  # the rest is imported where it is used: `--version` and `--h
     from sandrun.model import Cell, Recipe, Transcript
     from sandrun.runner import RunOptions
 
-EXIT_CODES = {"passed": 0, "failed": 1, "error": 3, "interrupted": 130}
+EXIT_CODES = {"passed": 0, "skipped": 0, "failed": 1, "error": 3, "interrupted": 130}
 """Exit code by `RunStatus` value."""
 SEVERITY = (0, 1, 2, 3, 130)
 """Exit codes from least to most severe: several recipes exit with the most severe one."""

@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import Enum
 
-TRANSCRIPT_SCHEMA = "sandrun.transcript/3"
+TRANSCRIPT_SCHEMA = "sandrun.transcript/4"
 
 MAX_TIMEOUT = 7 * 24 * 3600.0
 """The longest timeout, in seconds, a recipe or the command line may ask for (one week)."""
@@ -58,6 +58,8 @@ class RunStatus(str, Enum):
     FAILED = "failed"
     ERROR = "error"
     INTERRUPTED = "interrupted"
+    SKIPPED = "skipped"
+    """Not run at all: the project's pyproject.toml skips the file (a report lists it beside the runs)."""
 
 
 @dataclass(frozen=True)

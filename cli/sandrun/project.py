@@ -135,7 +135,7 @@ class Skip:
             recipe=Recipe(path=str(self.path), sha256=digest, format="skipped", cells=(entry,)),
             backend="none",
             isolation="not started",
-            status=RunStatus.PASSED,
+            status=RunStatus.SKIPPED,
             results=(CellResult(entry, CellStatus.SKIPPED, reason=self.why),),
             started_at=now,
             duration=0.0,

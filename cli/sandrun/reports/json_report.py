@@ -1,4 +1,4 @@
-"""The JSON transcript (`sandrun.transcript/3`): the machine-readable record of a run.
+"""The JSON transcript (`sandrun.transcript/4`): the machine-readable record of a run.
 
 The layout is described by `schemas/transcript.schema.json`, shipped inside the package (`load_schema`).
 A saved transcript can be rendered again later in another format: `transcript_from_dict` gives back
@@ -49,7 +49,7 @@ from sandrun.model import (
 
 TOOL_NAME = "sandrun"
 SCHEMA_RESOURCE = "schemas/transcript.schema.json"
-READABLE = ("sandrun.transcript/1", "sandrun.transcript/2")
+READABLE = ("sandrun.transcript/1", "sandrun.transcript/2", "sandrun.transcript/3")
 """Older schemas whose transcripts are still read back."""
 
 
@@ -209,7 +209,7 @@ def transcript_from_dict(d: Mapping[str, Any]) -> Transcript:
 
     The redundant `stdout`/`stderr`/`summary` fields are ignored: they are recomputed from `outputs` and
     the cells. What is never written comes back empty (see the module docstring). Raises ValueError when
-    the data is not a `sandrun.transcript/1`, `/2` or `/3` transcript, and KeyError when a required field
+    the data is not a `sandrun.transcript/1` to `/4` transcript, and KeyError when a required field
     is missing.
     """
     if d.get("schema") not in (TRANSCRIPT_SCHEMA, *READABLE):
