@@ -8,7 +8,7 @@ import time
 import pytest
 
 from sandrun.bootstrap import driver_source
-from sandrun.session import Session
+from sandrun.session import CellRequest, Session
 from tests.conftest import RunCell
 
 
@@ -224,7 +224,7 @@ def test_a_cells_last_output_and_its_end_come_in_one_write(session: Session) -> 
     session.channel.receive = recording  # type: ignore[method-assign]
     for _ in range(5):
         reads.clear()
-        outcome = session.run("print('hello')", "recipe.py", 1, 10)
+        outcome = session.run(CellRequest("print('hello')", "recipe.py", 1, 10))
         assert outcome.status == "ok"
         assert len(reads) == 1 and b'"stream"' in reads[0] and b'"done"' in reads[0]
 
@@ -276,7 +276,7 @@ def test_closing_stdout_does_not_break_later_cells(run_cell: RunCell) -> None:
     ids=["os._exit", "segfault"],
 )
 def test_interpreter_death_is_reported_and_the_session_ends(session: Session, code: str) -> None:
-    outcome = session.run(code, "recipe.py", 1, 10)
+    outcome = session.run(CellRequest(code, "recipe.py", 1, 10))
     assert outcome.status == "crashed"
     assert outcome.error is not None and outcome.error.type == "SandboxDied"
     assert session.dead_reason
@@ -301,7 +301,7 @@ def test_a_cell_that_swallows_the_timeout_is_killed_after_the_grace(session: Ses
     )
 
     started = time.monotonic()
-    outcome = session.run(code, "recipe.py", 1, 0.2, grace=0.5)
+    outcome = session.run(CellRequest(code, "recipe.py", 1, 0.2), grace=0.5)
     assert time.monotonic() - started < 5
     assert outcome.status == "timeout"
     assert session.dead_reason and "ignored" in session.dead_reason
