@@ -408,7 +408,7 @@ def cell_request(cell: Cell, recipe: Recipe, options: RunOptions) -> CellRequest
 
 def result_of(cell: Cell, outcome: CellOutcome) -> CellResult:
     """Turn what the driver reported into a judged `CellResult`."""
-    status, reason, diff, mismatch = CellStatus.ERROR, None, None, None
+    status, reason, diff, mismatch, mismatch_line = CellStatus.ERROR, None, None, None, None
     message = outcome.error.message if outcome.error else ""
     printed = None if outcome.printed is None else tuple(outcome.printed)
     if outcome.status == "timeout":
@@ -433,6 +433,7 @@ def result_of(cell: Cell, outcome: CellOutcome) -> CellResult:
 
             verdict = judge_arrows(cell, printed)
         status, reason, diff, mismatch = verdict.status, verdict.reason, verdict.diff, verdict.mismatch
+        mismatch_line = verdict.mismatch_line
     return CellResult(
         cell=cell,
         status=status,
@@ -443,6 +444,7 @@ def result_of(cell: Cell, outcome: CellOutcome) -> CellResult:
         reason=reason,
         diff=diff,
         mismatch=mismatch,
+        mismatch_line=mismatch_line,
         peak_memory=outcome.peak_memory,
         printed=printed,
     )
