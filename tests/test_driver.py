@@ -177,6 +177,19 @@ def test_compiler_errors_and_warnings_name_the_recipe_line(run_cell: RunCell) ->
     stderr = "".join(c.text for c in outcome.outputs if c.stream == "stderr")
     assert "recipe.py:71: SyntaxWarning: assertion is always true" in stderr
     assert "recipe.py:73:" in stderr and "invalid escape sequence" in stderr
+    outcome = run_cell("import warnings\n[f for f in warnings.filters if f[0] == 'error']", line=80)
+    assert outcome.value == "[]"  # the cells never see the filter of the first try
+
+
+def test_syntax_errors_name_the_recipe_line_in_their_message_too(run_cell: RunCell) -> None:
+    """Python names the line of an unclosed bracket or of the statement a block belongs to in the message
+    itself: that line is the recipe's too."""
+    outcome = run_cell("x = (1,\n  2]", line=15)
+    assert outcome.error is not None and outcome.error.line == 16
+    assert "opening parenthesis '(' on line 15" in outcome.error.message
+    outcome = run_cell("x = 1\nif x:\npass", line=30)
+    assert outcome.error is not None and outcome.error.type == "IndentationError"
+    assert "after 'if' statement on line 31" in outcome.error.message
 
 
 def test_compile_warnings_name_the_recipe_line_before_warnings_is_imported(run_cell: RunCell) -> None:
