@@ -17,7 +17,7 @@ import pytest
 from sandrun.backends import get_backend
 from sandrun.backends.base import Backend
 from sandrun.model import Recipe, RunStatus
-from sandrun.prestart import Prestarter
+from sandrun.prestart import Prestarter, affordable
 from sandrun.readers import load_recipe
 from sandrun.runner import RunControl, RunListener, RunOptions, run_many
 from sandrun.session import Session
@@ -167,6 +167,34 @@ def test_a_recipe_that_began_gets_no_sandbox_started_after_it_and_waits_for_one_
         if taken is not None:
             taken.close()
         ahead.close()
+
+
+@pytest.mark.parametrize(
+    ("available_kib", "ahead"), [(64 * 1024 * 1024, 2), (256 * 1024, 2), (96 * 1024, 1), (32 * 1024, 0)]
+)
+def test_fewer_sandboxes_wait_where_memory_is_short(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, available_kib: int, ahead: int
+) -> None:
+    """The machine's memory cannot be made short for real here: the kernel's report of it is (a copy of
+    /proc/meminfo with another MemAvailable)."""
+    meminfo = tmp_path / "meminfo"
+    meminfo.write_text(f"MemTotal:       {available_kib * 2} kB\nMemAvailable:   {available_kib} kB\n")
+    monkeypatch.setattr("sandrun.prestart.MEMINFO", str(meminfo))
+    runs = recipes(tmp_path / "recipes", 4, "process")
+    starter = Prestarter(runs, RunOptions(), 2, RunControl())
+    assert starter.ahead == ahead
+    starter.advance(0)
+    try:
+        assert len(starter._waiting) == ahead
+    finally:
+        starter.close()
+
+
+def test_memory_that_cannot_be_read_does_not_stop_the_pool(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("sandrun.prestart.MEMINFO", "/nonexistent/meminfo")
+    assert affordable(3) == 3
+    monkeypatch.setattr("sandrun.prestart.MEMINFO", "/proc/self/status")  # no MemAvailable line
+    assert affordable(3) == 3
 
 
 def test_no_sandbox_is_started_ahead_for_a_shared_workdir_or_packages(tmp_path: Path) -> None:
