@@ -276,7 +276,7 @@ def test_markdown_summary_table_comes_first_with_one_row_per_cell() -> None:
     md = render_markdown(t)
     rows = [line for line in md.splitlines() if re.match(r"\| \d+ \|", line)]
     assert len(rows) == len(t.results)
-    assert rows[1] == "| 2 | greet | `recipes/demo.py:6` | passed | 250 ms |"
+    assert rows[1] == "| 2 | greet | `recipes/demo.py:6` | passed | 250.0 ms |"
     assert rows[5].startswith("| 6 | boom | `recipes/demo.py:") and "| FAILED |" in rows[5]
     assert "| TIMEOUT |" in rows[6] and "| not run |" in rows[9]
     assert "(markdown)" in rows[0] and "(raw)" in rows[7]

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import re
 
+from sandrun.durations import format_duration
 from sandrun.model import RESULT, CellKind, CellResult, CellStatus, OutputChunk, Transcript
 
 _BACKTICKS = re.compile(r"`+")
@@ -82,16 +83,6 @@ def _close_open_fence(prose: str) -> str:
 def escape(text: str) -> str:
     """`text` on one line, with the characters Markdown would interpret backslash-escaped."""
     return _INLINE_SPECIAL.sub(r"\\\1", " ".join(_normalize_newlines(text).split("\n")))
-
-
-def format_duration(seconds: float) -> str:
-    """A duration for people: `850 ms`, `2.35 s`, `3 min 07 s`."""
-    if seconds < 1:
-        return f"{seconds * 1000:.0f} ms"
-    if seconds < 60:
-        return f"{seconds:.2f} s"
-    minutes, rest = divmod(round(seconds), 60)
-    return f"{minutes} min {rest:02d} s"
 
 
 def _runs(outputs: tuple[OutputChunk, ...]) -> list[tuple[str, str | OutputChunk]]:
