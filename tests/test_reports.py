@@ -329,9 +329,10 @@ def test_markdown_cell_with_an_open_fence_cannot_swallow_the_page() -> None:
     assert ("python", "print('hello')\nx = 41\nx + 1\n") in blocks
 
 
-def test_fence_grows_past_the_longest_backtick_run() -> None:
+def test_fence_grows_past_the_longest_backtick_run_that_begins_a_line() -> None:
     assert fence("plain") == "```\nplain\n```"
-    assert fence("a ````` b", "text").startswith("``````text\n")
+    assert fence("````` b", "text").startswith("``````text\n")
+    assert fence("a ````` b", "text") == "```text\na ````` b\n```"  # inside a line it closes nothing
     assert fence("x\r\ny\rz\n") == "```\nx\ny\nz\n```"
 
 

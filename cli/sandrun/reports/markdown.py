@@ -10,7 +10,7 @@ each run becomes its own ```` ```text ```` fence. A stderr run is introduced by 
 a stdout run that follows stderr by an italic *stdout* line, so the two can be told apart while staying
 interleaved. Fenced text is shown verbatim except that `\\r\\n` and lone `\\r` become `\\n` (Markdown
 treats both as line ends anyway). Every fence is one backtick longer than the longest run of backticks
-in its content (at least three), so no content can close it early.
+that begins a line of its content (at least three), so no content can close it early.
 
 Rich output (`display()`, figures, rich values): with `files_dir` set, an image is linked as
 `![its text/plain](files_dir/<digest>.png)`, the file being written beside the report by the caller
@@ -23,10 +23,10 @@ from __future__ import annotations
 import re
 
 from sandrun.durations import format_duration
+from sandrun.fences import FenceLine, fence_for, fence_line
 from sandrun.model import RESULT, CellKind, CellResult, CellStatus, OutputChunk, Transcript
 
 _BACKTICKS = re.compile(r"`+")
-_FENCE_LINE = re.compile(r" {0,3}(`{3,}|~{3,})(.*)")
 _INLINE_SPECIAL = re.compile(r"([\\`*_\[\]<>|#~])")
 _STATUS_WORD = {
     CellStatus.PASSED: "passed",
@@ -45,8 +45,7 @@ def _normalize_newlines(text: str) -> str:
 def fence(content: str, info: str = "") -> str:
     """`content` in a backtick code fence that nothing inside it can close, followed by no newline."""
     content = _normalize_newlines(content)
-    longest = max((len(m) for m in _BACKTICKS.findall(content)), default=0)
-    ticks = "`" * max(3, longest + 1)
+    ticks = fence_for(content)
     if not content.endswith("\n"):
         content += "\n"
     return f"{ticks}{info}\n{content}{ticks}"
@@ -66,18 +65,16 @@ def code_span(text: str, in_table: bool = False) -> str:
 
 def _close_open_fence(prose: str) -> str:
     """`prose` with a closing fence appended if it leaves a code fence open (it would swallow the page)."""
-    opened: str | None = None
+    opened: FenceLine | None = None
     for line in prose.split("\n"):
-        match = _FENCE_LINE.match(line)
-        if match is None:
+        found = fence_line(line)
+        if found is None:
             continue
-        marker = match.group(1)
         if opened is None:
-            if not (marker[0] == "`" and "`" in match.group(2)):
-                opened = marker
-        elif marker[0] == opened[0] and len(marker) >= len(opened) and not match.group(2).strip():
+            opened = found if found.opens else None
+        elif found.closes(opened):
             opened = None
-    return prose if opened is None else f"{prose}\n{opened}"
+    return prose if opened is None else f"{prose}\n{opened.marker}"
 
 
 def escape(text: str) -> str:
