@@ -24,7 +24,7 @@ import re
 
 from sandrun.durations import format_duration
 from sandrun.fences import FenceLine, fence_for, fence_line
-from sandrun.model import RESULT, CellKind, CellResult, CellStatus, OutputChunk, Transcript
+from sandrun.model import RESULT, CellKind, CellResult, CellStatus, OutputChunk, Transcript, merged_runs
 
 _BACKTICKS = re.compile(r"`+")
 _INLINE_SPECIAL = re.compile(r"([\\`*_\[\]<>|#~])")
@@ -80,19 +80,6 @@ def _close_open_fence(prose: str) -> str:
 def escape(text: str) -> str:
     """`text` on one line, with the characters Markdown would interpret backslash-escaped."""
     return _INLINE_SPECIAL.sub(r"\\\1", " ".join(_normalize_newlines(text).split("\n")))
-
-
-def _runs(outputs: tuple[OutputChunk, ...]) -> list[tuple[str, str | OutputChunk]]:
-    """Consecutive chunks of the same stream merged: [(stream, text), ...] in order; rich chunks alone."""
-    runs: list[tuple[str, str | OutputChunk]] = []
-    for chunk in outputs:
-        if chunk.rich:
-            runs.append((chunk.stream, chunk))
-        elif runs and runs[-1][0] == chunk.stream and isinstance(runs[-1][1], str):
-            runs[-1] = (chunk.stream, str(runs[-1][1]) + chunk.text)
-        else:
-            runs.append((chunk.stream, chunk.text))
-    return [run for run in runs if run[1]]
 
 
 def _title(t: Transcript) -> str:
@@ -166,15 +153,15 @@ def _code_cell(r: CellResult, files_dir: str | None) -> list[str]:
     lines += [" · ".join(meta), "", fence(cell.source, "python"), ""]
     previous = "stdout"
     rich_value = False
-    for stream, text in _runs(r.outputs):
-        if isinstance(text, OutputChunk):  # rich output: no stream label, but a value says it is one
-            rich_value = rich_value or stream == RESULT
-            lines += (["*value:*", ""] if stream == RESULT else []) + _rich(text, files_dir)
+    for run in merged_runs(r.outputs):
+        if run.rich:  # no stream label, but a value says it is one
+            rich_value = rich_value or run.stream == RESULT
+            lines += (["*value:*", ""] if run.stream == RESULT else []) + _rich(run, files_dir)
             continue
-        if stream != previous:
-            lines += [f"*{stream}:*", ""]
-        lines += [fence(text, "text"), ""]
-        previous = stream
+        if run.stream != previous:
+            lines += [f"*{run.stream}:*", ""]
+        lines += [fence(run.text, "text"), ""]
+        previous = run.stream
     if r.value is not None and not rich_value:
         lines += ["*value:*", "", fence(r.value, "text"), ""]
     if r.error is not None:
