@@ -3,7 +3,6 @@ recipe's), one never used is torn down, and Ctrl-C leaves no process of any of t
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import signal
@@ -22,6 +21,7 @@ from sandrun.prestart import Prestarter
 from sandrun.readers import load_recipe
 from sandrun.runner import RunControl, RunListener, RunOptions, run_many
 from sandrun.session import Session
+from tests.processes import descendants, still_running, wait_for_tree
 from tests.security.sandboxes import local_unavailable
 
 BACKENDS = ["process", "local"]
@@ -177,35 +177,6 @@ def test_no_sandbox_is_started_ahead_for_a_shared_workdir_or_packages(tmp_path: 
     ahead.close()
 
 
-def descendants(pid: int) -> dict[int, str]:
-    """Every live process below `pid` on the host, with its start time (to tell a reused pid apart)."""
-    parents: dict[int, list[tuple[int, str]]] = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        with contextlib.suppress(OSError):
-            fields = entry.joinpath("stat").read_text().rsplit(")", 1)[1].split()
-            parents.setdefault(int(fields[1]), []).append((int(entry.name), fields[19]))
-    found, todo = {}, [pid]
-    while todo:
-        for child, started in parents.get(todo.pop(), []):
-            found[child] = started
-            todo.append(child)
-    return found
-
-
-def still_running(processes: dict[int, str]) -> list[int]:
-    """The pids of `processes` that still run (same pid, same start time, not a zombie)."""
-    left = []
-    for pid, started in processes.items():
-        with contextlib.suppress(OSError):
-            text = Path(f"/proc/{pid}/stat").read_text()
-            fields = text.rsplit(")", 1)[1].split()
-            if fields[19] == started and fields[0] != "Z":
-                left.append(pid)
-    return left
-
-
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_ctrl_c_with_sandboxes_started_ahead_leaves_no_process_behind(tmp_path: Path, backend: str) -> None:
     needs(backend)
@@ -218,10 +189,8 @@ def test_ctrl_c_with_sandboxes_started_ahead_leaves_no_process_behind(tmp_path: 
     command = [sys.executable, "-m", "sandrun", "run", str(folder), "-j", "1", "--backend", backend]
     proc = subprocess.Popen([*command, "--report", str(report)], stderr=subprocess.PIPE, text=True)
     try:
-        deadline = time.monotonic() + 30
         # recipe 0's interpreter, and the ones started ahead for recipes 1 and 2, each under its sandbox
-        while len(tree := descendants(proc.pid)) < 6 and time.monotonic() < deadline:
-            time.sleep(0.05)
+        tree = wait_for_tree(proc.pid, 6)
         time.sleep(0.5)  # recipe 0 is in its sleep; the two sandboxes started ahead wait for their recipes
         tree |= descendants(proc.pid)
         proc.send_signal(signal.SIGINT)
