@@ -16,8 +16,8 @@ from pathlib import Path
 
 from sandrun.backends import get_backend
 from sandrun.backends.base import SandboxOptions
-from sandrun.model import OutputChunk, is_cut
-from sandrun.session import CellRequest, OutputCollector, OutputRuns, Session
+from sandrun.model import OutputChunk, OutputRuns, is_cut
+from sandrun.session import CellRequest, OutputCollector, Session
 
 MiB = 1 << 20
 PEAK = """

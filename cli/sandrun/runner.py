@@ -26,6 +26,7 @@ from sandrun.model import (
     CellResult,
     CellStatus,
     OutputChunk,
+    OutputRuns,
     Recipe,
     RunStatus,
     Transcript,
@@ -36,7 +37,6 @@ from sandrun.session import (
     DEFAULT_OUTPUT_LIMIT,
     CellOutcome,
     CellRequest,
-    OutputRuns,
     Session,
     Submitted,
 )

@@ -26,13 +26,12 @@ from sandrun.events import (
     stream_fields,
     text_field,
 )
-from sandrun.model import DISPLAY, OUTPUT_CUT, CellError, Condition, OutputChunk, StatementOutput
+from sandrun.model import DISPLAY, OUTPUT_CUT, CellError, Condition, OutputChunk, OutputRuns, StatementOutput
 
 __all__ = [
     "CellOutcome",
     "CellRequest",
     "OutputCollector",
-    "OutputRuns",
     "ProtocolViolation",
     "Session",
     "Submitted",
@@ -381,41 +380,6 @@ class Session:
                 self.channel.close()
                 raise BackendError(f"the interpreter in the sandbox {self.describe_death()}")
             self._buffer += chunk
-
-
-class OutputRuns:
-    """Output chunks merged as they arrive, one run of text per change of stream (a `print` arrives as two
-    writes, a loop of one-byte writes as one event each): memory stays near the size of the text itself."""
-
-    BATCH = 1024
-    """Pieces joined at a time: few, so per-piece overhead stays small; so bytes are rarely copied."""
-
-    def __init__(self) -> None:
-        self._runs: list[tuple[str, list[str], list[str]] | OutputChunk] = []
-
-    def add(self, chunk: OutputChunk) -> None:
-        """Append a chunk to the run of its stream, or start a new run (rich output stands alone)."""
-        if chunk.rich:
-            self._runs.append(chunk)
-            return
-        if not chunk.text:
-            return
-        last = self._runs[-1] if self._runs else None
-        if not isinstance(last, tuple) or last[0] != chunk.stream:
-            last = (chunk.stream, [], [])
-            self._runs.append(last)
-        _, joined, pieces = last
-        pieces.append(chunk.text)
-        if len(pieces) >= self.BATCH:
-            joined.append("".join(pieces))
-            pieces.clear()
-
-    def chunks(self) -> list[OutputChunk]:
-        """The output so far: one chunk per run, and each rich output."""
-        return [
-            run if isinstance(run, OutputChunk) else OutputChunk(run[0], "".join(run[1]) + "".join(run[2]))
-            for run in self._runs
-        ]
 
 
 class OutputCollector:
