@@ -129,6 +129,14 @@ class Condition:
     text: str
     line: int
     """1-based line in the recipe file where the expression is written."""
+    described: str | None = None
+    """What makes it true, as a clause in the document's words, when `text` is not what the document wrote
+    (Sphinx's `:pyversion: > 3.10` becomes an expression on `sys.version_info`); None for a `:skipif:`."""
+
+    @property
+    def why(self) -> str:
+        """Why its cell was skipped when it was true, as a transcript says it."""
+        return self.described or f"`:skipif: {self.text}` (line {self.line}) is true in the sandbox"
 
 
 @dataclass(frozen=True)

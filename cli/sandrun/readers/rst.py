@@ -14,8 +14,9 @@ Cells, in document order, at any indentation (inside `.. class::`, `.. note::`, 
   `+SKIP` skips the block, `+NORMALIZE_WHITESPACE` compares whitespace loosely.
   `:skipif:` is Python from the document: it is evaluated inside the sandbox, in the document's
   interpreter, just before the block (not in a namespace of its own as Sphinx does), and the block is
-  skipped, with the expression as the reason, when it is true. A `.. testoutput::`'s `:skipif:` or
-  `+SKIP` applies to its `testcode` too: sandrun runs and checks the pair as one cell.
+  skipped, with the expression as the reason, when it is true. `:pyversion: > 3.10` skips the block where
+  the sandbox's Python does not satisfy it (see `pyversion`). A `.. testoutput::`'s `:skipif:`,
+  `:pyversion:` or `+SKIP` applies to its `testcode` too: sandrun runs and checks the pair as one cell.
 
 Blocks that look like Python but are not run are listed as skipped with the reason (and fail a `--strict`
 run), never left out in silence: another `py...` language (`pycon3`, `python-repl`), a `>>>` session in a
@@ -57,6 +58,7 @@ from sandrun.readers.doc_cells import (
     session_cells,
 )
 from sandrun.readers.md_blocks import Fence
+from sandrun.readers.pyversion import skip_condition
 
 LANGUAGES = ("python", "py", "python3", "py3", "ipython", "ipython3", "pycon")
 CODE_DIRECTIVES = ("code-block", "code", "sourcecode")
@@ -268,6 +270,9 @@ class _Scan:
         options = " ".join(fields.get("options", (0, ""))[1].replace(",", " ").split())
         skip = f"`:options: +SKIP` of its `.. {name}::`" if "+SKIP" in options.split() else ""
         condition = Condition(fields["skipif"][1], fields["skipif"][0] + 1) if "skipif" in fields else None
+        if "pyversion" in fields:
+            at, spec = fields["pyversion"]
+            condition = either(condition, skip_condition(spec, doc.path, at + 1))
         if name == "doctest":  # Sphinx checks these with its doctest_default_flags (ELLIPSIS is ours anyway)
             options = " ".join(["+IGNORE_EXCEPTION_DETAIL", options]).strip()
         if name == "testoutput":
@@ -296,16 +301,25 @@ class _Scan:
         settings = settings.skipped(skip) if skip else settings
         new = code_cell(doc, cell.index, cell.line - 1, cell.source, settings, written)
         if condition is not None and cell.skip_if is not None and cell.skip_if.text != condition.text:
+            option = "`:skipif:`" if condition.described is None else "`:pyversion:`"
             doc.warn(
                 condition.line - 1,
-                "this `:skipif:` skips the testcode too (sandrun runs the pair as one cell)",
+                f"this {option} skips the testcode too (sandrun runs the pair as one cell)",
             )
-            condition = Condition(f"({cell.skip_if.text}) or ({condition.text})", cell.skip_if.line)
+            condition = either(cell.skip_if, condition)
         elif cell.skip_if is not None:
             condition = cell.skip_if  # the testcode's own, or the same expression again
         self.cells[place] = replace(new, skip_if=condition)
         self.testcode = None
         return block.end
+
+
+def either(first: Condition | None, second: Condition) -> Condition:
+    """A condition true when either is (at `first`'s line, where its expression is compiled)."""
+    if first is None:
+        return second
+    described = f"{first.why}, or {second.why}" if first.described or second.described else None
+    return Condition(f"({first.text}) or ({second.text})", first.line, described)
 
 
 def _not_python(language: str, first: str, session: bool) -> str | None:

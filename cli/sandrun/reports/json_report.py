@@ -20,7 +20,8 @@ and version 1 transcripts are still read.
 Version 3 adds what a document reader noticed: the recipe's `warnings`, and on each cell `unsupported`
 (a block that looks like Python but is not run: found but not run, counted in the summary's
 `found_not_run`), `skip_reason` (what in the file skips it) and `skip_if` (Sphinx's `:skipif:`
-expression and its line). Versions 1 and 2 are still read; those fields come back empty.
+expression and its line; for a `:pyversion:`, also `described`, the option as the document wrote it).
+Versions 1 and 2 are still read; those fields come back empty.
 """
 
 from __future__ import annotations
@@ -60,6 +61,13 @@ def load_schema() -> dict[str, Any]:
     return schema
 
 
+def _condition_to_dict(condition: Condition) -> dict[str, Any]:
+    found: dict[str, Any] = {"text": condition.text, "line": condition.line}
+    if condition.described:
+        found["described"] = condition.described
+    return found
+
+
 def _error_to_dict(error: CellError | None) -> dict[str, Any] | None:
     if error is None:
         return None
@@ -78,7 +86,7 @@ def _result_to_dict(result: CellResult) -> dict[str, Any]:
         "timeout": cell.timeout,
         "skip": cell.skip,
         "skip_reason": cell.skip_reason,
-        "skip_if": None if cell.skip_if is None else {"text": cell.skip_if.text, "line": cell.skip_if.line},
+        "skip_if": None if cell.skip_if is None else _condition_to_dict(cell.skip_if),
         "unsupported": cell.unsupported,
         "status": result.status.value,
         "outputs": [_output_to_dict(chunk) for chunk in result.outputs],
@@ -174,7 +182,11 @@ def _result_from_dict(d: Mapping[str, Any], path: str) -> CellResult:
         expect=_expect_from_dict(expect),
         unsupported=d.get("unsupported"),
         skip_reason=d.get("skip_reason"),
-        skip_if=Condition(skip_if["text"], skip_if["line"]) if (skip_if := d.get("skip_if")) else None,
+        skip_if=(
+            Condition(skip_if["text"], skip_if["line"], skip_if.get("described"))
+            if (skip_if := d.get("skip_if"))
+            else None
+        ),
     )
     return CellResult(
         cell=cell,
