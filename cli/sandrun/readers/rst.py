@@ -46,7 +46,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from sandrun.errors import RecipeError
-from sandrun.expect import Written
+from sandrun.expect import UNSUPPORTED_FLAGS, Written, unsupported_flag
 from sandrun.model import Cell, Condition, Recipe
 from sandrun.readers.doc_cells import (
     IPYTHON_PROMPT,
@@ -58,6 +58,7 @@ from sandrun.readers.doc_cells import (
     session_cells,
 )
 from sandrun.readers.md_blocks import Fence
+from sandrun.readers.pycon import parse_flags
 from sandrun.readers.pyversion import skip_condition
 
 LANGUAGES = ("python", "py", "python3", "py3", "ipython", "ipython3", "pycon")
@@ -295,11 +296,15 @@ class _Scan:
             raise doc.fail(i, "a `.. testoutput::` must follow a `.. testcode::`")
         place, settings = self.testcode
         cell, flags = self.cells[place], options.replace("+SKIP", "").strip()
+        unsupported = unsupported_flag(parse_flags(flags, doc.path, i + 2))
+        flags = " ".join(word for word in flags.split() if word.lstrip("+-") not in UNSUPPORTED_FLAGS)
         written = {"stdout": Written(doc.content(block), block.first + 1, doc.span(block))}
         if flags:
             written["doctest"] = Written(flags, i + 2)
         settings = settings.skipped(skip) if skip else settings
         new = code_cell(doc, cell.index, cell.line - 1, cell.source, settings, written)
+        if unsupported:  # the pair is one cell: found, listed, not run
+            new = replace(new, skip=True, skip_reason=None, unsupported=unsupported)
         if condition is not None and cell.skip_if is not None and cell.skip_if.text != condition.text:
             option = "`:skipif:`" if condition.described is None else "`:pyversion:`"
             doc.warn(
