@@ -20,8 +20,9 @@ and version 1 transcripts are still read.
 Version 3 adds what a document reader noticed: the recipe's `warnings`, and on each cell `unsupported`
 (a block that looks like Python but is not run: found but not run, counted in the summary's
 `found_not_run`), `skip_reason` (what in the file skips it) and `skip_if` (Sphinx's `:skipif:`
-expression and its line; for a `:pyversion:`, also `described`, the option as the document wrote it).
-Versions 1 and 2 are still read; those fields come back empty.
+expression and its line; for a `:pyversion:`, also `described`, the option as the document wrote it),
+and `path` on a cell whose code is not the recipe's own (Sphinx's `doctest_global_setup`, from
+`conf.py`). Versions 1 and 2 are still read; those fields come back empty.
 """
 
 from __future__ import annotations
@@ -74,10 +75,11 @@ def _error_to_dict(error: CellError | None) -> dict[str, Any] | None:
     return {"type": error.type, "message": error.message, "traceback": error.traceback, "line": error.line}
 
 
-def _result_to_dict(result: CellResult) -> dict[str, Any]:
+def _result_to_dict(result: CellResult, recipe_path: str) -> dict[str, Any]:
     cell = result.cell
     return {
         "index": cell.index,
+        **({"path": cell.path} if cell.path != recipe_path else {}),
         "name": cell.name,
         "kind": cell.kind.value,
         "source": cell.source,
@@ -150,7 +152,7 @@ def transcript_to_dict(t: Transcript) -> dict[str, Any]:
         "reason": t.reason,
         "limits": dict(t.limits),
         "summary": summary,
-        "cells": [_result_to_dict(r) for r in t.results],
+        "cells": [_result_to_dict(r, recipe.path) for r in t.results],
     }
 
 
@@ -172,7 +174,7 @@ def _result_from_dict(d: Mapping[str, Any], path: str) -> CellResult:
     cell = Cell(
         index=d["index"],
         source=d["source"],
-        path=path,
+        path=d.get("path", path),
         line=d["line"],
         kind=CellKind(d["kind"]),
         name=d.get("name"),
