@@ -16,6 +16,7 @@ from typing import Any
 import jsonschema
 import pytest
 
+from sandrun.readers import load_recipe
 from sandrun.readers.rst import parse
 from sandrun.readers.sphinx_conf import global_code
 from sandrun.reports.json_report import transcript_from_dict
@@ -195,3 +196,21 @@ def test_attack_a_conf_py_of_another_user_above_the_document_is_not_read(tmp_pat
     found = global_code(str(page))
     assert found is not None and "doctest_global_setup" in found.code
     assert textwrap.dedent(found.code["doctest_global_setup"][0]) == "\nimport math\nANSWER = 42\n"
+
+
+def test_a_myst_page_with_sphinx_doctest_directives_gets_them_and_a_plain_markdown_file_does_not(
+    tmp_path: Path,
+) -> None:
+    page = project(tmp_path)
+    myst = page.with_suffix(".md")
+    myst.write_text("# Page\n\n```{doctest}\n>>> ANSWER\n42\n```\n")
+    code, transcript, err = run(str(myst), tmp_path)
+    assert code == 0, err
+    assert [c["name"] for c in transcript["cells"]] == [
+        "doctest_global_setup",
+        None,
+        "doctest_global_cleanup",
+    ]
+    plain = page.with_name("notes.md")
+    plain.write_text("# Notes\n\n```python\nprint('no Sphinx here')\n```\n")
+    assert [cell.name for cell in load_recipe(plain).cells] == [None]

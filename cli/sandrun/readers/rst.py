@@ -64,7 +64,7 @@ from sandrun.readers.doc_cells import (
 from sandrun.readers.md_blocks import Fence
 from sandrun.readers.pycon import parse_flags
 from sandrun.readers.pyversion import skip_condition
-from sandrun.readers.sphinx_conf import NAMES, global_code
+from sandrun.readers.sphinx_conf import with_global_code
 
 LANGUAGES = ("python", "py", "python3", "py3", "ipython", "ipython3", "pycon")
 CODE_DIRECTIVES = ("code-block", "code", "sourcecode")
@@ -101,28 +101,14 @@ def _indent(line: str) -> int:
 def parse(text: str, path: str, sha256: str) -> Recipe:
     """Read a reST document's Python examples. Raises `RecipeError` for bad options or no examples."""
     doc = Document(text, path, COMMENT)
-    conf = global_code(path)
-    code = conf.code if conf else {}
-    scan = _Scan(doc, 0, len(doc.lines), 1 if "doctest_global_setup" in code else 0)
+    scan = _Scan(doc, 0, len(doc.lines), 0)
     scan.run()
     if not scan.cells:
         hint = "write examples as `.. code-block:: python`, `.. testcode::` or `>>>` sessions"
         raise RecipeError(path, 1, "no Python examples in this document", hint)
-    cells = scan.cells
-    if conf is not None:  # Sphinx's, from conf.py: the document's first and last cells, under their names
-        setup, cleanup = NAMES
-        first = [_global(conf.path, setup, code[setup], 0)] if setup in code else []
-        last = (
-            [_global(conf.path, cleanup, code[cleanup], len(first) + len(cells))] if cleanup in code else []
-        )
-        cells = [*first, *cells, *last]
+    cells, warnings = with_global_code(scan.cells, path)
     recipe = Recipe(path=path, sha256=sha256, format="rst", cells=tuple(cells), **(scan.settings or {}))
-    return replace(recipe, warnings=(*(conf.warnings if conf else ()), *doc.warnings))
-
-
-def _global(conf: str, name: str, code: tuple[str, int], index: int) -> Cell:
-    """The cell that runs `doctest_global_setup` (or cleanup) of the conf.py at `conf`, at its line."""
-    return Cell(index, code[0], conf, code[1], name=name)
+    return replace(recipe, warnings=(*warnings, *doc.warnings))
 
 
 def cells_in(doc: Document, first: int, end: int, index: int) -> list[Cell]:

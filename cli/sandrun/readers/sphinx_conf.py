@@ -20,8 +20,11 @@ from __future__ import annotations
 import ast
 import os
 import stat
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
+
+from sandrun.model import Cell
 
 NAMES = ("doctest_global_setup", "doctest_global_cleanup")
 TOPS = (".git", ".hg", "pyproject.toml", "setup.py", "setup.cfg")
@@ -35,10 +38,21 @@ class GlobalCode:
 
     path: str
     """conf.py, as a path from where the document was named (`docs/conf.py` for `docs/index.rst`)."""
-    code: dict[str, tuple[str, int]]
-    """The names of `NAMES` it sets, to their code and the 1-based line where the string starts."""
+    code: dict[str, tuple[str, str, int]]
+    """The names of `NAMES` it sets, to their code, `path` and the 1-based line where the string starts."""
     warnings: tuple[str, ...] = ()
     """Why a name it sets is not used (`path:line: what`)."""
+
+
+def with_global_code(cells: Sequence[Cell], document: str) -> tuple[list[Cell], tuple[str, ...]]:
+    """`cells`, the examples of `document`, between the cells of its conf.py's doctest global setup and
+    cleanup (named after them, at their lines in conf.py), numbered again; and the warnings about conf.py."""
+    conf = global_code(document)
+    if conf is None:
+        return list(cells), ()
+    setup, cleanup = ([Cell(0, *conf.code[name], name=name)] if name in conf.code else [] for name in NAMES)
+    around = [*setup, *cells, *cleanup]
+    return [replace(cell, index=index) for index, cell in enumerate(around)], conf.warnings
 
 
 def global_code(document: str) -> GlobalCode | None:
@@ -88,15 +102,15 @@ def _code(data: bytes, shown: str) -> GlobalCode | None:
     except (SyntaxError, ValueError) as exc:
         where = f":{exc.lineno}" if isinstance(exc, SyntaxError) and exc.lineno else ""
         return GlobalCode(shown, {}, (f"{shown}{where}: not read for its doctest_global_setup: {exc}",))
-    plain: dict[int, tuple[str, int]] = {}  # id of a Name node -> its literal's text and line
+    plain: dict[int, tuple[str, str, int]] = {}  # id of a Name node -> its literal's text, conf.py, line
     for statement in tree.body:
         targets = statement.targets if isinstance(statement, ast.Assign) else []
         if isinstance(statement, ast.AnnAssign):
             targets = [statement.target]
         value = getattr(statement, "value", None)
         if isinstance(value, ast.Constant) and isinstance(value.value, str):
-            plain.update((id(target), (value.value, value.lineno)) for target in targets)
-    code: dict[str, tuple[str, int]] = {}
+            plain.update((id(target), (value.value, shown, value.lineno)) for target in targets)
+    code: dict[str, tuple[str, str, int]] = {}
     warnings: list[str] = []
     for name in NAMES:
         bindings = sorted(_bindings(tree, name), key=lambda node: (node[1], id(node[0])))
