@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.processes import wait_for_tree
+
 
 def make_recipes(folder: Path, count: int, sleep: float = 0.0) -> list[Path]:
     """`count` small recipes that each print their number (after sleeping `sleep` seconds)."""
@@ -66,7 +68,8 @@ def test_ctrl_c_stops_every_sandbox_and_writes_every_transcript(tmp_path: Path) 
     report = tmp_path / "all.json"
     command = [sys.executable, "-m", "sandrun", "run", str(tmp_path / "recipes"), "-j", "2"]
     proc = subprocess.Popen([*command, "--report", str(report)], stderr=subprocess.PIPE, text=True)
-    time.sleep(1.5)  # both running recipes are inside their 60 s sleep by now
+    wait_for_tree(proc.pid, 8)  # four sandboxes up: two running recipes, two started ahead
+    time.sleep(0.5)  # the two running recipes are inside their 60 s sleep by now
     started = time.monotonic()
     proc.send_signal(signal.SIGINT)
     _, stderr = proc.communicate(timeout=30)

@@ -3,7 +3,6 @@ recipe's), one never used is torn down, and Ctrl-C leaves no process of any of t
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import signal
@@ -18,10 +17,11 @@ import pytest
 from sandrun.backends import get_backend
 from sandrun.backends.base import Backend
 from sandrun.model import Recipe, RunStatus
-from sandrun.prestart import Prestarter
+from sandrun.prestart import Prestarter, affordable
 from sandrun.readers import load_recipe
 from sandrun.runner import RunControl, RunListener, RunOptions, run_many
 from sandrun.session import Session
+from tests.processes import descendants, still_running, wait_for_tree
 from tests.security.sandboxes import local_unavailable
 
 BACKENDS = ["process", "local"]
@@ -169,41 +169,40 @@ def test_a_recipe_that_began_gets_no_sandbox_started_after_it_and_waits_for_one_
         ahead.close()
 
 
+@pytest.mark.parametrize(
+    ("available_kib", "ahead"), [(64 * 1024 * 1024, 2), (256 * 1024, 2), (96 * 1024, 1), (32 * 1024, 0)]
+)
+def test_fewer_sandboxes_wait_where_memory_is_short(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, available_kib: int, ahead: int
+) -> None:
+    """The machine's memory cannot be made short for real here: the kernel's report of it is (a copy of
+    /proc/meminfo with another MemAvailable)."""
+    meminfo = tmp_path / "meminfo"
+    meminfo.write_text(f"MemTotal:       {available_kib * 2} kB\nMemAvailable:   {available_kib} kB\n")
+    monkeypatch.setattr("sandrun.prestart.MEMINFO", str(meminfo))
+    runs = recipes(tmp_path / "recipes", 4, "process")
+    starter = Prestarter(runs, RunOptions(), 2, RunControl())
+    assert starter.ahead == ahead
+    starter.advance(0)
+    try:
+        assert len(starter._waiting) == ahead
+    finally:
+        starter.close()
+
+
+def test_memory_that_cannot_be_read_does_not_stop_the_pool(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("sandrun.prestart.MEMINFO", "/nonexistent/meminfo")
+    assert affordable(3) == 3
+    monkeypatch.setattr("sandrun.prestart.MEMINFO", "/proc/self/status")  # no MemAvailable line
+    assert affordable(3) == 3
+
+
 def test_no_sandbox_is_started_ahead_for_a_shared_workdir_or_packages(tmp_path: Path) -> None:
     runs = recipes(tmp_path, 3, "process")
     ahead = Prestarter(runs, RunOptions(workdir=tmp_path), 2, RunControl())
     ahead.advance(0)
     assert not ahead._waiting
     ahead.close()
-
-
-def descendants(pid: int) -> dict[int, str]:
-    """Every live process below `pid` on the host, with its start time (to tell a reused pid apart)."""
-    parents: dict[int, list[tuple[int, str]]] = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        with contextlib.suppress(OSError):
-            fields = entry.joinpath("stat").read_text().rsplit(")", 1)[1].split()
-            parents.setdefault(int(fields[1]), []).append((int(entry.name), fields[19]))
-    found, todo = {}, [pid]
-    while todo:
-        for child, started in parents.get(todo.pop(), []):
-            found[child] = started
-            todo.append(child)
-    return found
-
-
-def still_running(processes: dict[int, str]) -> list[int]:
-    """The pids of `processes` that still run (same pid, same start time, not a zombie)."""
-    left = []
-    for pid, started in processes.items():
-        with contextlib.suppress(OSError):
-            text = Path(f"/proc/{pid}/stat").read_text()
-            fields = text.rsplit(")", 1)[1].split()
-            if fields[19] == started and fields[0] != "Z":
-                left.append(pid)
-    return left
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
@@ -218,10 +217,8 @@ def test_ctrl_c_with_sandboxes_started_ahead_leaves_no_process_behind(tmp_path: 
     command = [sys.executable, "-m", "sandrun", "run", str(folder), "-j", "1", "--backend", backend]
     proc = subprocess.Popen([*command, "--report", str(report)], stderr=subprocess.PIPE, text=True)
     try:
-        deadline = time.monotonic() + 30
         # recipe 0's interpreter, and the ones started ahead for recipes 1 and 2, each under its sandbox
-        while len(tree := descendants(proc.pid)) < 6 and time.monotonic() < deadline:
-            time.sleep(0.05)
+        tree = wait_for_tree(proc.pid, 6)
         time.sleep(0.5)  # recipe 0 is in its sleep; the two sandboxes started ahead wait for their recipes
         tree |= descendants(proc.pid)
         proc.send_signal(signal.SIGINT)

@@ -364,6 +364,35 @@ def test_sandrun_run_in_a_project_applies_its_settings_and_reports_its_skips(
     assert "docs/gpu/cuda.md: skipped by pyproject.toml:6: needs a GPU" in done.stderr
     assert "3 recipes: 1 passed, 1 failed, 1 skipped" in done.stderr
     assert "must not run" not in done.stderr
+    assert "match no recipe" not in done.stderr  # every override matched a recipe
+
+
+def test_an_override_whose_globs_match_no_recipe_is_warned_about(tmp_path: Path) -> None:
+    write_docs(tmp_path)
+    (tmp_path / "docs" / "slow.yaml").unlink()
+    table = PROJECT.replace('paths = ["docs/gpu/**"]', 'paths = ["doc/gpu/**"]')  # misspelt: skips nothing
+    (tmp_path / "pyproject.toml").write_text(table)
+    done = sandrun(tmp_path)
+    assert "pyproject.toml:6: the override's paths ['doc/gpu/**'] match no recipe" in done.stderr
+    assert "must not run" in done.stderr  # what the misspelt glob failed to skip
+    named = sandrun(tmp_path, "docs/env.md")  # a file named on the command line: no project-wide census
+    assert "match no recipe" not in named.stderr
+
+
+def test_sandrun_cells_reads_the_recipe_as_the_project_has_it(tmp_path: Path) -> None:
+    write_docs(tmp_path)
+    command = [sys.executable, "-m", "sandrun", "cells"]
+    skipped = subprocess.run([*command, "docs/gpu/cuda.md"], cwd=tmp_path, capture_output=True, text=True)
+    assert skipped.returncode == 0, skipped.stderr
+    assert "skips it unless it is named: skipped by pyproject.toml:6: needs a GPU" in skipped.stderr
+    assert "docs/gpu/cuda.md:2" in skipped.stdout  # its cells are still listed
+    kept = subprocess.run([*command, "docs/env.md"], cwd=tmp_path, capture_output=True, text=True)
+    assert kept.returncode == 0 and "skips it unless" not in kept.stderr
+    (tmp_path / "pyproject.toml").write_text('[tool.sandrun]\nmatch = "regex"\n')
+    (tmp_path / "docs" / "bad.md").write_text("```python\nprint('[')\n```\n\n```output\n[\n```\n")
+    bad = subprocess.run([*command, "docs/bad.md"], cwd=tmp_path, capture_output=True, text=True)
+    assert bad.returncode == 2, bad.stderr  # the project's match mode applies: `[` is no regex
+    assert "docs/bad.md:" in bad.stderr and "Traceback" not in bad.stderr
 
 
 def test_the_command_line_beats_the_project(tmp_path: Path, sandboxed: None) -> None:

@@ -107,6 +107,12 @@ SURPRISES = {
         "# %% [markdown]\n# ```\n# %%\nx = 1\n# %%\n# ```\n# %%\ny\n",
         [("markdown", "```\n%%\nx = 1\n%%\n```"), ("code", "y")],
     ),
+    # A no-break space after a fence (anything `str.strip` removes) is no info string: the fence closes,
+    # where CommonMark would keep it open.
+    "no-break space after a closing fence": (
+        "# %% [markdown]\n# ```\n# %%\n# ```\xa0\n# %%\ny = 1\n",
+        [("markdown", "```\n%%\n```\xa0"), ("code", "y = 1")],
+    ),
     # A YAML header is skipped with the one blank line after it; its non-`jupyter` keys make a raw cell.
     "header": ("# ---\n# title: T\n# ---\n\n\nx\n", [("raw", "---\ntitle: T\n---"), ("code", "\nx")]),
 }

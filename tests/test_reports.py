@@ -23,13 +23,16 @@ from sandrun.model import (
     Condition,
     Expectation,
     ExpectedText,
+    OutputChunk,
     RunStatus,
     Transcript,
+    merged_runs,
 )
 from sandrun.reports import format_for_path, render, write_report
+from sandrun.reports.ipynb import cell_outputs
 from sandrun.reports.json_report import load_schema, render_json, transcript_from_dict, transcript_to_dict
 from sandrun.reports.markdown import fence, render_markdown
-from tests.factories import PATH, TRACEBACK, TRICKY, make_transcript, without_env
+from tests.factories import PATH, TRACEBACK, TRICKY, make_transcript, with_cells, without_env
 
 
 @pytest.fixture(scope="module")
@@ -276,7 +279,7 @@ def test_markdown_summary_table_comes_first_with_one_row_per_cell() -> None:
     md = render_markdown(t)
     rows = [line for line in md.splitlines() if re.match(r"\| \d+ \|", line)]
     assert len(rows) == len(t.results)
-    assert rows[1] == "| 2 | greet | `recipes/demo.py:6` | passed | 250 ms |"
+    assert rows[1] == "| 2 | greet | `recipes/demo.py:6` | passed | 250.0 ms |"
     assert rows[5].startswith("| 6 | boom | `recipes/demo.py:") and "| FAILED |" in rows[5]
     assert "| TIMEOUT |" in rows[6] and "| not run |" in rows[9]
     assert "(markdown)" in rows[0] and "(raw)" in rows[7]
@@ -317,6 +320,33 @@ def test_markdown_cells_are_prose_and_raw_cells_fenced() -> None:
     assert ("", "raw text\n") in blocks
 
 
+def test_output_runs_join_one_streams_text_and_leave_out_empty_text() -> None:
+    image = OutputChunk("display", "<Figure>", {"text/plain": "<Figure>"}, {})
+    chunks = [
+        OutputChunk("stdout", "a"),
+        OutputChunk("stderr", ""),
+        OutputChunk("stdout", "b"),
+        image,
+        OutputChunk("stdout", "c"),
+        OutputChunk("stderr", "d"),
+    ]
+    assert merged_runs(chunks) == [
+        OutputChunk("stdout", "ab"),
+        image,
+        OutputChunk("stdout", "c"),
+        OutputChunk("stderr", "d"),
+    ]
+
+
+def test_the_markdown_page_and_the_notebook_show_the_same_runs_of_output() -> None:
+    # An empty chunk between two of stdout: the page showed two fences, the notebook an empty stderr output
+    outputs = (OutputChunk("stdout", "a\n"), OutputChunk("stderr", ""), OutputChunk("stdout", "b\n"))
+    t = with_cells(({}, {"outputs": outputs}))
+    blocks, _ = parse_fences(render_markdown(t))
+    assert [content for info, content in blocks if info == "text"] == ["a\nb\n"]
+    assert cell_outputs(t.results[0], 1) == [{"name": "stdout", "output_type": "stream", "text": "a\nb\n"}]
+
+
 def test_markdown_cell_with_an_open_fence_cannot_swallow_the_page() -> None:
     t = make_transcript()
     first = t.results[0]
@@ -329,9 +359,10 @@ def test_markdown_cell_with_an_open_fence_cannot_swallow_the_page() -> None:
     assert ("python", "print('hello')\nx = 41\nx + 1\n") in blocks
 
 
-def test_fence_grows_past_the_longest_backtick_run() -> None:
+def test_fence_grows_past_the_longest_backtick_run_that_begins_a_line() -> None:
     assert fence("plain") == "```\nplain\n```"
-    assert fence("a ````` b", "text").startswith("``````text\n")
+    assert fence("````` b", "text").startswith("``````text\n")
+    assert fence("a ````` b", "text") == "```text\na ````` b\n```"  # inside a line it closes nothing
     assert fence("x\r\ny\rz\n") == "```\nx\ny\nz\n```"
 
 

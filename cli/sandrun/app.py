@@ -216,6 +216,11 @@ def run(
                     '[tool.sandrun] paths = ["README.md", "docs/"]',
                 )
         found = find_recipes(recipes)
+        unmatched = (
+            project.unmatched_overrides(found)
+            if project and not named and recipes == project.default_paths()
+            else []
+        )
         skips = [skip for path in found if path not in named and project and (skip := project.skip_for(path))]
         skipped = {skip.path for skip in skips}
         loaded = load_all(
@@ -251,7 +256,7 @@ def run(
                 cpu=cpu,
             ),
         )
-        for warning in (warning for recipe in loaded for warning in recipe.warnings):
+        for warning in [*unmatched, *(warning for recipe in loaded for warning in recipe.warnings)]:
             console.say(f"sandrun: warning: {warning}", "yellow")
         names = [backend_name(backend, recipe.backend, recipe.path) for recipe in loaded]
         backends = {name: get_backend(name, os.environ) for name in set(names)}
@@ -462,10 +467,14 @@ def backends() -> None:
 def cells(recipe: Annotated[Path, typer.Argument(help="A recipe file.")]) -> None:
     """Show how a recipe is split into cells: index, name, kind and file:line."""
     with reported_errors():
+        from sandrun.project import find_project
         from sandrun.readers import load_recipe
         from sandrun.text import for_terminal
 
-        loaded = load_recipe(recipe)
+        project = find_project()  # read as `sandrun run` reads it: the project's match mode, say
+        loaded = project.load(recipe) if project else load_recipe(recipe)
+        if project and (skip := project.skip_for(recipe)):
+            typer.echo(for_terminal(f"note: `sandrun run` skips it unless it is named: {skip.why}"), err=True)
         for warning in loaded.warnings:
             typer.echo(for_terminal(f"warning: {warning}"), err=True)
         for cell in loaded.cells:

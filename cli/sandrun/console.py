@@ -15,6 +15,7 @@ import threading
 
 import typer
 
+from sandrun.durations import format_duration
 from sandrun.model import Cell, CellResult, CellStatus, OutputChunk, Recipe, RunStatus, Transcript
 from sandrun.text import for_terminal
 
@@ -83,7 +84,7 @@ class Console:
             self.say(f"=> {result.value}")
         if result.error is not None and result.status is not CellStatus.PASSED:
             self.say(result.error.traceback.rstrip() or f"{result.error.type}: {result.error.message}", "red")
-        verdict = f"{result.status.value} in {format_seconds(result.duration)}"
+        verdict = f"{result.status.value} in {format_duration(result.duration)}"
         if result.status is not CellStatus.PASSED and result.reason:
             verdict += f": {result.reason}"
         if self.quiet:
@@ -101,7 +102,7 @@ class Console:
         colour = "green" if transcript.status is RunStatus.PASSED else "red"
         self.say(
             f"{transcript.recipe.path}: {transcript.status.value} ({', '.join(counts)}) "
-            f"in {format_seconds(transcript.duration)} [{transcript.backend}"
+            f"in {format_duration(transcript.duration)} [{transcript.backend}"
             f"{', NO ISOLATION' if transcript.isolates_nothing else ''}]",
             colour,
             bold=True,
@@ -121,15 +122,10 @@ def overall(console: Console, transcripts: list[Transcript], seconds: float, ski
         counts["skipped"] = skipped
     parts = ", ".join(f"{n} {status}" for status, n in counts.items())
     console.say(
-        f"{len(transcripts) + skipped} recipes: {parts} in {format_seconds(seconds)}",
+        f"{len(transcripts) + skipped} recipes: {parts} in {format_duration(seconds)}",
         "green" if ok else "red",
         True,
     )
-
-
-def format_seconds(seconds: float) -> str:
-    """`0.4 ms`, `12.3 ms` or `1.52 s`."""
-    return f"{seconds * 1000:.1f} ms" if seconds < 1 else f"{seconds:.2f} s"
 
 
 class Board:

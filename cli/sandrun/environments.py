@@ -34,6 +34,7 @@ from pathlib import Path
 from subprocess import DEVNULL, PIPE, STDOUT
 from typing import TYPE_CHECKING
 
+from sandrun.durations import format_duration
 from sandrun.errors import BackendError
 
 if TYPE_CHECKING:
@@ -169,7 +170,7 @@ def ensure_environment(
         except BaseException:
             shutil.rmtree(target, ignore_errors=True)
             raise
-        say(f"environment ready in {time.monotonic() - started:.1f} s")
+        say(f"environment ready in {format_duration(time.monotonic() - started)}")
     return python
 
 

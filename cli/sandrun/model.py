@@ -368,3 +368,18 @@ def is_cut(text: str) -> bool:
 def stream_text(outputs: Iterable[OutputChunk], stream: str) -> str:
     """The text of every chunk of `stream` among `outputs`, in order."""
     return "".join(chunk.text for chunk in outputs if chunk.stream == stream)
+
+
+def merged_runs(outputs: Iterable[OutputChunk]) -> list[OutputChunk]:
+    """`outputs` in the shape a session records them (reports accept any): empty text left out, the text of
+    consecutive chunks of one stream joined into one chunk, rich output on its own."""
+    runs: list[tuple[str, list[str]] | OutputChunk] = []
+    for chunk in outputs:
+        last = runs[-1] if runs else None
+        if chunk.rich:
+            runs.append(chunk)
+        elif isinstance(last, tuple) and last[0] == chunk.stream:
+            last[1].append(chunk.text)
+        elif chunk.text:
+            runs.append((chunk.stream, [chunk.text]))
+    return [run if isinstance(run, OutputChunk) else OutputChunk(run[0], "".join(run[1])) for run in runs]

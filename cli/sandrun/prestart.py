@@ -4,7 +4,8 @@ When several recipes run one after another (or `-j` at a time), the next recipes
 while the current ones run: by the time a recipe begins, its interpreter has usually said `ready`. Each
 sandbox is started for ONE recipe, with that recipe's own options, and is only ever given to that recipe:
 nothing a recipe leaves behind (files in its /tmp, processes) can reach another. At most `ahead` sandboxes
-wait at a time; one that is never used (the run was cancelled, or failed first) is torn down by `close`.
+wait at a time (fewer where memory is short: `affordable`); one that is never used (the run was cancelled,
+or failed first) is torn down by `close`.
 
 A sandbox the command started before it read the recipes (`sandrun.early`) is `adopt`ed: it waits for the
 first recipe whose sandbox must look exactly like it, and is never started again for that recipe.
@@ -26,6 +27,11 @@ if TYPE_CHECKING:
     from sandrun.runner import RunControl, RunOptions
     from sandrun.session import Session
 
+MEMINFO = "/proc/meminfo"
+WAITING_SANDBOX_MEMORY = 16 << 20
+"""What a sandbox holds while it waits for its recipe, rounded up: its interpreter, driver and reaper
+have about 8 MiB of memory of their own."""
+
 PRESTARTED_BACKENDS = frozenset({"local", "process"})
 """Backends whose sandboxes are cheap to start ahead: local processes. A remote sandbox (Modal) costs money
 while it waits, so it is started only when its recipe begins."""
@@ -43,7 +49,7 @@ class Prestarter:
     ) -> None:
         self.runs = runs
         self.options = options
-        self.ahead = max(0, ahead)
+        self.ahead = affordable(max(0, ahead))
         """How many sandboxes may wait, started, for their recipe at once."""
         self.control = control
         self._lock = threading.Condition()
@@ -170,3 +176,15 @@ class Prestarter:
     def _discard(self, session: Session) -> None:
         self.control.detach(session)
         session.close()
+
+
+def affordable(wanted: int) -> int:
+    """`wanted`, or fewer where memory is short: the sandboxes waiting for their recipes take at most a
+    quarter of the memory the kernel says is available now. `wanted` where that cannot be read."""
+    try:
+        with open(MEMINFO, "rb") as meminfo:
+            fields = dict(line.split(b":", 1) for line in meminfo.read().splitlines() if b":" in line)
+        available = int(fields[b"MemAvailable"].split()[0]) * 1024
+    except (OSError, KeyError, ValueError, IndexError):
+        return wanted
+    return min(wanted, available // 4 // WAITING_SANDBOX_MEMORY)

@@ -173,6 +173,17 @@ class Project:
             settings = settings.then(override.settings)
         return settings
 
+    def unmatched_overrides(self, found: list[Path]) -> list[str]:
+        """A warning for each override whose globs match none of the recipes `found` in the project's
+        paths: a misspelt glob would otherwise apply nothing, and say nothing."""
+        relative = [os.path.relpath(os.path.abspath(p), self.root).replace(os.sep, "/") for p in found]
+        return [
+            f"{self.file}:{override.line or 1}: the override's paths {list(override.patterns)} match no "
+            "recipe of the project's paths"
+            for override in self.overrides
+            if not any(override.matches(r) for r in relative if r != ".." and not r.startswith("../"))
+        ]
+
     def skip_for(self, path: Path) -> Skip | None:
         """Why the project skips the recipe at `path`, if it does (the last override that says wins)."""
         deciding = [override for override in self._matching(path) if override.skip is not None]

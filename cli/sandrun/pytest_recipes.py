@@ -26,6 +26,7 @@ from sandrun import __version__
 from sandrun.backends import backend_name, get_backend
 from sandrun.backends.base import Backend
 from sandrun.defaults import DEFAULT_CELL_TIMEOUT
+from sandrun.durations import format_duration
 from sandrun.environments import default_cache_dir
 from sandrun.errors import BackendError, SandrunError
 from sandrun.model import Cell, CellKind, CellResult, CellStatus, Recipe, RunStatus, Transcript
@@ -278,7 +279,7 @@ def shown_path(path: Path, config: pytest.Config) -> str:
 def describe_failure(result: CellResult) -> str:
     """A failed cell as `sandrun run` prints it, under a first line that says where and why (pytest's
     short summary shows that line)."""
-    verdict = f"{result.status.value} in {result.duration * 1000:.1f} ms"
+    verdict = f"{result.status.value} in {format_duration(result.duration)}"
     lines = [
         f"{result.cell.location}: {result.cell.label} {result.status.value}: {result.reason or ''}".rstrip()
     ]

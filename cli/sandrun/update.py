@@ -24,6 +24,7 @@ from sandrun import safefs
 from sandrun.atomic import write_text_at
 from sandrun.errors import RecipeError, SandrunError
 from sandrun.expect import repl_view, text_matches
+from sandrun.fences import FENCE_PATTERN, fence_for
 from sandrun.model import (
     Cell,
     CellResult,
@@ -42,7 +43,7 @@ from sandrun.readers.yaml_recipe import construct
 _READERS = {"yaml": "yaml_recipe", "percent": "percent", "markdown": "markdown_doc", "rst": "rst"}
 _DIRECTIVE = re.compile(r"^# expect \w+:", re.MULTILINE)
 _CONTAINER = r"(?:[ \t>]|[-+*][ \t]|[0-9]{1,9}[.)][ \t])*"  # blockquote and list item prefixes, as written
-_FENCE = re.compile(rf"({_CONTAINER})(`{{3,}}|~{{3,}})(.*)")
+_FENCE = re.compile(rf"({_CONTAINER}){FENCE_PATTERN}")
 _PROMPT = re.compile(rf"({_CONTAINER}?)>>>")
 _MARKER = re.compile(r"[-+*]|[0-9]{1,9}[.)]")
 _LINE_END = re.compile(r"\r\n|\r|\n")
@@ -340,13 +341,12 @@ def _fenced(text: str, start: int, end: int, new: str, nl: str) -> _Spot:
     inner, blank = _continued(indent), _continued(indent).rstrip() if ">" in indent else ""
     lines = new.split("\n") if new else []
     content = "".join((inner + line if line else blank) + nl for line in lines)
-    runs = [len(line) - len(line.lstrip(fence[0])) for line in (line.lstrip() for line in lines)]
-    if max(runs, default=0) < len(fence):
+    longer = fence_for(new, fence[0], len(fence))
+    if longer == fence:
         return start, end, content
     line_end = _LINE_END.search(text, end)
     closing_line = text[end : line_end.start() if line_end else len(text)]
     close_end, closing = end + len(closing_line), _FENCE.fullmatch(closing_line)
-    longer = fence[0] * (max(runs) + 1)
     tail = closing.group(1) + longer + closing.group(3) if closing else ""
     return open_start, close_end if closing else end, indent + longer + info + nl + content + tail
 

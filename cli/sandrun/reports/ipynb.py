@@ -16,7 +16,7 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from sandrun.model import RESULT, CellKind, CellResult, CellStatus, Transcript
+from sandrun.model import RESULT, CellKind, CellResult, CellStatus, Transcript, merged_runs
 
 NOT_EXECUTED = (CellStatus.SKIPPED, CellStatus.NOT_RUN)
 
@@ -25,12 +25,9 @@ def cell_outputs(result: CellResult, count: int | None) -> list[dict[str, Any]]:
     """A code cell's outputs in nbformat 4's shape, in the order they were produced."""
     outputs: list[dict[str, Any]] = []
     has_result = False
-    for chunk in result.outputs:
+    for chunk in merged_runs(result.outputs):
         if chunk.data is None:
-            if outputs and outputs[-1]["output_type"] == "stream" and outputs[-1]["name"] == chunk.stream:
-                outputs[-1]["text"] += chunk.text
-            else:
-                outputs.append({"name": chunk.stream, "output_type": "stream", "text": chunk.text})
+            outputs.append({"name": chunk.stream, "output_type": "stream", "text": chunk.text})
             continue
         data = {mime: _mime_value(mime, text) for mime, text in chunk.data.items()}
         metadata = dict(chunk.metadata or {})

@@ -10,7 +10,7 @@ each run becomes its own ```` ```text ```` fence. A stderr run is introduced by 
 a stdout run that follows stderr by an italic *stdout* line, so the two can be told apart while staying
 interleaved. Fenced text is shown verbatim except that `\\r\\n` and lone `\\r` become `\\n` (Markdown
 treats both as line ends anyway). Every fence is one backtick longer than the longest run of backticks
-in its content (at least three), so no content can close it early.
+that begins a line of its content (at least three), so no content can close it early.
 
 Rich output (`display()`, figures, rich values): with `files_dir` set, an image is linked as
 `![its text/plain](files_dir/<digest>.png)`, the file being written beside the report by the caller
@@ -22,10 +22,11 @@ from __future__ import annotations
 
 import re
 
-from sandrun.model import RESULT, CellKind, CellResult, CellStatus, OutputChunk, Transcript
+from sandrun.durations import format_duration
+from sandrun.fences import FenceLine, fence_for, fence_line
+from sandrun.model import RESULT, CellKind, CellResult, CellStatus, OutputChunk, Transcript, merged_runs
 
 _BACKTICKS = re.compile(r"`+")
-_FENCE_LINE = re.compile(r" {0,3}(`{3,}|~{3,})(.*)")
 _INLINE_SPECIAL = re.compile(r"([\\`*_\[\]<>|#~])")
 _STATUS_WORD = {
     CellStatus.PASSED: "passed",
@@ -44,8 +45,7 @@ def _normalize_newlines(text: str) -> str:
 def fence(content: str, info: str = "") -> str:
     """`content` in a backtick code fence that nothing inside it can close, followed by no newline."""
     content = _normalize_newlines(content)
-    longest = max((len(m) for m in _BACKTICKS.findall(content)), default=0)
-    ticks = "`" * max(3, longest + 1)
+    ticks = fence_for(content)
     if not content.endswith("\n"):
         content += "\n"
     return f"{ticks}{info}\n{content}{ticks}"
@@ -65,46 +65,21 @@ def code_span(text: str, in_table: bool = False) -> str:
 
 def _close_open_fence(prose: str) -> str:
     """`prose` with a closing fence appended if it leaves a code fence open (it would swallow the page)."""
-    opened: str | None = None
+    opened: FenceLine | None = None
     for line in prose.split("\n"):
-        match = _FENCE_LINE.match(line)
-        if match is None:
+        found = fence_line(line)
+        if found is None:
             continue
-        marker = match.group(1)
         if opened is None:
-            if not (marker[0] == "`" and "`" in match.group(2)):
-                opened = marker
-        elif marker[0] == opened[0] and len(marker) >= len(opened) and not match.group(2).strip():
+            opened = found if found.opens else None
+        elif found.closes(opened):
             opened = None
-    return prose if opened is None else f"{prose}\n{opened}"
+    return prose if opened is None else f"{prose}\n{opened.marker}"
 
 
 def escape(text: str) -> str:
     """`text` on one line, with the characters Markdown would interpret backslash-escaped."""
     return _INLINE_SPECIAL.sub(r"\\\1", " ".join(_normalize_newlines(text).split("\n")))
-
-
-def format_duration(seconds: float) -> str:
-    """A duration for people: `850 ms`, `2.35 s`, `3 min 07 s`."""
-    if seconds < 1:
-        return f"{seconds * 1000:.0f} ms"
-    if seconds < 60:
-        return f"{seconds:.2f} s"
-    minutes, rest = divmod(round(seconds), 60)
-    return f"{minutes} min {rest:02d} s"
-
-
-def _runs(outputs: tuple[OutputChunk, ...]) -> list[tuple[str, str | OutputChunk]]:
-    """Consecutive chunks of the same stream merged: [(stream, text), ...] in order; rich chunks alone."""
-    runs: list[tuple[str, str | OutputChunk]] = []
-    for chunk in outputs:
-        if chunk.rich:
-            runs.append((chunk.stream, chunk))
-        elif runs and runs[-1][0] == chunk.stream and isinstance(runs[-1][1], str):
-            runs[-1] = (chunk.stream, str(runs[-1][1]) + chunk.text)
-        else:
-            runs.append((chunk.stream, chunk.text))
-    return [run for run in runs if run[1]]
 
 
 def _title(t: Transcript) -> str:
@@ -178,15 +153,15 @@ def _code_cell(r: CellResult, files_dir: str | None) -> list[str]:
     lines += [" · ".join(meta), "", fence(cell.source, "python"), ""]
     previous = "stdout"
     rich_value = False
-    for stream, text in _runs(r.outputs):
-        if isinstance(text, OutputChunk):  # rich output: no stream label, but a value says it is one
-            rich_value = rich_value or stream == RESULT
-            lines += (["*value:*", ""] if stream == RESULT else []) + _rich(text, files_dir)
+    for run in merged_runs(r.outputs):
+        if run.rich:  # no stream label, but a value says it is one
+            rich_value = rich_value or run.stream == RESULT
+            lines += (["*value:*", ""] if run.stream == RESULT else []) + _rich(run, files_dir)
             continue
-        if stream != previous:
-            lines += [f"*{stream}:*", ""]
-        lines += [fence(text, "text"), ""]
-        previous = stream
+        if run.stream != previous:
+            lines += [f"*{run.stream}:*", ""]
+        lines += [fence(run.text, "text"), ""]
+        previous = run.stream
     if r.value is not None and not rich_value:
         lines += ["*value:*", "", fence(r.value, "text"), ""]
     if r.error is not None:
