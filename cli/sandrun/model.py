@@ -148,7 +148,8 @@ class Cell:
     source: str
     """The code (or prose, for markdown cells) exactly as it is to be run or shown."""
     path: str
-    """The recipe file as the user named it; used as the filename in tracebacks."""
+    """The file its source is written in, as the user named it: the recipe (for Sphinx's
+    `doctest_global_setup`, the docs' `conf.py`); used as the filename in tracebacks and annotations."""
     line: int
     """1-based line in `path` where `source` begins, so that line N of the source is line `line + N - 1`."""
     kind: CellKind = CellKind.CODE
