@@ -136,3 +136,14 @@ def test_the_version_is_the_sandboxs_interpreters_not_the_hosts(tmp_path: Path) 
     assert code == 0, err
     assert transcript["python_version"] == version
     assert [c["status"] for c in transcript["cells"]] == ["skipped", "passed", "skipped"]
+
+
+def test_with_a_skipif_either_skips_the_block_and_the_reason_names_both() -> None:
+    text = ".. doctest::\n   :skipif: flag\n   :pyversion: >= 3.9\n\n   >>> 1\n   1\n"
+    (cell,) = parse(text, "doc.rst", "0" * 64).cells
+    assert cell.skip_if is not None and cell.skip_if.text.startswith("(flag) or (not (")
+    assert cell.skip_if.line == 2  # compiled at the :skipif:'s line, where an error in it points
+    assert cell.skip_if.why == (
+        "`:skipif: flag` (line 2) is true in the sandbox, "
+        "or `:pyversion: >= 3.9` (line 3) does not hold for the sandbox's Python"
+    )
