@@ -20,7 +20,8 @@ be none too, and internal errors none.
 
 Failures are sorted by cause: a missing module, the network (off in the sandbox), output that differs from
 what the page shows (stale or machine-dependent output), an undefined name (one the page never defines:
-Sphinx docs set names up in `conf.py`'s `doctest_global_setup`, or an earlier cell failed), a SyntaxError
+set up where sandrun does not look, e.g. a `doctest_global_setup` that `conf.py` computes, which sandrun
+does not run; or an earlier cell failed), a SyntaxError
 (pseudo-code, fragments, newer syntax; or a reader's mistake), and other exceptions the page's code raises.
 A failure of sandrun's own shows as a sandbox error or an internal error; the others were read one by one
 (`--details FILE` writes every failure, skip and miss with its place) to find the readers' mistakes.

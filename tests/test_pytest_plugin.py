@@ -293,3 +293,12 @@ def test_skipif_is_evaluated_in_the_sandbox_and_a_true_one_is_a_pytest_skip_sayi
     result = pytester.runpytest("--sandrun", "doc.rst", "-rs")
     assert outcomes(result) == {"passed": 2, "skipped": 1}
     result.stdout.fnmatch_lines(["SKIPPED [1] doc.rst:8: `:skipif: flag` (line 6) is true in the sandbox"])
+
+
+def test_the_cells_of_sphinx_conf_py_are_reported_at_their_lines_in_it(pytester: pytest.Pytester) -> None:
+    pytester.makefile(".toml", pyproject="")
+    pytester.makepyfile(conf='doctest_global_setup = "flag = 1"\ndoctest_global_cleanup = "del flag"\n')
+    pytester.makefile(".rst", doc=".. testcode::\n\n   print(flag)\n\n.. testoutput::\n\n   2\n")
+    result = pytester.runpytest("--sandrun", "doc.rst", "-rs")
+    assert outcomes(result) == {"passed": 1, "failed": 1, "skipped": 1}
+    assert "SKIPPED [1] conf.py:2: not run: cell 2 (doc.rst:3) failed before it" in result.stdout.str()

@@ -489,6 +489,8 @@ def _cell_flags(cell: "Cell") -> str:
         return f" (not run: {cell.unsupported})"
     if cell.skip:
         return f" (skip: {cell.skip_reason})" if cell.skip_reason else " (skip)"
+    if cell.skip_if is not None and cell.skip_if.described:
+        return f" (skipped if {cell.skip_if.described})"
     return f" (skipped if `{cell.skip_if.text}` is true)" if cell.skip_if else ""
 
 

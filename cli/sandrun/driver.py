@@ -14,6 +14,9 @@ Events on the private copy of stdout: `ready` once, then for each cell any numbe
 and 2 are taken over at start: 0 reads nothing (so `input()` fails at once), 1 and 2 are pipes this
 driver reads, so that anything written to them, by `print`, `os.write`, C code or child processes,
 becomes a `stream` event and never touches the protocol.
+
+A cell's `__file__` is the last component of its `filename` in the directory the driver started in (the
+work directory), as `python recipe.py` would set it there.
 """
 
 from __future__ import annotations
@@ -457,6 +460,8 @@ class Interpreter:
         main.__builtins__ = builtins  # type: ignore[attr-defined]
         sys.modules["__main__"] = main
         self.namespace: dict[str, object] = main.__dict__
+        self.workdir = os.getcwd()
+        """Where the sandbox started us: the work directory, where a recipe's `files:` are."""
         self.sources: dict[str, list[str]] = {}
         self.running = False
         self.timeout = 0.0
@@ -509,6 +514,9 @@ class Interpreter:
         for fd, pipe in self.fd_pipes.items():
             os.dup2(pipe, fd)  # a previous cell may have closed or redirected fd 1 or 2
         self.remember_source(filename, first_line, code)
+        # as `python recipe.py` would set it, but in the work directory: `Path(__file__).parent / "data.csv"`
+        # finds the recipe's `files:`, and the host's layout (the recipe's real path) is not shown
+        self.namespace["__file__"] = os.path.join(self.workdir, os.path.basename(filename))
         limit = int(request.get("output_limit") or (1 << 20))
         self.capture.begin(request["id"], limit)
         self.display.begin(request["id"], int(request.get("display_limit") or DISPLAY_LIMIT))

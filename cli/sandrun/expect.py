@@ -43,6 +43,44 @@ EXPECT_KEYS = ("error", "error_message", "stdout", "stderr", "value", "repl", "m
 `doctest` holds doctest flags like `+NORMALIZE_WHITESPACE +NUMBER`, for every expected text)."""
 DOCTEST_FLAGS = ("SKIP", "ELLIPSIS", "NORMALIZE_WHITESPACE", "IGNORE_EXCEPTION_DETAIL", "NUMBER")
 """The doctest directives sandrun honours."""
+IGNORED_FLAGS = (
+    "REPORT_UDIFF", "REPORT_CDIFF", "REPORT_NDIFF", "REPORT_ONLY_FIRST_FAILURE", "FAIL_FAST",
+    "DONT_ACCEPT_TRUE_FOR_1",
+)  # fmt: skip
+"""doctest's directives that change no verdict of sandrun's, accepted and ignored: how a failure is shown
+(sandrun always shows a unified diff), stopping at the first failure (sandrun does, unless --keep-going),
+and refusing `1` for `True` (sandrun compares reprs, and never accepts it)."""
+UNSUPPORTED_FLAGS = {
+    "DONT_ACCEPT_BLANKLINE": "doctest's",
+    "ALLOW_UNICODE": "pytest's",
+    "ALLOW_BYTES": "pytest's",
+}
+"""Directives of doctest and pytest that change the comparison in a way sandrun does not: an example they
+are on for is found but not run (`Cell.unsupported`), never checked by other rules."""
+
+
+def doctest_flag(word: str, path: str, line: int | None) -> tuple[str, bool]:
+    """A `+FLAG` or `-FLAG` word of a doctest directive as (FLAG, on). A word that is no directive of
+    doctest's or pytest's (a typo) is a `RecipeError` at `line`, as doctest's own parser refuses it."""
+    known = (*DOCTEST_FLAGS, *IGNORED_FLAGS, *UNSUPPORTED_FLAGS)
+    found = re.fullmatch(r"([+-])([A-Z_0-9]+)", word)
+    if found and found[2] in known:
+        return found[2], found[1] == "+"
+    name = word.lstrip("+-").upper()
+    close = difflib.get_close_matches(name, known, n=1, cutoff=0.7)
+    hint = f"did you mean '{word[:1] if word[:1] in '+-' else '+'}{close[0]}'? " if close else ""
+    hint += f"doctest flags sandrun knows: {', '.join('+' + flag for flag in DOCTEST_FLAGS)}"
+    raise RecipeError(path, line, f"{word!r} is not a doctest directive", hint)
+
+
+def unsupported_flag(flags: Mapping[str, bool]) -> str | None:
+    """Why an example with these directives on is not run, if one of them is in `UNSUPPORTED_FLAGS`."""
+    for flag, whose in UNSUPPORTED_FLAGS.items():
+        if flags.get(flag):
+            return f"{whose} doctest directive `+{flag}` changes the comparison in a way sandrun does not"
+    return None
+
+
 _NUMBER = re.compile(r"[-+]?(?:\d+\.\d*|\.\d+)(?:[eE][-+]?\d+)?")
 TEXT_KEYS = ("stdout", "stderr", "value", "repl")
 _DEFAULT_MATCH: ContextVar[MatchMode] = ContextVar("sandrun_default_match", default=MatchMode.ELLIPSIS)
@@ -102,12 +140,15 @@ def expectation(path: str, written: Mapping[str, Written]) -> Expectation:
         _compiles(path, message, "error_message")
     flags: frozenset[str] = frozenset()
     if "doctest" in written:
-        words = written["doctest"].text.replace(",", " ").split()
-        wrong = [word for word in words if word.lstrip("+") not in DOCTEST_FLAGS or not word.startswith("+")]
-        if wrong:
-            hint = f"use: {', '.join('+' + flag for flag in DOCTEST_FLAGS)}"
-            raise RecipeError(path, written["doctest"].line, f"{wrong[0]!r} is not a doctest directive", hint)
-        flags = frozenset(word.lstrip("+") for word in words)
+        line, words = written["doctest"].line, written["doctest"].text.replace(",", " ").split()
+        for word in words:
+            flag, on = doctest_flag(word, path, line)
+            if not on or flag in UNSUPPORTED_FLAGS:
+                hint = f"use: {', '.join('+' + flag for flag in DOCTEST_FLAGS)}"
+                raise RecipeError(
+                    path, line, f"sandrun cannot honour the doctest directive {word!r} here", hint
+                )
+        flags = frozenset(word.lstrip("+") for word in words if word.lstrip("+") in DOCTEST_FLAGS)
     texts = {key: expected_text(path, written[key], mode, flags) for key in TEXT_KEYS if key in written}
     return Expectation(
         error=error.text if error else None, error_message=message.text if message else None, **texts

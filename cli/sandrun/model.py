@@ -129,6 +129,14 @@ class Condition:
     text: str
     line: int
     """1-based line in the recipe file where the expression is written."""
+    described: str | None = None
+    """What makes it true, as a clause in the document's words, when `text` is not what the document wrote
+    (Sphinx's `:pyversion: > 3.10` becomes an expression on `sys.version_info`); None for a `:skipif:`."""
+
+    @property
+    def why(self) -> str:
+        """Why its cell was skipped when it was true, as a transcript says it."""
+        return self.described or f"`:skipif: {self.text}` (line {self.line}) is true in the sandbox"
 
 
 @dataclass(frozen=True)
@@ -140,7 +148,8 @@ class Cell:
     source: str
     """The code (or prose, for markdown cells) exactly as it is to be run or shown."""
     path: str
-    """The recipe file as the user named it; used as the filename in tracebacks."""
+    """The file its source is written in, as the user named it: the recipe (for Sphinx's
+    `doctest_global_setup`, the docs' `conf.py`); used as the filename in tracebacks and annotations."""
     line: int
     """1-based line in `path` where `source` begins, so that line N of the source is line `line + N - 1`."""
     kind: CellKind = CellKind.CODE

@@ -138,8 +138,11 @@ class CellItem(pytest.Item):
         return describe_failure(excinfo.value.result)
 
     def reportinfo(self) -> tuple[Path, int, str]:
-        """The cell's file and line, for pytest's headers."""
-        return self.path, self.cell.line - 1, f"{self.cell.location}: {self.cell.label}"
+        """The cell's file and line, for pytest's headers (conf.py's, for Sphinx's doctest global setup)."""
+        parent = self.parent
+        own = not isinstance(parent, RecipeFile) or self.cell.path == parent.recipe.path
+        path = self.path if own else Path(self.cell.path)
+        return path, self.cell.line - 1, f"{self.cell.location}: {self.cell.label}"
 
 
 class SkippedRecipe(pytest.Item):

@@ -417,7 +417,7 @@ def result_of(cell: Cell, outcome: CellOutcome) -> CellResult:
         reason = f"the sandbox died: {message}"
     elif outcome.status == "skipped" and cell.skip_if is not None:
         status = CellStatus.SKIPPED
-        reason = f"`:skipif: {cell.skip_if.text}` (line {cell.skip_if.line}) is true in the sandbox"
+        reason = cell.skip_if.why
     elif outcome.status == "skipped":  # sent ahead of a cell that failed; the run stops there before this
         status, reason = CellStatus.NOT_RUN, "not run: an earlier cell failed"
     else:

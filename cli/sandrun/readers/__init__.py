@@ -2,7 +2,8 @@
 
 Every reader is a function `parse(text, path, sha256) -> Recipe` that raises `RecipeError` with the line
 where the problem is. `load_recipe` does what they share: reading bytes, refusing binary or non-UTF-8 files,
-and picking the reader.
+and picking the reader. A reader reads no other file, but for Sphinx pages (reST, and Markdown with MyST's
+doctest directives): their `conf.py`, as text, for its doctest global setup (`sphinx_conf`).
 """
 
 from __future__ import annotations

@@ -184,7 +184,10 @@ def session_cells(doc: Document, block: Fence, settings: Settings, index: int) -
         if example.skip:
             named = named.skipped("doctest's `+SKIP` directive")
         line = block.first + example.index
-        cells.append(code_cell(doc, index + len(cells), line, example.source, named, example.written))
+        cell = code_cell(doc, index + len(cells), line, example.source, named, example.written)
+        if example.unsupported:  # found, listed, not run (and fatal under --strict)
+            cell = replace(cell, skip=True, skip_reason=None, unsupported=example.unsupported)
+        cells.append(cell)
     return cells
 
 

@@ -5,7 +5,9 @@ also in a list item, a blockquote or containers nested in them, whose language i
 `py3`, `ipython` or `ipython3` (also Pandoc's `{.python ...}` and Quarto's `{python}`) is a cell; all run
 in one interpreter, in document order, each with its true lines in the file. Other languages, indented code
 blocks, and fences inside other fences or HTML comments are ignored. MyST directives are read by `myst`;
-the reStructuredText in an ```` ```{eval-rst} ```` block is read by `rst`, at this file's lines. A block
+the reStructuredText in an ```` ```{eval-rst} ```` block is read by `rst`, at this file's lines. A page
+with one of Sphinx's doctest directives (`{doctest}`, `{testcode}`...) or an `{eval-rst}` gets the
+`doctest_global_setup` and cleanup of its conf.py, as a reST document does (`sphinx_conf`). A block
 that looks like Python but is not run (another `py...` language, an IPython `In [1]:` session, a `>>>`
 session in a `text` block) is a skipped cell that says why, so that nothing is left out in silence.
 
@@ -88,6 +90,9 @@ _RST_PYTHON = re.compile(
     r"|\.\. (?:doctest|testcode|testsetup)::)"
 )
 _EVAL_RST = "{eval-rst}"
+SPHINX_DOCTEST = ("{doctest}", "{testsetup}", "{testcode}", "{testcleanup}", "{testoutput}", _EVAL_RST)
+"""MyST directives of Sphinx's doctest builder (and reST in MyST): a document with one is a Sphinx page, whose
+examples get the doctest global setup of its conf.py."""
 _HINT = "put it just before the ```python block it is about"
 
 
@@ -103,6 +108,7 @@ def parse(text: str, path: str, sha256: str) -> Recipe:
         items = md_blocks.scan(text)
     except md_blocks.BadComment as exc:
         raise doc.fail(exc.args[0], "a `<!-- sandrun: ... -->` comment must be alone on one line") from None
+    sphinx = any(isinstance(item, Fence) and item.directive and item.lang in SPHINX_DOCTEST for item in items)
     for item in items:
         if isinstance(item, Comment):
             pending.append((item.line, item.text))
@@ -155,8 +161,13 @@ def parse(text: str, path: str, sha256: str) -> Recipe:
         hint = "fence examples with ```python (```pycon for a >>> session), what they print with ```output"
         raise RecipeError(path, 1, "no Python code blocks in this document", hint)
     recipe_settings["name"] = recipe_settings.get("name") or title
+    warnings: tuple[str, ...] = ()
+    if sphinx:
+        from sandrun.readers.sphinx_conf import with_global_code  # only Sphinx pages look for conf.py
+
+        cells, warnings = with_global_code(cells, path)
     recipe = Recipe(path=path, sha256=sha256, format="markdown", cells=tuple(cells), **recipe_settings)
-    return replace(recipe, warnings=tuple(doc.warnings))
+    return replace(recipe, warnings=(*warnings, *doc.warnings))
 
 
 def _eval_rst(doc: Document, block: Fence, index: int) -> list[Cell]:

@@ -11,7 +11,10 @@ doctest's directives are honoured, on an example (`>>> f()  # doctest: +SKIP, +E
 block (the `flags` argument): `+SKIP` (not run), `+ELLIPSIS` (sandrun's default anyway),
 `+NORMALIZE_WHITESPACE`, `+IGNORE_EXCEPTION_DETAIL` (only the exception's class name, without its module,
 is checked) and pytest's `+NUMBER` (a float matches to the precision it is written with); a `-FLAG` turns a
-block's flag off for one example.
+block's flag off for one example. doctest's flags that change no verdict (`+REPORT_NDIFF`, `+FAIL_FAST`...)
+are accepted and ignored; an example that one of doctest's or pytest's other flags is on for
+(`+DONT_ACCEPT_BLANKLINE`, `+ALLOW_UNICODE`, `+ALLOW_BYTES`) is found but not run, with the reason; any
+other word is an error, as doctest's own parser makes it (`expect.doctest_flag`).
 """
 
 from __future__ import annotations
@@ -21,14 +24,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from sandrun.errors import RecipeError
-from sandrun.expect import DOCTEST_FLAGS, Written
+from sandrun.expect import IGNORED_FLAGS, UNSUPPORTED_FLAGS, Written, doctest_flag, unsupported_flag
 
 PROMPT = re.compile(r"( *)>>>(?: |$)")
 _CONTINUATION = re.compile(r"\.\.\.(?: |$)")
 _TRACEBACK = re.compile(r"Traceback \((?:most recent call last|innermost last)\):\s*")
 _EXCEPTION = re.compile(r"([A-Za-z_][\w.]*)(?::(?: (.*))?)?")
 _DIRECTIVE = re.compile(r"#\s*doctest:\s*([^\n'\"]*)$", re.MULTILINE)  # doctest's own
-_FLAG = re.compile(r"([+-])([A-Z_]+)")
 
 
 @dataclass(frozen=True)
@@ -43,17 +45,18 @@ class Example:
     """What it must do (`repl`, or `error` and `error_message`), for `expect.expectation`."""
     skip: bool = False
     """Its `# doctest: +SKIP`."""
+    unsupported: str | None = None
+    """Why it is not run: a directive on for it that sandrun does not implement (`UNSUPPORTED_FLAGS`)."""
 
 
 def parse_flags(text: str, path: str, line: int | None) -> dict[str, bool]:
-    """`+NORMALIZE_WHITESPACE, -ELLIPSIS` as {flag: on}; an unknown flag is a `RecipeError` at `line`."""
+    """`+NORMALIZE_WHITESPACE, -ELLIPSIS` as {flag: on}, without the flags sandrun ignores
+    (`IGNORED_FLAGS`); a word that is no doctest directive is a `RecipeError` at `line`."""
     found: dict[str, bool] = {}
     for word in text.replace(",", " ").split():
-        match = _FLAG.fullmatch(word)
-        if not match or match[2] not in DOCTEST_FLAGS:
-            hint = f"doctest flags sandrun knows: {', '.join('+' + flag for flag in DOCTEST_FLAGS)}"
-            raise RecipeError(path, line, f"{word!r} is not a doctest directive", hint)
-        found[match[2]] = match[1] == "+"
+        flag, on = doctest_flag(word, path, line)
+        if flag not in IGNORED_FLAGS:
+            found[flag] = on
     return found
 
 
@@ -92,7 +95,7 @@ def examples(
         want = [re.sub(r"^<BLANKLINE>\s*$", "", line[len(indent) :]) for line in lines[output:i]]
         span = (starts[first + output], starts[first + i])
         written = _expectation(path, want, first + output, span, on)
-        found.append(Example(source, start, written, skip=on.get("SKIP", False)))
+        found.append(Example(source, start, written, on.get("SKIP", False), unsupported_flag(on)))
     return found
 
 
@@ -101,7 +104,9 @@ def _expectation(
 ) -> dict[str, Written]:
     """What a statement must do, from its expected console output (at 0-based line `line`): raise, or show
     `want`."""
-    chosen = " ".join(f"+{flag}" for flag, on in flags.items() if on and flag != "SKIP")
+    chosen = " ".join(
+        f"+{flag}" for flag, on in flags.items() if on and flag != "SKIP" and flag not in UNSUPPORTED_FLAGS
+    )
     extra = {"doctest": Written(chosen, line + 1)} if chosen else {}
     if not want or not _TRACEBACK.fullmatch(want[0]):
         return {"repl": Written("".join(w + "\n" for w in want), line + 1, span), **extra}

@@ -14,8 +14,13 @@ Cells, in document order, at any indentation (inside `.. class::`, `.. note::`, 
   `+SKIP` skips the block, `+NORMALIZE_WHITESPACE` compares whitespace loosely.
   `:skipif:` is Python from the document: it is evaluated inside the sandbox, in the document's
   interpreter, just before the block (not in a namespace of its own as Sphinx does), and the block is
-  skipped, with the expression as the reason, when it is true. A `.. testoutput::`'s `:skipif:` or
-  `+SKIP` applies to its `testcode` too: sandrun runs and checks the pair as one cell.
+  skipped, with the expression as the reason, when it is true. `:pyversion: > 3.10` skips the block where
+  the sandbox's Python does not satisfy it (see `pyversion`). A `.. testoutput::`'s `:skipif:`,
+  `:pyversion:` or `+SKIP` applies to its `testcode` too: sandrun runs and checks the pair as one cell.
+
+Sphinx's `doctest_global_setup` and `doctest_global_cleanup`, from the nearest `conf.py` (see
+`sphinx_conf`: it is parsed, never run on the host, and only plain string literals are taken), run in the
+sandbox as the document's first and last cells, named after them and placed at their lines in conf.py.
 
 Blocks that look like Python but are not run are listed as skipped with the reason (and fail a `--strict`
 run), never left out in silence: another `py...` language (`pycon3`, `python-repl`), a `>>>` session in a
@@ -45,7 +50,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from sandrun.errors import RecipeError
-from sandrun.expect import Written
+from sandrun.expect import UNSUPPORTED_FLAGS, Written, unsupported_flag
 from sandrun.model import Cell, Condition, Recipe
 from sandrun.readers.doc_cells import (
     IPYTHON_PROMPT,
@@ -57,6 +62,9 @@ from sandrun.readers.doc_cells import (
     session_cells,
 )
 from sandrun.readers.md_blocks import Fence
+from sandrun.readers.pycon import parse_flags
+from sandrun.readers.pyversion import skip_condition
+from sandrun.readers.sphinx_conf import with_global_code
 
 LANGUAGES = ("python", "py", "python3", "py3", "ipython", "ipython3", "pycon")
 CODE_DIRECTIVES = ("code-block", "code", "sourcecode")
@@ -98,8 +106,9 @@ def parse(text: str, path: str, sha256: str) -> Recipe:
     if not scan.cells:
         hint = "write examples as `.. code-block:: python`, `.. testcode::` or `>>>` sessions"
         raise RecipeError(path, 1, "no Python examples in this document", hint)
-    recipe = Recipe(path=path, sha256=sha256, format="rst", cells=tuple(scan.cells), **(scan.settings or {}))
-    return replace(recipe, warnings=tuple(doc.warnings))
+    cells, warnings = with_global_code(scan.cells, path)
+    recipe = Recipe(path=path, sha256=sha256, format="rst", cells=tuple(cells), **(scan.settings or {}))
+    return replace(recipe, warnings=(*warnings, *doc.warnings))
 
 
 def cells_in(doc: Document, first: int, end: int, index: int) -> list[Cell]:
@@ -268,6 +277,9 @@ class _Scan:
         options = " ".join(fields.get("options", (0, ""))[1].replace(",", " ").split())
         skip = f"`:options: +SKIP` of its `.. {name}::`" if "+SKIP" in options.split() else ""
         condition = Condition(fields["skipif"][1], fields["skipif"][0] + 1) if "skipif" in fields else None
+        if "pyversion" in fields:
+            at, spec = fields["pyversion"]
+            condition = either(condition, skip_condition(spec, doc.path, at + 1))
         if name == "doctest":  # Sphinx checks these with its doctest_default_flags (ELLIPSIS is ours anyway)
             options = " ".join(["+IGNORE_EXCEPTION_DETAIL", options]).strip()
         if name == "testoutput":
@@ -290,22 +302,35 @@ class _Scan:
             raise doc.fail(i, "a `.. testoutput::` must follow a `.. testcode::`")
         place, settings = self.testcode
         cell, flags = self.cells[place], options.replace("+SKIP", "").strip()
+        unsupported = unsupported_flag(parse_flags(flags, doc.path, i + 2))
+        flags = " ".join(word for word in flags.split() if word.lstrip("+-") not in UNSUPPORTED_FLAGS)
         written = {"stdout": Written(doc.content(block), block.first + 1, doc.span(block))}
         if flags:
             written["doctest"] = Written(flags, i + 2)
         settings = settings.skipped(skip) if skip else settings
         new = code_cell(doc, cell.index, cell.line - 1, cell.source, settings, written)
+        if unsupported:  # the pair is one cell: found, listed, not run
+            new = replace(new, skip=True, skip_reason=None, unsupported=unsupported)
         if condition is not None and cell.skip_if is not None and cell.skip_if.text != condition.text:
+            option = "`:skipif:`" if condition.described is None else "`:pyversion:`"
             doc.warn(
                 condition.line - 1,
-                "this `:skipif:` skips the testcode too (sandrun runs the pair as one cell)",
+                f"this {option} skips the testcode too (sandrun runs the pair as one cell)",
             )
-            condition = Condition(f"({cell.skip_if.text}) or ({condition.text})", cell.skip_if.line)
+            condition = either(cell.skip_if, condition)
         elif cell.skip_if is not None:
             condition = cell.skip_if  # the testcode's own, or the same expression again
         self.cells[place] = replace(new, skip_if=condition)
         self.testcode = None
         return block.end
+
+
+def either(first: Condition | None, second: Condition) -> Condition:
+    """A condition true when either is (at `first`'s line, where its expression is compiled)."""
+    if first is None:
+        return second
+    described = f"{first.why}, or {second.why}" if first.described or second.described else None
+    return Condition(f"({first.text}) or ({second.text})", first.line, described)
 
 
 def _not_python(language: str, first: str, session: bool) -> str | None:

@@ -20,7 +20,9 @@ and version 1 transcripts are still read.
 Version 3 adds what a document reader noticed: the recipe's `warnings`, and on each cell `unsupported`
 (a block that looks like Python but is not run: found but not run, counted in the summary's
 `found_not_run`), `skip_reason` (what in the file skips it) and `skip_if` (Sphinx's `:skipif:`
-expression and its line). Versions 1 and 2 are still read; those fields come back empty.
+expression and its line; for a `:pyversion:`, also `described`, the option as the document wrote it),
+and `path` on a cell whose code is not the recipe's own (Sphinx's `doctest_global_setup`, from
+`conf.py`). Versions 1 and 2 are still read; those fields come back empty.
 """
 
 from __future__ import annotations
@@ -60,16 +62,24 @@ def load_schema() -> dict[str, Any]:
     return schema
 
 
+def _condition_to_dict(condition: Condition) -> dict[str, Any]:
+    found: dict[str, Any] = {"text": condition.text, "line": condition.line}
+    if condition.described:
+        found["described"] = condition.described
+    return found
+
+
 def _error_to_dict(error: CellError | None) -> dict[str, Any] | None:
     if error is None:
         return None
     return {"type": error.type, "message": error.message, "traceback": error.traceback, "line": error.line}
 
 
-def _result_to_dict(result: CellResult) -> dict[str, Any]:
+def _result_to_dict(result: CellResult, recipe_path: str) -> dict[str, Any]:
     cell = result.cell
     return {
         "index": cell.index,
+        **({"path": cell.path} if cell.path != recipe_path else {}),
         "name": cell.name,
         "kind": cell.kind.value,
         "source": cell.source,
@@ -78,7 +88,7 @@ def _result_to_dict(result: CellResult) -> dict[str, Any]:
         "timeout": cell.timeout,
         "skip": cell.skip,
         "skip_reason": cell.skip_reason,
-        "skip_if": None if cell.skip_if is None else {"text": cell.skip_if.text, "line": cell.skip_if.line},
+        "skip_if": None if cell.skip_if is None else _condition_to_dict(cell.skip_if),
         "unsupported": cell.unsupported,
         "status": result.status.value,
         "outputs": [_output_to_dict(chunk) for chunk in result.outputs],
@@ -143,7 +153,7 @@ def transcript_to_dict(t: Transcript) -> dict[str, Any]:
         "reason": t.reason,
         "limits": dict(t.limits),
         "summary": summary,
-        "cells": [_result_to_dict(r) for r in t.results],
+        "cells": [_result_to_dict(r, recipe.path) for r in t.results],
     }
 
 
@@ -165,7 +175,7 @@ def _result_from_dict(d: Mapping[str, Any], path: str) -> CellResult:
     cell = Cell(
         index=d["index"],
         source=d["source"],
-        path=path,
+        path=d.get("path", path),
         line=d["line"],
         kind=CellKind(d["kind"]),
         name=d.get("name"),
@@ -175,7 +185,11 @@ def _result_from_dict(d: Mapping[str, Any], path: str) -> CellResult:
         expect=_expect_from_dict(expect),
         unsupported=d.get("unsupported"),
         skip_reason=d.get("skip_reason"),
-        skip_if=Condition(skip_if["text"], skip_if["line"]) if (skip_if := d.get("skip_if")) else None,
+        skip_if=(
+            Condition(skip_if["text"], skip_if["line"], skip_if.get("described"))
+            if (skip_if := d.get("skip_if"))
+            else None
+        ),
     )
     return CellResult(
         cell=cell,
