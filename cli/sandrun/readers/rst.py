@@ -47,6 +47,7 @@ from typing import Any
 from sandrun.errors import RecipeError
 from sandrun.expect import Written
 from sandrun.model import Cell, Condition, Recipe
+from sandrun.readers import Format
 from sandrun.readers.doc_cells import (
     IPYTHON_PROMPT,
     Document,
@@ -56,6 +57,7 @@ from sandrun.readers.doc_cells import (
     not_run,
     session_cells,
 )
+from sandrun.readers.doc_rewrite import rewrite_rst
 from sandrun.readers.md_blocks import Fence
 
 LANGUAGES = ("python", "py", "python3", "py3", "ipython", "ipython3", "pycon")
@@ -100,6 +102,10 @@ def parse(text: str, path: str, sha256: str) -> Recipe:
         raise RecipeError(path, 1, "no Python examples in this document", hint)
     recipe = Recipe(path=path, sha256=sha256, format="rst", cells=tuple(scan.cells), **(scan.settings or {}))
     return replace(recipe, warnings=tuple(doc.warnings))
+
+
+FORMAT = Format(parse, rewrite=rewrite_rst)
+"""reStructuredText documents: expected texts are `.. testoutput::` bodies and `>>>` session output."""
 
 
 def cells_in(doc: Document, first: int, end: int, index: int) -> list[Cell]:
