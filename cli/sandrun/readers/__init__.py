@@ -35,13 +35,14 @@ class Rewriter(Protocol):
     """A format's rule for writing a new expected text where an old one is written."""
 
     def __call__(self, text: str, expected: ExpectedText, what: str, new: str, path: str) -> Replacement:
-        """Where in `text` (the recipe at `path`) to write what, so that `expected` (read from this text,
-        with its `span`; `what` is stdout, stderr, value or repl) reads back as `new` (without trailing
-        newlines). Raises `RecipeError` if the format cannot hold `new` there."""
+        """What to write in place of which part of `text` (the recipe at `path`) so that `expected`, read
+        from it with its `span` (the expected `what`: stdout, stderr, value or repl), reads back as `new`
+        (without trailing newlines). Raises `RecipeError` if the format cannot hold `new` there."""
         ...  # pragma: no cover
 
 
 def _whole(source: str) -> str:
+    """All of a cell's source is code (its expected texts are written elsewhere)."""
     return source
 
 
