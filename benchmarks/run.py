@@ -100,7 +100,7 @@ def bench_session(name: str, python: str, rows: list[Row], cells: int, warmup: i
     """Session start + close, and the round trip of trivial cells in a warm session (60 s cell timeout)."""
     from sandrun.backends import get_backend
     from sandrun.backends.base import SandboxOptions
-    from sandrun.session import Session
+    from sandrun.session import CellRequest, Session
 
     backend, runner, options = get_backend(name), f"sandrun/{name}", SandboxOptions(python=python)
     progress(f"{runner}: session start")
@@ -112,8 +112,8 @@ def bench_session(name: str, python: str, rows: list[Row], cells: int, warmup: i
         for code in TRIVIAL_CELLS:
             progress(f"{runner}: {cells} x {code!r}")
             for _ in range(warmup):
-                session.run(code, "bench.py", 1, 60.0)
-            samples = timed(lambda c=code: session.run(c, "bench.py", 1, 60.0), cells)
+                session.run(CellRequest(code, "bench.py", 1, 60.0))
+            samples = timed(lambda c=code: session.run(CellRequest(c, "bench.py", 1, 60.0)), cells)
             row = Row(f"cell `{code}`, warm Session", runner, samples)
             if name == "local":
                 row.target = f"≤ {ms(CELL_TARGET)}"

@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, settings
 from sandrun.backends import get_backend
 from sandrun.backends.base import SandboxOptions
 from sandrun.reports.json_report import load_schema
-from sandrun.session import CellOutcome, Session
+from sandrun.session import CellOutcome, CellRequest, Session
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -43,7 +43,7 @@ def run_cell(session: Session) -> RunCell:
     """Run dedented code as a cell of `recipe.py` starting at line 1 (or `line=`), with a 10 s timeout."""
 
     def run(code: str, timeout: float = 10, line: int = 1, grace: float = 3.0) -> CellOutcome:
-        return session.run(textwrap.dedent(code), "recipe.py", line, timeout, grace)
+        return session.run(CellRequest(textwrap.dedent(code), "recipe.py", line, timeout), grace)
 
     return run
 

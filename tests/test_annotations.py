@@ -6,8 +6,19 @@ import dataclasses
 
 import pytest
 
-from sandrun.model import CellError, CellKind, CellStatus, Expectation, ExpectedText, RunStatus
+from sandrun.model import (
+    Cell,
+    CellError,
+    CellKind,
+    CellStatus,
+    Expectation,
+    ExpectedText,
+    RunStatus,
+    StatementOutput,
+)
 from sandrun.reports.annotations import escape_data, escape_property, github_annotations, shorten
+from sandrun.runner import result_of
+from sandrun.session import CellOutcome
 from tests.factories import DIFF, PATH, TRACEBACK, make_transcript, with_cells
 
 ENCODED_DIFF = "--- expected stdout%0A+++ actual stdout%0A@@ -1 +1 @@%0A-hello%0A+goodbye"
@@ -44,6 +55,7 @@ def test_mismatch_points_at_the_expected_output_and_carries_the_diff() -> None:
         "status": CellStatus.FAILED,
         "reason": "stdout did not match (expected at line 14)",
         "mismatch": "stdout",
+        "mismatch_line": 14,
     }
     t = with_cells(({"expect": expect, "line": 10}, {**failed, "diff": DIFF, "error": raised}))
     assert github_annotations([t]) == [
@@ -53,26 +65,49 @@ def test_mismatch_points_at_the_expected_output_and_carries_the_diff() -> None:
 
 
 @pytest.mark.parametrize(
-    ("expected_line", "mismatch", "error_line", "line"),
+    ("mismatch_line", "error_line", "line"),
     [
-        (5, "value", 12, 5),  # the expected text's line, over the exception's
-        (None, "value", 12, 12),  # no expected line at all: the exception's line
-        (None, "value", None, 10),  # nothing: the cell's first line
-        (5, "stdout", 12, 12),  # a mismatch of a text the cell does not expect: the exception's line
-        (20, None, 12, 12),  # not a mismatch
-        (20, None, None, 10),
+        (5, 12, 5),  # where the output that did not match is expected, over the exception's line
+        (None, 12, 12),  # not known, or not a mismatch: the exception's line
+        (None, None, 10),  # nothing: the cell's first line
     ],
 )
-def test_line_selection(
-    expected_line: int | None, mismatch: str | None, error_line: int | None, line: int
-) -> None:
-    expect = Expectation(value=ExpectedText("1", line=expected_line))
+def test_line_selection(mismatch_line: int | None, error_line: int | None, line: int) -> None:
+    expect = Expectation(value=ExpectedText("1", line=20))
     raised = CellError("KeyError", "'x'", TRACEBACK, error_line)
     # The reason is words for people: it is never read for a line number or for what mismatched.
     failed = {"status": CellStatus.FAILED, "reason": "value did not match (expected at line 8)"}
-    t = with_cells(({"expect": expect, "line": 10}, {**failed, "mismatch": mismatch, "error": raised}))
+    result = {**failed, "mismatch": "value", "mismatch_line": mismatch_line, "error": raised}
+    t = with_cells(({"expect": expect, "line": 10}, result))
     (annotation,) = github_annotations([t])
     assert annotation.startswith(f"::error file={PATH},line={line},title=cell 1 failed::")
+
+
+@pytest.mark.parametrize(
+    ("source", "printed", "line"),
+    [
+        # the first #> lines that do not say what their statement printed
+        ("x = 1\nprint(x)\n#> 1\nprint(2)\n#> 3\n", ((20, "", 20), (21, "1\n", 21), (23, "2\n", 23)), 24),
+        # a statement that printed without #> lines: its own line
+        ("x = 1\nprint(x)\n#> 1\nprint(2)\n", ((20, "", 20), (21, "1\n", 21), (23, "2\n", 23)), 23),
+        # #> lines before any statement
+        ("#> 1\nx = 1\n", ((21, "", 21),), 20),
+    ],
+)
+def test_arrow_mismatches_point_at_their_line_whatever_the_reason_says(
+    source: str, printed: tuple[tuple[int, str, int], ...], line: int
+) -> None:
+    """The line comes from the verdict (`judge_arrows` to `CellResult.mismatch_line`): rewording the
+    reason, or a reason that names another line, moves no annotation."""
+    cell = Cell(0, source, PATH, 20)
+    statements = [StatementOutput(start, end, stdout) for start, stdout, end in printed]
+    judged = result_of(cell, CellOutcome("ok", printed=statements))
+    assert judged.status is CellStatus.FAILED and judged.mismatch_line == line
+    for reason in (judged.reason, "reworded", f"the #> lines at {PATH}:99 do not match what line 98 printed"):
+        t = with_cells(status=RunStatus.FAILED)
+        t = dataclasses.replace(t, results=(dataclasses.replace(judged, reason=reason),))
+        (annotation,) = github_annotations([t])
+        assert annotation.startswith(f"::error file={PATH},line={line},title=cell 1 failed::")
 
 
 def test_properties_and_message_are_escaped() -> None:

@@ -19,7 +19,7 @@ from sandrun.events import ProtocolViolation, done_fields
 from sandrun.model import CellStatus, StatementOutput, Transcript
 from sandrun.readers import load_recipe
 from sandrun.runner import RunOptions, run_recipe
-from sandrun.session import Session
+from sandrun.session import CellRequest, Session
 from sandrun.update import update_recipe
 from tests.conftest import ROOT
 
@@ -235,9 +235,9 @@ def test_the_driver_records_by_statement_only_when_asked(backend: str) -> None:
     try:
         check = "hasattr(builtins, '__sandrun_statement__')\n"
         code = "import builtins\nprint(1)\nfor i in 'ab':\n    print(i)\n" + check
-        plain = session.run(code, "cell.py", 10, 10)
+        plain = session.run(CellRequest(code, "cell.py", 10, 10))
         assert plain.printed is None and plain.value == "False"
-        asked = session.run(code, "cell.py", 10, 10, by_statement=True)
+        asked = session.run(CellRequest(code, "cell.py", 10, 10, by_statement=True))
         assert asked.printed == [
             StatementOutput(10, 10, ""),
             StatementOutput(11, 11, "1\n"),
@@ -245,9 +245,13 @@ def test_the_driver_records_by_statement_only_when_asked(backend: str) -> None:
             StatementOutput(14, 14, ""),
         ]
         assert asked.value == "True"  # the marks are there while the cell runs ...
-        after = session.run("import builtins\nhasattr(builtins, '__sandrun_statement__')", "cell.py", 1, 10)
+        after = session.run(
+            CellRequest("import builtins\nhasattr(builtins, '__sandrun_statement__')", "cell.py", 1, 10)
+        )
         assert after.value == "False"  # ... and gone after it
-        failing = session.run("print('a')\n1 / 0\nprint('b')\n", "cell.py", 1, 10, by_statement=True)
+        failing = session.run(
+            CellRequest("print('a')\n1 / 0\nprint('b')\n", "cell.py", 1, 10, by_statement=True)
+        )
         assert failing.status == "error"
         assert [s.stdout for s in failing.printed or []] == ["a\n", "", ""]
     finally:

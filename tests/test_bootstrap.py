@@ -21,7 +21,7 @@ from sandrun.backends import get_backend
 from sandrun.backends.base import SandboxOptions
 from sandrun.backends.process import ProcessChannel
 from sandrun.bootstrap import BOOT, DRIVER_FILENAME, boot_argv, driver_code, driver_payload, driver_source
-from sandrun.session import Session
+from sandrun.session import CellRequest, Session
 
 
 def boot(payload: bytes, timeout: float = 60) -> subprocess.CompletedProcess[bytes]:
@@ -114,7 +114,7 @@ def test_the_driver_imports_no_more_than_it_needs_before_the_first_cell(backend:
     ).stdout.split()
     session = Session.start(get_backend(backend), SandboxOptions())
     try:
-        outcome = session.run("import sys\nprint(*sys.modules)", "r.py", 1, 10)
+        outcome = session.run(CellRequest("import sys\nprint(*sys.modules)", "r.py", 1, 10))
     finally:
         session.close()
     assert outcome.status == "ok", outcome.error
@@ -124,17 +124,17 @@ def test_the_driver_imports_no_more_than_it_needs_before_the_first_cell(backend:
 
 
 def test_a_cell_that_imports_linecache_finds_earlier_cells_lines(session: Session) -> None:
-    session.run("def f():\n    return 1\n", "recipe.py", 3, 10)
+    session.run(CellRequest("def f():\n    return 1\n", "recipe.py", 3, 10))
     code = "import inspect, linecache\nprint(repr(linecache.getline('recipe.py', 4)))\n"
     code += "print(inspect.getsource(f))"
-    outcome = session.run(code, "recipe.py", 10, 10)
+    outcome = session.run(CellRequest(code, "recipe.py", 10, 10))
     assert outcome.status == "ok", outcome.error
     text = "".join(chunk.text for chunk in outcome.outputs)
     assert text == "'    return 1\\n'\ndef f():\n    return 1\n\n"
 
 
 def test_an_error_shows_the_recipe_line_in_its_traceback(session: Session) -> None:
-    outcome = session.run("x = 1\nraise ValueError('boom')\n", "recipe.py", 7, 10)
+    outcome = session.run(CellRequest("x = 1\nraise ValueError('boom')\n", "recipe.py", 7, 10))
     assert outcome.status == "error"
     assert outcome.error is not None
     assert "line 8" in outcome.error.traceback
@@ -143,7 +143,9 @@ def test_an_error_shows_the_recipe_line_in_its_traceback(session: Session) -> No
 
 def test_cells_do_not_inherit_the_drivers_future_imports(session: Session) -> None:
     # The driver is written with `from __future__ import annotations`; a cell is not.
-    outcome = session.run("def f(x: int): pass\nf.__annotations__['x'] is int", "recipe.py", 1, 10)
+    outcome = session.run(
+        CellRequest("def f(x: int): pass\nf.__annotations__['x'] is int", "recipe.py", 1, 10)
+    )
     assert outcome.status == "ok", outcome.error
     assert outcome.value == "True"
 

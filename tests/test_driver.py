@@ -8,7 +8,7 @@ import time
 import pytest
 
 from sandrun.bootstrap import driver_source
-from sandrun.session import Session
+from sandrun.session import CellRequest, Session
 from tests.conftest import RunCell
 
 
@@ -177,6 +177,19 @@ def test_compiler_errors_and_warnings_name_the_recipe_line(run_cell: RunCell) ->
     stderr = "".join(c.text for c in outcome.outputs if c.stream == "stderr")
     assert "recipe.py:71: SyntaxWarning: assertion is always true" in stderr
     assert "recipe.py:73:" in stderr and "invalid escape sequence" in stderr
+    outcome = run_cell("import warnings\n[f for f in warnings.filters if f[0] == 'error']", line=80)
+    assert outcome.value == "[]"  # the cells never see the filter of the first try
+
+
+def test_syntax_errors_name_the_recipe_line_in_their_message_too(run_cell: RunCell) -> None:
+    """Python names the line of an unclosed bracket or of the statement a block belongs to in the message
+    itself: that line is the recipe's too."""
+    outcome = run_cell("x = (1,\n  2]", line=15)
+    assert outcome.error is not None and outcome.error.line == 16
+    assert "opening parenthesis '(' on line 15" in outcome.error.message
+    outcome = run_cell("x = 1\nif x:\npass", line=30)
+    assert outcome.error is not None and outcome.error.type == "IndentationError"
+    assert "after 'if' statement on line 31" in outcome.error.message
 
 
 def test_compile_warnings_name_the_recipe_line_before_warnings_is_imported(run_cell: RunCell) -> None:
@@ -224,7 +237,7 @@ def test_a_cells_last_output_and_its_end_come_in_one_write(session: Session) -> 
     session.channel.receive = recording  # type: ignore[method-assign]
     for _ in range(5):
         reads.clear()
-        outcome = session.run("print('hello')", "recipe.py", 1, 10)
+        outcome = session.run(CellRequest("print('hello')", "recipe.py", 1, 10))
         assert outcome.status == "ok"
         assert len(reads) == 1 and b'"stream"' in reads[0] and b'"done"' in reads[0]
 
@@ -276,7 +289,7 @@ def test_closing_stdout_does_not_break_later_cells(run_cell: RunCell) -> None:
     ids=["os._exit", "segfault"],
 )
 def test_interpreter_death_is_reported_and_the_session_ends(session: Session, code: str) -> None:
-    outcome = session.run(code, "recipe.py", 1, 10)
+    outcome = session.run(CellRequest(code, "recipe.py", 1, 10))
     assert outcome.status == "crashed"
     assert outcome.error is not None and outcome.error.type == "SandboxDied"
     assert session.dead_reason
@@ -301,7 +314,7 @@ def test_a_cell_that_swallows_the_timeout_is_killed_after_the_grace(session: Ses
     )
 
     started = time.monotonic()
-    outcome = session.run(code, "recipe.py", 1, 0.2, grace=0.5)
+    outcome = session.run(CellRequest(code, "recipe.py", 1, 0.2), grace=0.5)
     assert time.monotonic() - started < 5
     assert outcome.status == "timeout"
     assert session.dead_reason and "ignored" in session.dead_reason

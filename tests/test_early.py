@@ -25,7 +25,7 @@ from sandrun.model import Recipe, RunStatus
 from sandrun.prestart import Prestarter
 from sandrun.readers import load_recipe
 from sandrun.runner import RunControl, RunListener, RunOptions, run_many
-from sandrun.session import DEFAULT_OUTPUT_LIMIT, Session
+from sandrun.session import DEFAULT_OUTPUT_LIMIT, CellRequest, Session
 from tests.security.sandboxes import local_unavailable
 
 pytestmark = pytest.mark.skipif(bool(local_unavailable()), reason="the local backend is unavailable")
@@ -79,7 +79,7 @@ def start_early(options: SandboxOptions, first_cell: str = "") -> EarlySandbox:
     session = Session.launch(backend, options, DEFAULT_OUTPUT_LIMIT)
     if first_cell:
         session.wait_ready()
-        assert session.run(first_cell, "early.py", 1, 10).status == "ok"
+        assert session.run(CellRequest(first_cell, "early.py", 1, 10)).status == "ok"
     return EarlySandbox(backend, options, DEFAULT_OUTPUT_LIMIT, session)
 
 
@@ -122,7 +122,10 @@ def test_leftovers_in_a_sandbox_are_seen_by_the_probe_above() -> None:
     session = Session.start(get_backend("local", os.environ), SandboxOptions())
     try:
         code = "import os; print(os.path.exists('/tmp/mark')); open('/tmp/mark', 'w').close()"
-        assert [session.run(code, "c.py", 1, 10).outputs[0].text for _ in range(2)] == ["False\n", "True\n"]
+        assert [session.run(CellRequest(code, "c.py", 1, 10)).outputs[0].text for _ in range(2)] == [
+            "False\n",
+            "True\n",
+        ]
     finally:
         session.close()
 

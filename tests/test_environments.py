@@ -32,7 +32,7 @@ from sandrun.environments import (
     environment_key,
 )
 from sandrun.errors import BackendError
-from sandrun.session import Session
+from sandrun.session import CellRequest, Session
 from tests.factories import DEMO, make_wheel
 
 
@@ -233,7 +233,7 @@ def test_the_package_is_importable_inside_the_sandbox_without_network(built: Bui
             "    net = 'down'\n"
             f"({DEMO}.VALUE, sys.prefix, subprocess.run(['sandrun-demo'], capture_output=True).stdout, net)"
         )
-        outcome = session.run(code, "r.py", 1, 30)
+        outcome = session.run(CellRequest(code, "r.py", 1, 30))
     finally:
         session.close()
     assert outcome.status == "ok", outcome.error

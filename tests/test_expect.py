@@ -89,7 +89,7 @@ def test_a_wrong_error_message_is_shown_as_the_user_wrote_it(pattern: str, shown
 def test_a_verdict_names_the_expected_text_that_did_not_match() -> None:
     expect = Expectation(stdout=ExpectedText("a"), value=ExpectedText("1", line=7))
     verdict = judge(expect, None, (), {"stdout": "a\n", "stderr": "", "value": "2"})
-    assert (verdict.status, verdict.mismatch) == (CellStatus.FAILED, "value")
+    assert (verdict.status, verdict.mismatch, verdict.mismatch_line) == (CellStatus.FAILED, "value", 7)
     assert verdict.reason == "value did not match (expected at line 7)"
     assert judge(expect, None, (), {"stdout": "a\n", "stderr": "", "value": "1"}).mismatch is None
     raised = CellError("KeyError", "'x'")

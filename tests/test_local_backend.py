@@ -14,7 +14,7 @@ import pytest
 from sandrun.backends import get_backend
 from sandrun.backends.base import SandboxOptions
 from sandrun.backends.local import find_bwrap
-from sandrun.session import Session
+from sandrun.session import CellRequest, Session
 from tests.conftest import RECIPES
 
 
@@ -101,7 +101,7 @@ def test_transcript_records_isolation_and_limits(tmp_path: Path) -> None:
 def test_what_the_user_installed_is_importable_inside() -> None:
     session = Session.start(get_backend("local"), SandboxOptions())
     try:
-        outcome = session.run("import yaml, sys\n(yaml.__name__, sys.prefix)", "r.py", 1, 10)
+        outcome = session.run(CellRequest("import yaml, sys\n(yaml.__name__, sys.prefix)", "r.py", 1, 10))
     finally:
         session.close()
     assert outcome.status == "ok", outcome.error
@@ -146,7 +146,7 @@ def test_an_interpreter_below_a_writable_place_is_still_found(tmp_path: Path) ->
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=120)
     session = Session.start(get_backend("local"), SandboxOptions(python=str(venv / "bin" / "python")))
     try:
-        outcome = session.run("import sys\nsys.prefix", "r.py", 1, 10)
+        outcome = session.run(CellRequest("import sys\nsys.prefix", "r.py", 1, 10))
     finally:
         session.close()
     assert outcome.value == repr(str(venv))
@@ -192,6 +192,6 @@ def test_as_root_a_bwrap_under_a_private_directory_still_works(tmp_path: Path) -
     assert backend.unavailable_reason() is None
     session = Session.start(backend, SandboxOptions())
     try:
-        assert session.run("print('inside')", "r.py", 1, 10).status == "ok"
+        assert session.run(CellRequest("print('inside')", "r.py", 1, 10)).status == "ok"
     finally:
         session.close()

@@ -25,7 +25,7 @@ import pytest
 
 from sandrun.backends.modal_backend import ModalBackend, ModalChannel, has_credentials
 from sandrun.errors import BackendError, UsageError
-from sandrun.session import Session
+from sandrun.session import CellRequest, Session
 from tests.conftest import RECIPES
 from tests.modal_fake import SKIP_REASON
 from tests.security.sandboxes import LARGE_CELL, PLUG_REQUESTS
@@ -162,7 +162,7 @@ def test_a_session_over_a_broken_stream_says_the_cause() -> None:
     process = Process([], stdout=BrokenStream([b'{"ev": "ready", "python": "3.12.0"}\n']))
     session = Session(ModalChannel(Sandbox(), process))
     session.wait_ready(5)
-    outcome = session.run("pass", "r.py", 1, timeout=None)
+    outcome = session.run(CellRequest("pass", "r.py", 1, None))
     assert outcome.status == "crashed"
     assert outcome.error is not None
     assert outcome.error.message.startswith(

@@ -17,7 +17,7 @@ from pathlib import Path
 from sandrun.backends import get_backend
 from sandrun.backends.base import SandboxOptions
 from sandrun.model import OutputChunk, is_cut
-from sandrun.session import OutputCollector, OutputRuns, Session
+from sandrun.session import CellRequest, OutputCollector, OutputRuns, Session
 
 MiB = 1 << 20
 PEAK = """
@@ -65,7 +65,7 @@ def test_one_byte_writes_are_sent_together(tmp_path: Path) -> None:
     events: list[OutputChunk] = []
     try:
         code = "import sys\nfor _ in range(100_000):\n    sys.stdout.write('q')\n"
-        outcome = session.run(code, "recipe.py", 1, 60, on_output=events.append)
+        outcome = session.run(CellRequest(code, "recipe.py", 1, 60), on_output=events.append)
     finally:
         session.close()
     assert outcome.status == "ok"
@@ -91,7 +91,7 @@ def test_held_output_is_sent_while_the_cell_still_runs(tmp_path: Path) -> None:
         "print('answered' if os.path.exists('pong') else 'no answer')\n"
     )
     try:
-        outcome = session.run(code, "recipe.py", 1, 60, on_output=answer)
+        outcome = session.run(CellRequest(code, "recipe.py", 1, 60), on_output=answer)
     finally:
         session.close()
     assert "".join(c.text for c in outcome.outputs) == "ping\nanswered\n"
@@ -117,8 +117,8 @@ def test_held_output_is_sent_in_time_also_right_after_a_cell_that_printed(tmp_pa
     try:
         for round in range(3):
             for _ in range(20):
-                assert session.run("print('quick')", "recipe.py", 1, 60).status == "ok"
-            outcome = session.run(code, "recipe.py", 1, 60, on_output=answer)
+                assert session.run(CellRequest("print('quick')", "recipe.py", 1, 60)).status == "ok"
+            outcome = session.run(CellRequest(code, "recipe.py", 1, 60), on_output=answer)
             assert "".join(c.text for c in outcome.outputs) == "ping\nanswered\n", round
             (tmp_path / "pong").unlink()
     finally:

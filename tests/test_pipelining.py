@@ -15,10 +15,10 @@ import pytest
 
 from sandrun.backends import get_backend
 from sandrun.backends.base import SandboxOptions
-from sandrun.model import Condition, Transcript
+from sandrun.model import Cell, Condition, Expectation, ExpectedText, Recipe, Transcript
 from sandrun.readers import load_recipe
-from sandrun.runner import AHEAD, RunOptions, run_recipe
-from sandrun.session import AHEAD_BYTES, Session
+from sandrun.runner import AHEAD, RunOptions, cell_request, run_recipe
+from sandrun.session import AHEAD_BYTES, CellRequest, Session
 
 BACKENDS = ["local", "process"]
 
@@ -166,20 +166,25 @@ def test_a_cell_sent_after_one_that_failed_is_answered_skipped(backend: str) -> 
     does not run. Without `after` it runs whatever came before."""
     session = Session.start(get_backend(backend), SandboxOptions())
     try:
-        first = session.submit("x = 1 / 0", "recipe.py", 1, 10)
-        gated = session.submit_ahead("y = 2", "recipe.py", 2, 10, 3.0, after=first.id)
-        chained = session.submit_ahead("z = 3", "recipe.py", 3, 10, 3.0, after=gated.id if gated else None)
+        first = session.submit(CellRequest("x = 1 / 0", "recipe.py", 1, 10))
+        gated = session.submit_ahead(CellRequest("y = 2", "recipe.py", 2, 10), 3.0, after=first.id)
+        chained = session.submit_ahead(
+            CellRequest("z = 3", "recipe.py", 3, 10), 3.0, after=gated.id if gated else None
+        )
         assert gated is not None and chained is not None
         assert session.collect(first).status == "error"
         assert session.collect(gated).status == "skipped"
         assert session.collect(chained).status == "skipped"
-        assert session.run("'y' in dir(), 'z' in dir()", "recipe.py", 4, 10).value == "(False, False)"
-        ok = session.submit("y = 2", "recipe.py", 5, 10)
-        gated = session.submit_ahead("z = 3", "recipe.py", 6, 10, 3.0, after=ok.id)
-        ungated = session.submit_ahead("w = 1 / 0", "recipe.py", 7, 10, 3.0, after=None)
+        assert (
+            session.run(CellRequest("'y' in dir(), 'z' in dir()", "recipe.py", 4, 10)).value
+            == "(False, False)"
+        )
+        ok = session.submit(CellRequest("y = 2", "recipe.py", 5, 10))
+        gated = session.submit_ahead(CellRequest("z = 3", "recipe.py", 6, 10), 3.0, after=ok.id)
+        ungated = session.submit_ahead(CellRequest("w = 1 / 0", "recipe.py", 7, 10), 3.0, after=None)
         assert gated is not None and ungated is not None
         assert [session.collect(s).status for s in (ok, gated, ungated)] == ["ok", "ok", "error"]
-        assert session.run("z", "recipe.py", 8, 10).value == "3"
+        assert session.run(CellRequest("z", "recipe.py", 8, 10)).value == "3"
     finally:
         session.close()
 
@@ -190,17 +195,17 @@ def test_a_cell_skipped_by_its_condition_lets_the_cells_sent_after_it_run(backen
     with a cell sent ahead (its condition, its prints by statement, console mode)."""
     session = Session.start(get_backend(backend), SandboxOptions())
     try:
-        first = session.submit("x = 1", "recipe.py", 1, 10)
+        first = session.submit(CellRequest("x = 1", "recipe.py", 1, 10))
         skipped = session.submit_ahead(
-            "x = 2", "recipe.py", 3, 10, 3.0, after=first.id, skip_if=Condition("x == 1", 2)
+            CellRequest("x = 2", "recipe.py", 3, 10, skip_if=Condition("x == 1", 2)), 3.0, after=first.id
         )
         assert skipped is not None
         gated = session.submit_ahead(
-            "print(x)\nx", "recipe.py", 4, 10, 3.0, after=skipped.id, by_statement=True
+            CellRequest("print(x)\nx", "recipe.py", 4, 10, by_statement=True), 3.0, after=skipped.id
         )
         assert gated is not None
         console = session.submit_ahead(
-            "for i in range(2): i", "recipe.py", 6, 10, 3.0, after=gated.id, interactive=True
+            CellRequest("for i in range(2): i", "recipe.py", 6, 10, interactive=True), 3.0, after=gated.id
         )
         assert console is not None
         assert [session.collect(s).status for s in (first, skipped)] == ["ok", "skipped"]
@@ -221,13 +226,13 @@ def test_big_cells_are_not_sent_ahead(tmp_path: Path) -> None:
     """Requests sent ahead stay within a pipe's smallest size, so writing them never waits for the cell."""
     session = Session.start(get_backend("local"), SandboxOptions())
     try:
-        first = session.submit("import time; time.sleep(0.2)", "recipe.py", 1, 10)
+        first = session.submit(CellRequest("import time; time.sleep(0.2)", "recipe.py", 1, 10))
         big = "x = " + repr("a" * AHEAD_BYTES)
-        assert session.submit_ahead(big, "recipe.py", 2, 10, 3.0, after=first.id) is None
-        small = session.submit_ahead("y = 1", "recipe.py", 3, 10, 3.0, after=first.id)
+        assert session.submit_ahead(CellRequest(big, "recipe.py", 2, 10), 3.0, after=first.id) is None
+        small = session.submit_ahead(CellRequest("y = 1", "recipe.py", 3, 10), 3.0, after=first.id)
         assert small is not None
         assert session.collect(first).status == "ok" and session.collect(small).status == "ok"
-        assert session.run(big, "recipe.py", 4, 10).status == "ok"  # sent when its turn comes
+        assert session.run(CellRequest(big, "recipe.py", 4, 10)).status == "ok"  # sent when its turn comes
     finally:
         session.close()
 
@@ -240,3 +245,23 @@ def test_the_run_keeps_cells_in_flight(tmp_path: Path) -> None:
     assert set(statuses(transcript)) == {"passed"}
     assert time.monotonic() - started < 30
     assert made(tmp_path) == {f"m{i}" for i in range(AHEAD + 2)}
+
+
+def test_a_cells_request_carries_what_its_expectations_need() -> None:
+    """The one place that turns a cell into what the interpreter is sent (the run and the pytest plugin both
+    use it): its code where the file has it, the most specific timeout, and the flags its checks need."""
+    condition = Condition("sys.platform == 'win32'", 4)
+    console = Expectation(repl=ExpectedText(">>> 1\n1"))
+    cells = (
+        Cell(0, "x = 1", "r.md", 3),
+        Cell(1, "print(1)\n#> 1", "r.md", 7, timeout=2, skip_if=condition),
+        Cell(2, "1", "r.md", 12, expect=console),
+    )
+    recipe = Recipe("r.md", "", "markdown", cells, timeout=30)
+    options = RunOptions(cell_timeout=90)
+    assert [cell_request(cell, recipe, options) for cell in cells] == [
+        CellRequest("x = 1", "r.md", 3, 30),
+        CellRequest("print(1)\n#> 1", "r.md", 7, 2, by_statement=True, skip_if=condition),
+        CellRequest("1", "r.md", 12, 30, interactive=True),
+    ]
+    assert cell_request(cells[0], Recipe("r.md", "", "markdown", cells), options).timeout == 90

@@ -14,7 +14,7 @@ import pytest
 from sandrun.backends import get_backend
 from sandrun.backends.base import SandboxOptions, isolates_nothing
 from sandrun.errors import BackendError
-from sandrun.session import Session
+from sandrun.session import CellRequest, Session
 
 
 def start(**options: object) -> Session:
@@ -22,7 +22,7 @@ def start(**options: object) -> Session:
 
 
 def value_of(session: Session, code: str) -> str | None:
-    outcome = session.run(textwrap.dedent(code), "recipe.py", 1, 10)
+    outcome = session.run(CellRequest(textwrap.dedent(code), "recipe.py", 1, 10))
     assert outcome.status == "ok", outcome.error
     return outcome.value
 

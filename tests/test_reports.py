@@ -120,14 +120,20 @@ EMPTY_SETTINGS: dict[str, Any] = {
 
 def test_what_mismatched_round_trips_and_may_be_absent(validator: Draft202012Validator) -> None:
     t = make_transcript()
-    boom = dataclasses.replace(t.results[5], error=None, reason="stdout did not match", mismatch="stdout")
+    reason = "stdout did not match"
+    boom = dataclasses.replace(t.results[5], error=None, reason=reason, mismatch="stdout", mismatch_line=9)
     t = dataclasses.replace(t, results=(*t.results[:5], boom, *t.results[6:]))
     data = json.loads(render_json(t))
     assert validator.is_valid(data) and data["cells"][5]["mismatch"] == "stdout"
-    assert transcript_from_dict(data).results[5].mismatch == "stdout"
-    del data["cells"][5]["mismatch"]  # a transcript written before the field existed
-    assert validator.is_valid(data) and transcript_from_dict(data).results[5].mismatch is None
+    assert data["cells"][5]["mismatch_line"] == 9
+    back = transcript_from_dict(data).results[5]
+    assert (back.mismatch, back.mismatch_line) == ("stdout", 9)
+    del data["cells"][5]["mismatch"], data["cells"][5]["mismatch_line"]  # written before the fields existed
+    back = transcript_from_dict(data).results[5]
+    assert validator.is_valid(data) and (back.mismatch, back.mismatch_line) == (None, None)
     data["cells"][5]["mismatch"] = "stdout did not match"
+    assert not validator.is_valid(data)
+    data["cells"][5].update(mismatch="stdout", mismatch_line="9")
     assert not validator.is_valid(data)
 
 

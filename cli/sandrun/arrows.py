@@ -127,25 +127,30 @@ def file_line(cell: Cell, arrow: Arrow) -> int:
 
 
 def judge_arrows(cell: Cell, printed: tuple[StatementOutput, ...]) -> Verdict:
-    """The verdict on a cell that ran as expected otherwise: do its `#>` lines say what was printed?"""
+    """The verdict on a cell that ran as expected otherwise: do its `#>` lines say what was printed? When
+    not, its `mismatch_line` is the first wrong one: the first of the `#>` lines of the first statement
+    they do not match (or that statement's line, when it printed without any)."""
     orphans, groups = owned(cell, printed)
     if orphans:
-        where = f"{cell.path}:{file_line(cell, orphans[0])}"
-        return Verdict(CellStatus.FAILED, f"the #> lines at {where} follow no statement")
+        line = file_line(cell, orphans[0])
+        reason = f"the #> lines at {cell.path}:{line} follow no statement"
+        return Verdict(CellStatus.FAILED, reason, mismatch_line=line)
     wrong = [group for group in groups if not group.matches()]
     if not wrong:
         return Verdict(CellStatus.PASSED)
-    reasons, diffs = [], []
+    reasons, diffs, lines = [], [], []
     for group in wrong:
         if group.arrows:
-            where = f"{cell.path}:{file_line(cell, group.arrows[0])}"
+            lines.append(file_line(cell, group.arrows[0]))
+            where = f"{cell.path}:{lines[-1]}"
             reasons.append(f"the #> lines at {where} do not match what line {group.line} printed")
         else:
+            lines.append(group.line)
             where = f"{cell.path}:{group.line}"
             reasons.append(f"the statement at {where} printed, but no #> lines follow it")
         diffs.append(diff(group.expected or "", group.stdout, f"#> output ({where})"))
     more = f" (and {len(wrong) - 1} more)" if len(wrong) > 1 else ""
-    return Verdict(CellStatus.FAILED, reasons[0] + more, "".join(diffs))
+    return Verdict(CellStatus.FAILED, reasons[0] + more, "".join(diffs), mismatch_line=lines[0])
 
 
 def notebook_notes(results: tuple[CellResult, ...]) -> list[str]:

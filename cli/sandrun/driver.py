@@ -40,7 +40,7 @@ else:
     import _signal as signal
 if TYPE_CHECKING:  # the protocol's shapes, for the type checker only: nothing more is imported in the sandbox
     from collections.abc import Callable
-    from typing import Any, TextIO, TypedDict
+    from typing import Any, TypedDict
 
     class RunRequest(TypedDict):
         """A `run` request from the host."""
@@ -888,51 +888,28 @@ def compile_cell(
     `interactive`: compiled as a console compiles (every expression statement's value is shown). Never
     with the driver's own `from __future__` imports. Compiled as if the cell began at line 1, then
     renumbered: a cell far down a long recipe costs no more than the first one (no blank lines to scan,
-    no syntax tree to walk)."""
+    no syntax tree to walk). A cell that warns or fails when compiled that way is compiled again where it
+    is in the recipe, so that what the compiler says (shown as the cells' warning filters say) names the
+    recipe's lines: only then is the pure-Python `warnings` module imported."""
     shift = first_line - 1
     if not shift:
         return compile_at_1(code, path, interactive, capture)
-    filters = None if "warnings" in sys.modules else getattr(_warnings, "filters", None)
+    filters = getattr(sys.modules.get("warnings", _warnings), "filters", None)  # those the compiler obeys
     if isinstance(filters, list):
-        # The pure-Python `warnings` module (whose `showwarning` can be renumbered) is not loaded, and
-        # cells rarely warn at compile time: try without it, warnings of this compile turned into errors
-        # (an exact module name matches the one the compiler derives from the file name)
-        module = path[:-3] if path.endswith(".py") else path
-        strict = ("error", None, Warning, module, 0)
+        # this compile's warnings made errors: an exact module name matches the one the compiler derives
+        # from the file name
+        strict = ("error", None, Warning, path[:-3] if path.endswith(".py") else path, 0)
         filters.insert(0, strict)
         try:
             body, tail, prints = compile_at_1(code, path, interactive, capture)
             return renumbered(body, tail, prints, shift)
-        except Exception:  # an error or a warning: compiled again below, as it would be
+        except Exception:  # an error, or a warning made one: compiled again below, as it would be
             pass
         finally:
             filters.remove(strict)
-    import warnings  # the code warns (or fails): its warnings are shown at the recipe's lines
+    import warnings  # noqa: F401 - what it says is shown by `warnings.showwarning`, with the cell's source line
 
-    show = warnings.showwarning
-
-    def shown(
-        message: Warning | str,
-        category: type[Warning],
-        filename: str,
-        lineno: int,
-        file: TextIO | None = None,
-        line: str | None = None,
-    ) -> None:
-        show(message, category, filename, lineno + shift if filename == path else lineno, file, line)
-
-    warnings.showwarning = shown
-    try:
-        body, tail, prints = compile_at_1(code, path, interactive, capture)
-    except SyntaxError as exc:
-        for name in ("lineno", "end_lineno"):
-            if getattr(exc, name, None) is not None:
-                setattr(exc, name, getattr(exc, name) + shift)
-        raise
-    finally:
-        if warnings.showwarning is shown:
-            warnings.showwarning = show
-    return renumbered(body, tail, prints, shift)
+    return compile_at_1("\n" * shift + code, path, interactive, capture)
 
 
 def renumbered(

@@ -156,6 +156,9 @@ class Verdict:
     mismatch: str | None = None
     """Which expected text did not match (`stdout`, `stderr`, `value` or `repl`), when that is why it
     failed; `reason` says the same in words."""
+    mismatch_line: int | None = None
+    """The line of the recipe file where the output that did not match is expected, when it is known: the
+    expected text's, or that of `#>` comments (see `sandrun.arrows.judge_arrows`)."""
 
 
 def error_matches(expected: str, raised: Sequence[str]) -> bool:
@@ -291,7 +294,9 @@ def judge(
             reason = f"{what} did not match{where}"
             if only_whitespace_differs(expected.text, got):
                 reason += "; only whitespace differs (shown as · for a space, → for a tab)"
-            return Verdict(CellStatus.FAILED, reason, diff(expected.text, got, what), mismatch=what)
+            return Verdict(
+                CellStatus.FAILED, reason, diff(expected.text, got, what), what, mismatch_line=expected.line
+            )
     return verdict
 
 

@@ -28,7 +28,7 @@ from sandrun.defaults import DEFAULT_CELL_TIMEOUT
 from sandrun.errors import BackendError
 from sandrun.model import CellError, OutputChunk, Recipe, stream_text
 from sandrun.runner import prepare_packages
-from sandrun.session import DEFAULT_GRACE, CellOutcome
+from sandrun.session import DEFAULT_GRACE, CellOutcome, CellRequest
 from sandrun.session import Session as SandboxSession
 from sandrun.session_files import (
     ANSWER_LIMIT,
@@ -140,7 +140,7 @@ class Session:
                 sandbox = prepare_packages(recipe, self.backend, sandbox, self._cache_dir or default_cache())
             session = SandboxSession.start(self.backend, sandbox, self._output_limit)
             try:
-                started = session.run(START, FILENAME, 1, self.timeout, self.grace)
+                started = session.run(CellRequest(START, FILENAME, 1, self.timeout), self.grace)
                 if started.status != "ok":
                     raise BackendError(f"the session could not set up its work directory: {started.error}")
             except BaseException:
@@ -251,7 +251,7 @@ class Session:
         if self._killed:
             raise BackendError("the session was interrupted: its sandbox is gone")
         try:
-            return session.run(code, filename, 1, timeout or self.timeout, self.grace, on_output)
+            return session.run(CellRequest(code, filename, 1, timeout or self.timeout), self.grace, on_output)
         except BaseException as exc:
             if not isinstance(exc, BackendError):
                 self._killed = True  # Ctrl-C mid-cell: the interpreter's state is unknown, so it goes

@@ -286,6 +286,10 @@ class CellResult:
     mismatch: str | None = None
     """Which of the cell's expected texts did not match (`stdout`, `stderr`, `value` or `repl`), when that
     is why it failed; the key of `Expectation.texts()`."""
+    mismatch_line: int | None = None
+    """The line of the recipe file where the output that did not match is expected, when it is known:
+    the expected text's line, or that of the first `#>` comments that do not say what their statement
+    printed (the statement's own line when it printed without any)."""
     peak_memory: int | None = None
     """Peak resident memory of the interpreter so far, in bytes, as reported inside the sandbox."""
     printed: tuple[StatementOutput, ...] | None = None

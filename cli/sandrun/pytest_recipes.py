@@ -34,7 +34,7 @@ from sandrun.readers import load_recipe
 from sandrun.runner import (
     UNEXPECTED,
     RunOptions,
-    has_arrows,
+    cell_request,
     prepare_packages,
     result_of,
     sandbox_options,
@@ -199,17 +199,7 @@ class RecipeRun:
         except BackendError as exc:
             self.stopped = f"not run: the sandbox could not start: {exc}"
             return CellResult(cell, CellStatus.ERROR, reason=f"the sandbox could not start: {exc}")
-        timeout = cell.timeout or self.recipe.timeout or self.options.cell_timeout
-        outcome = session.run(
-            cell.source,
-            cell.path,
-            cell.line,
-            timeout,
-            self.options.grace,
-            by_statement=has_arrows(cell),
-            interactive=cell.expect.repl is not None,  # a `>>>` example shows values as a console does
-            skip_if=cell.skip_if,
-        )
+        outcome = session.run(cell_request(cell, self.recipe, self.options), self.options.grace)
         result = result_of(cell, outcome)
         if session.dead_reason:
             self.stopped = f"not run: the sandbox stopped during {cell.label} ({cell.location})"

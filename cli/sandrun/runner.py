@@ -31,7 +31,15 @@ from sandrun.model import (
     Transcript,
     stream_text,
 )
-from sandrun.session import DEFAULT_GRACE, DEFAULT_OUTPUT_LIMIT, CellOutcome, OutputRuns, Session, Submitted
+from sandrun.session import (
+    DEFAULT_GRACE,
+    DEFAULT_OUTPUT_LIMIT,
+    CellOutcome,
+    CellRequest,
+    OutputRuns,
+    Session,
+    Submitted,
+)
 
 if TYPE_CHECKING:
     from sandrun.early import EarlySandbox
@@ -279,20 +287,7 @@ class _Run:
 
     def submit(self, session: Session, cell: Cell) -> Submitted:
         """Send a code cell to the interpreter."""
-        return session.submit(
-            cell.source,
-            cell.path,
-            cell.line,
-            self.timeout(cell),
-            self.options.grace,
-            by_statement=has_arrows(cell),
-            interactive=cell.expect.repl is not None,  # a `>>>` example runs as a console runs it
-            skip_if=cell.skip_if,
-        )
-
-    def timeout(self, cell: Cell) -> float:
-        """The cell's timeout: the most specific setting wins."""
-        return cell.timeout or self.recipe.timeout or self.options.cell_timeout
+        return session.submit(cell_request(cell, self.recipe, self.options), self.options.grace)
 
     def send_ahead(
         self,
@@ -315,17 +310,8 @@ class _Run:
             if not keep_going and (previous.expect.error or previous.expect.texts() or has_arrows(previous)):
                 return
             cell = runnable[position + len(sent) + 1]
-            ahead = session.submit_ahead(
-                cell.source,
-                cell.path,
-                cell.line,
-                self.timeout(cell),
-                self.options.grace,
-                None if keep_going else last.id,
-                by_statement=has_arrows(cell),
-                interactive=cell.expect.repl is not None,
-                skip_if=cell.skip_if,
-            )
+            request = cell_request(cell, self.recipe, self.options)
+            ahead = session.submit_ahead(request, self.options.grace, None if keep_going else last.id)
             if ahead is None:
                 return
             sent.append(ahead)
@@ -406,9 +392,23 @@ def has_arrows(cell: Cell) -> bool:
     return "#>" in cell.source
 
 
+def cell_request(cell: Cell, recipe: Recipe, options: RunOptions) -> CellRequest:
+    """What the interpreter is sent to run a code cell of `recipe`: its code where the file has it, its
+    timeout (the most specific setting wins), and what its expectations need of the run."""
+    return CellRequest(
+        cell.source,
+        cell.path,
+        cell.line,
+        cell.timeout or recipe.timeout or options.cell_timeout,
+        by_statement=has_arrows(cell),
+        interactive=cell.expect.repl is not None,  # a `>>>` example runs as a console runs it
+        skip_if=cell.skip_if,
+    )
+
+
 def result_of(cell: Cell, outcome: CellOutcome) -> CellResult:
     """Turn what the driver reported into a judged `CellResult`."""
-    status, reason, diff, mismatch = CellStatus.ERROR, None, None, None
+    status, reason, diff, mismatch, mismatch_line = CellStatus.ERROR, None, None, None, None
     message = outcome.error.message if outcome.error else ""
     printed = None if outcome.printed is None else tuple(outcome.printed)
     if outcome.status == "timeout":
@@ -433,6 +433,7 @@ def result_of(cell: Cell, outcome: CellOutcome) -> CellResult:
 
             verdict = judge_arrows(cell, printed)
         status, reason, diff, mismatch = verdict.status, verdict.reason, verdict.diff, verdict.mismatch
+        mismatch_line = verdict.mismatch_line
     return CellResult(
         cell=cell,
         status=status,
@@ -443,6 +444,7 @@ def result_of(cell: Cell, outcome: CellOutcome) -> CellResult:
         reason=reason,
         diff=diff,
         mismatch=mismatch,
+        mismatch_line=mismatch_line,
         peak_memory=outcome.peak_memory,
         printed=printed,
     )

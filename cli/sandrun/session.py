@@ -30,6 +30,7 @@ from sandrun.model import DISPLAY, OUTPUT_CUT, CellError, Condition, OutputChunk
 
 __all__ = [
     "CellOutcome",
+    "CellRequest",
     "OutputCollector",
     "OutputRuns",
     "ProtocolViolation",
@@ -56,6 +57,27 @@ SIGNAL_MEANINGS = {
 AHEAD_BYTES = 2048
 """Most bytes of requests sent ahead and not collected yet: little enough that, with the request being read,
 they fit in a pipe of the smallest size (one page), so sending ahead never waits for the interpreter."""
+
+
+@dataclass(frozen=True)
+class CellRequest:
+    """One cell as the interpreter is asked to run it (`Session.run`, `submit`, `submit_ahead`)."""
+
+    code: str
+    filename: str
+    """The file the code is said to come from, in tracebacks and warnings."""
+    line: int
+    """Its first line in that file."""
+    timeout: float | None
+    """Seconds it may run; None: no limit."""
+    by_statement: bool = False
+    """Record what each top-level statement prints (`CellOutcome.printed`), for `#>` comments."""
+    interactive: bool = False
+    """Run it as a console runs a `>>>` example, showing the value of every expression statement (in loops
+    and blocks too)."""
+    skip_if: Condition | None = None
+    """An expression the driver evaluates first (in the cell's interpreter, inside the sandbox): when it is
+    true, the cell is not run and its outcome is `skipped`."""
 
 
 @dataclass
@@ -89,7 +111,7 @@ class CellOutcome:
     duration: float = 0.0
     peak_memory: int | None = None
     printed: list[StatementOutput] | None = None
-    """stdout by top-level statement, when `Session.run` was asked for it."""
+    """stdout by top-level statement, when the cell's request asked for it (`CellRequest.by_statement`)."""
 
 
 class Session:
@@ -188,108 +210,51 @@ class Session:
 
     def run(
         self,
-        code: str,
-        filename: str,
-        line: int,
-        timeout: float | None,
+        cell: CellRequest,
         grace: float = DEFAULT_GRACE,
         on_output: Callable[[OutputChunk], None] | None = None,
-        by_statement: bool = False,
-        interactive: bool = False,
-        skip_if: Condition | None = None,
     ) -> CellOutcome:
-        """Run one cell; output chunks are passed to `on_output` as they arrive. With `by_statement`, the
-        outcome says what each top-level statement printed (`CellOutcome.printed`). `interactive`: as a
-        console runs a `>>>` example, showing the value of every expression statement (in loops and blocks
-        too). With `skip_if`, the driver first evaluates that expression (in the cell's interpreter, inside
-        the sandbox) and does not run the cell when it is true."""
-        return self.collect(
-            self.submit(
-                code,
-                filename,
-                line,
-                timeout,
-                grace,
-                by_statement=by_statement,
-                interactive=interactive,
-                skip_if=skip_if,
-            ),
-            on_output,
-        )
+        """Run one cell; output chunks are passed to `on_output` as they arrive."""
+        return self.collect(self.submit(cell, grace), on_output)
 
-    def submit(
-        self,
-        code: str,
-        filename: str,
-        line: int,
-        timeout: float | None,
-        grace: float = DEFAULT_GRACE,
-        *,
-        by_statement: bool = False,
-        interactive: bool = False,
-        skip_if: Condition | None = None,
-    ) -> Submitted:
+    def submit(self, cell: CellRequest, grace: float = DEFAULT_GRACE) -> Submitted:
         """Send a cell's code to the interpreter, which runs it once the cells sent before it are done;
-        `collect` gets its outcome (the keywords as for `run`). Raises `BackendError` if the sandbox is
-        known to be dead already."""
-        request = self._request(code, filename, line, timeout, None, by_statement, interactive, skip_if)
-        return self._send(request, timeout, grace)
+        `collect` gets its outcome. Raises `BackendError` if the sandbox is known to be dead already."""
+        return self._send(self._request(cell, None), cell.timeout, grace)
 
-    def submit_ahead(
-        self,
-        code: str,
-        filename: str,
-        line: int,
-        timeout: float | None,
-        grace: float,
-        after: int | None,
-        *,
-        by_statement: bool = False,
-        interactive: bool = False,
-        skip_if: Condition | None = None,
-    ) -> Submitted | None:
+    def submit_ahead(self, cell: CellRequest, grace: float, after: int | None) -> Submitted | None:
         """Send a cell while earlier ones still run, so that the interpreter never waits for the host.
 
         With `after` (the id of the cell sent just before), the interpreter runs it only if that cell ran
         and ended `ok` or was skipped by its `skip_if`, and else answers `skipped`. None, and nothing sent,
         if the sandbox is dead or the cells sent ahead would hold more than `AHEAD_BYTES` (then a write
-        could wait for the interpreter). The keywords as for `run`.
+        could wait for the interpreter).
         """
         if self.dead_reason:
             return None
-        request = self._request(code, filename, line, timeout, after, by_statement, interactive, skip_if)
+        request = self._request(cell, after)
         if self._ahead_bytes + len(request) > AHEAD_BYTES:
             self._next_id -= 1  # the id is not used: the next cell gets it
             return None
-        submitted = self._send(request, timeout, grace)
+        submitted = self._send(request, cell.timeout, grace)
         submitted.ahead = len(request)
         self._ahead_bytes += submitted.ahead
         return submitted
 
-    def _request(
-        self,
-        code: str,
-        filename: str,
-        line: int,
-        timeout: float | None,
-        after: int | None,
-        by_statement: bool,
-        interactive: bool,
-        skip_if: Condition | None,
-    ) -> bytes:
+    def _request(self, cell: CellRequest, after: int | None) -> bytes:
         if self.dead_reason:
             raise BackendError(self.dead_reason)
         self._next_id += 1
-        request = {"op": "run", "id": self._next_id, "code": code, "filename": filename, "line": line}
-        request.update(timeout=timeout, output_limit=self.output_limit)
+        request = {"op": "run", "id": self._next_id, "code": cell.code, "filename": cell.filename}
+        request.update(line=cell.line, timeout=cell.timeout, output_limit=self.output_limit)
         if after is not None:
             request["after"] = after
-        if by_statement:
+        if cell.by_statement:
             request["arrows"] = True
-        if interactive:
+        if cell.interactive:
             request["interactive"] = True
-        if skip_if is not None:
-            request["skip_if"] = {"text": skip_if.text, "line": skip_if.line}
+        if cell.skip_if is not None:
+            request["skip_if"] = {"text": cell.skip_if.text, "line": cell.skip_if.line}
         return json.dumps(request).encode() + b"\n"
 
     def _send(self, request: bytes, timeout: float | None, grace: float) -> Submitted:

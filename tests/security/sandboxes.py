@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 from sandrun.backends import get_backend
-from sandrun.session import CellOutcome, Session
+from sandrun.session import CellOutcome, CellRequest, Session
 
 REPO = Path(__file__).resolve().parents[2]
 """The project's directory on the host, which no sandbox may see (whatever its own work directory is)."""
@@ -78,7 +78,7 @@ StartSandbox = Callable[..., Session]
 
 def run(session: Session, code: str, timeout: float = 10, grace: float = 1.0) -> CellOutcome:
     """Run dedented `code` as one cell of `recipe.py`."""
-    return session.run(textwrap.dedent(code), "recipe.py", 1, timeout, grace)
+    return session.run(CellRequest(textwrap.dedent(code), "recipe.py", 1, timeout), grace)
 
 
 def value(outcome: CellOutcome) -> Any:

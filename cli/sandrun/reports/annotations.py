@@ -3,9 +3,9 @@
 One command per failed, timed-out or errored code cell, of the form
 `::error file=PATH,line=N,title=TITLE::MESSAGE`. PATH is the cell's path as the user named it (GitHub
 matches it against the repository, so run sandrun from the repository root with relative paths). N is
-where the problem is: the line of the expected output that did not match (`CellResult.mismatch`) or
-the `#>` comment that did not say what its statement printed, else
-the line of the innermost frame of the cell's exception in the recipe file, else the cell's first line.
+where the problem is: the line of the expected output that did not match, or of the `#>` comments that
+did not say what their statement printed (`CellResult.mismatch_line`), else the line of the innermost
+frame of the cell's exception in the recipe file, else the cell's first line.
 TITLE is the cell's label and what happened; MESSAGE is the reason, then the diff, shortened.
 
 A run that ended in error or was interrupted without any cell showing it (the sandbox could not start,
@@ -15,7 +15,6 @@ Values are escaped as the Actions runner expects, so every command is a single l
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 
 from sandrun.model import CellKind, CellResult, CellStatus, RunStatus, Transcript
@@ -47,12 +46,8 @@ def command(kind: str, message: str, **properties: str | int | None) -> str:
 
 def annotation_line(r: CellResult) -> int:
     """The line in the recipe file an annotation for `r` should point at (see the module docstring)."""
-    expected = r.cell.expect.texts().get(r.mismatch) if r.mismatch else None
-    if expected is not None and expected.line is not None:
-        return expected.line
-    arrows = re.match(rf"the (?:#> lines|statement) at {re.escape(r.cell.path)}:(\d+) ", r.reason or "")
-    if arrows is not None:  # `#>` comments that do not say what their statement printed
-        return int(arrows.group(1))
+    if r.mismatch_line is not None:
+        return r.mismatch_line
     if r.error is not None and r.error.line is not None:
         return r.error.line
     return r.cell.line

@@ -8,9 +8,9 @@ everything `transcript_to_dict` wrote, and what it did not write comes back empt
 judging a run and to `--update`, both done from the recipe).
 
 Each cell's entry carries both the `Cell` (index, name, kind, source, line, tags, timeout, skip, expect)
-and its `CellResult` (status, outputs, value, error, duration, reason, diff, mismatch, peak_memory), plus
-`stdout` and `stderr`: the concatenated text of `outputs`, for readers that do not care about
-interleaving. A cell's path is not repeated; it is the recipe's path.
+and its `CellResult` (status, outputs, value, error, duration, reason, diff, mismatch, mismatch_line,
+peak_memory), plus `stdout` and `stderr`: the concatenated text of `outputs`, for readers that do not care
+about interleaving. A cell's path is not repeated; it is the recipe's path.
 
 Version 2 adds rich output to `outputs`: entries with `stream` `display` (shown by `display()` or a
 matplotlib figure) or `result` (a trailing expression's rich value), whose `text` is their text/plain and
@@ -90,6 +90,7 @@ def _result_to_dict(result: CellResult) -> dict[str, Any]:
         "reason": result.reason,
         "diff": result.diff,
         "mismatch": result.mismatch,
+        "mismatch_line": result.mismatch_line,
         "peak_memory": result.peak_memory,
         "expect": _expect_to_dict(cell.expect),
     }
@@ -186,6 +187,7 @@ def _result_from_dict(d: Mapping[str, Any], path: str) -> CellResult:
         reason=d.get("reason"),
         diff=d.get("diff"),
         mismatch=d.get("mismatch"),
+        mismatch_line=d.get("mismatch_line"),
         peak_memory=d.get("peak_memory"),
     )
 
