@@ -30,7 +30,7 @@ from sandrun.model import (
     Transcript,
     is_cut,
 )
-from sandrun.readers import load_recipe, parse_bytes
+from sandrun.readers import SUFFIXES, load_recipe, parse_bytes, recipe_format
 from sandrun.runner import RunOptions, run_recipe
 from sandrun.session import DEFAULT_OUTPUT_LIMIT
 from sandrun.update import Edit, UpdateRefused, apply_edits, update_recipe
@@ -415,3 +415,38 @@ def test_an_anchor_on_an_expected_scalar_is_kept(scalar: str, tmp_path: Path) ->
     updated = path.read_text()
     assert updated.startswith(text[: text.index("wrong")].rstrip("'"))
     assert "hello" in updated and run(path).status is RunStatus.PASSED
+
+
+TINY = {
+    ".yaml": "cells: [print(1)]\n",
+    ".py": "# %%\nprint(1)\n",
+    ".md": "```python\nprint(1)\n```\n",
+    ".rst": ".. code-block:: python\n\n   print(1)\n",
+    ".ipynb": '{"nbformat": 4, "nbformat_minor": 5, "metadata": {}, "cells": '
+    '[{"cell_type": "code", "metadata": {}, "source": "print(1)", "outputs": [], "execution_count": null}]}',
+}
+
+
+@pytest.mark.parametrize("suffix", SUFFIXES)
+def test_every_format_is_registered_under_the_name_its_reader_writes(suffix: str, tmp_path: Path) -> None:
+    """`--update` finds a recipe's rewrite rule and reader again by `Recipe.format`."""
+    path = write(tmp_path / f"tiny{suffix}", TINY[suffix.replace(".yml", ".yaml")])
+    recipe = load_recipe(path)
+    assert recipe.format == SUFFIXES[suffix]
+    found = recipe_format(recipe.format)
+    assert found.parse(path.read_text(), recipe.path, recipe.sha256) == recipe
+    assert (found.rewrite is None) == (recipe.format == "ipynb")  # a notebook's outputs are written whole
+
+
+def test_the_updater_reaches_the_readers_only_through_their_registry() -> None:
+    """A new format adds its rewrite rule beside its reader: `update.py` names no reader module."""
+    import ast
+
+    import sandrun.update
+
+    tree = ast.parse(Path(sandrun.update.__file__).read_text())
+    imported = {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
+    names = {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
+    readers = {name for name in imported | names if name and name.startswith("sandrun.readers")}
+    assert readers == {"sandrun.readers", "sandrun.readers.lines"}  # the registry, and how lines are cut
+    assert "importlib" not in imported | names

@@ -2,11 +2,10 @@
 
 Only expectations already written that do not match (one with `...` that matches stays byte for byte), of
 cells that ran to their end, get the actual output without its trailing newlines; nothing else changes.
-YAML: a literal block where a block was or for several lines, else the old plain or quoted style, else
-double quotes. Percent: `# ` lines. Markdown: the output block's content (with longer fences if a line could
-close them), or console lines. The updated text must read back as the same cells, or nothing is written.
-A YAML expectation that several cells share through an alias is written once, if they all printed the same
-text; otherwise it is left as it is, with a note.
+How a new text is written is the format's own rule (`sandrun.readers.Format.rewrite`, beside its reader);
+a notebook gets its outputs rewritten whole (`sandrun.notebook_update`). The updated text must read back
+as the same cells, or nothing is written. A YAML expectation that several cells share through an alias is
+written once, if they all printed the same text; otherwise it is left as it is, with a note.
 """
 
 from __future__ import annotations
@@ -14,17 +13,12 @@ from __future__ import annotations
 import hashlib
 import itertools
 import os
-import re
 from dataclasses import dataclass
-from importlib import import_module
-
-import yaml
 
 from sandrun import safefs
 from sandrun.atomic import write_text_at
 from sandrun.errors import RecipeError, SandrunError
 from sandrun.expect import repl_view, text_matches
-from sandrun.fences import FENCE_PATTERN, fence_for
 from sandrun.model import (
     Cell,
     CellResult,
@@ -36,19 +30,8 @@ from sandrun.model import (
     Transcript,
     is_cut,
 )
-from sandrun.readers.lines import ends_with_newline, line_starts, newline_of, split_lines
-from sandrun.readers.yaml_nodes import compose
-from sandrun.readers.yaml_recipe import construct
-
-_READERS = {"yaml": "yaml_recipe", "percent": "percent", "markdown": "markdown_doc", "rst": "rst"}
-_DIRECTIVE = re.compile(r"^# expect \w+:", re.MULTILINE)
-_CONTAINER = r"(?:[ \t>]|[-+*][ \t]|[0-9]{1,9}[.)][ \t])*"  # blockquote and list item prefixes, as written
-_FENCE = re.compile(rf"({_CONTAINER}){FENCE_PATTERN}")
-_PROMPT = re.compile(rf"({_CONTAINER}?)>>>")
-_MARKER = re.compile(r"[-+*]|[0-9]{1,9}[.)]")
-_LINE_END = re.compile(r"\r\n|\r|\n")
-_PROPERTIES = re.compile(r"(?:[&!]\S*\s+)*")  # a node's anchor and tag, before its value
-_Spot = tuple[int, int, str]  # replace text[start:end] with this
+from sandrun.readers import Format, Rewriter, recipe_format
+from sandrun.readers.lines import line_block, line_starts, newline_of
 
 
 class UpdateRefused(SandrunError):
@@ -161,15 +144,15 @@ def _notebook_outputs(transcript: Transcript, text: str) -> tuple[list[Edit], st
     """A notebook with its fresh outputs (`sandrun.notebook_update`); one edit per cell whose outputs
     changed (offsets 0: the notebook is written whole). It must read back as the same cells."""
     from sandrun.notebook_update import updated_notebook
-    from sandrun.readers import ipynb
 
     new_text, changed = updated_notebook(text, transcript)
-    cells = transcript.recipe.cells
+    recipe = transcript.recipe
+    cells = recipe.cells
     edits = [
         Edit(0, 0, "", i, cells[i].label, "outputs", cells[i].location, old, new) for i, old, new in changed
     ]
     if changed:
-        reread = ipynb.parse(new_text, transcript.recipe.path, transcript.recipe.sha256)
+        reread = recipe_format(recipe.format).parse(new_text, recipe.path, recipe.sha256)
         if [(c.kind, c.source, c.tags) for c in reread.cells] != [(c.kind, c.source, c.tags) for c in cells]:
             raise SandrunError("the updated notebook does not read back as the same cells; nothing written")
     return edits, new_text
@@ -201,7 +184,7 @@ def _plan(recipe: Recipe, transcript: Transcript, text: str) -> tuple[list[Edit]
                 hint = "its last line is not an expression: print() it and expect stdout instead"
                 raise RecipeError(recipe.path, expected.line or cell.line, message, hint)
             new = actual.rstrip("\n")
-            start, end, put = _replacement(recipe, text, expected, what, new, nl)
+            start, end, put = _rewriter(recipe)(text, expected, what, new, recipe.path)
             edits.append(Edit(start, end, put, cell.index, cell.label, what, location, expected.text, new))
     updated = apply_edits(text, edits) if edits else text
     if edits:
@@ -231,7 +214,7 @@ def _arrow_edits(
     notes += arrow_notes
     for r in rewrites:
         location = f"{recipe.path}:{r.line}"
-        put = _lines(text, r.start, r.end, list(r.lines), nl)
+        put = line_block(text, r.start, r.end, list(r.lines), nl)
         edits.append(Edit(r.start, r.end, put, cell.index, cell.label, WHAT, location, r.old, r.new))
     return after
 
@@ -287,151 +270,24 @@ def _left_alone(result: CellResult, expected: ExpectedText, actual: str | None) 
     return next((why for why, applies in reasons.items() if applies), None)
 
 
-def _replacement(recipe: Recipe, text: str, exp: ExpectedText, what: str, new: str, nl: str) -> _Spot:
-    """Where to write `new` (the new `exp`) in `text`, and what to write there, in the recipe's format."""
-    start, end = exp.span  # type: ignore[misc]
-    if recipe.format == "yaml":
-        return start, end, _yaml_scalar(recipe.path, text, start, end, new, nl)
-    if recipe.format == "percent" and what == "value":
-        if "\n" in new:
-            raise RecipeError(
-                recipe.path, exp.line, "the new value's repr spans several lines, "
-                "but `# expect value:` holds one", hint="print() it and use `# expect stdout:` instead",
-            )  # fmt: skip
-        return start, end, new
-    if recipe.format == "percent":
-        lines = [f"# {line}" if line else "#" for line in new.split("\n")] if new else []
-        return start, end, _lines(text, start, end, lines, nl)
-    if what == "repl":
-        prompt = next((x for x in reversed(split_lines(text[:start])) if ">>>" in x), "")
-        found = _PROMPT.match(prompt)
-        indent = _continued(found.group(1) if found else "")
-        lines = [indent + (x if x.strip() else "<BLANKLINE>") for x in new.split("\n")] if new else []
-        return start, end, _lines(text, start, end, lines, nl)
-    if recipe.format == "rst" or _opening_fence(text, start)[1] is None:
-        # an indented body (a `.. testoutput::`, also in a MyST {eval-rst}): re-indented as the old one was
-        old = next((x for x in split_lines(text[start:end]) if x.strip()), "")
-        indent = old[: len(old) - len(old.lstrip(" "))] or ("   " if recipe.format == "rst" else "")
-        return start, end, _lines(text, start, end, [indent + x if x else "" for x in new.split("\n")], nl)
-    return _fenced(text, start, end, new, nl)
-
-
-def _opening_fence(text: str, start: int) -> tuple[int, re.Match[str] | None]:
-    """The line that ends just before offset `start`: where it starts, and its match as an opening fence
-    (None if it is not one)."""
-    ending = 2 if text.endswith("\r\n", 0, start) else 1 if text.endswith(("\n", "\r"), 0, start) else 0
-    opening_end = start - ending
-    open_start = max(text.rfind("\n", 0, opening_end), text.rfind("\r", 0, opening_end)) + 1
-    return open_start, _FENCE.fullmatch(text[open_start:opening_end])
-
-
-def _lines(text: str, start: int, end: int, lines: list[str], nl: str) -> str:
-    """`lines` as a block that replaces whole lines, keeping a missing newline at the end of the file."""
-    block = "".join(line + nl for line in lines)
-    if end == len(text) and not ends_with_newline(text) and block:
-        block = (nl if start == end else "") + block[: -len(nl)]
-    return block
-
-
-def _fenced(text: str, start: int, end: int, new: str, nl: str) -> _Spot:
-    """The content of a fenced block; the fence is lengthened if a new line could close it."""
-    open_start, opening = _opening_fence(text, start)
-    assert opening is not None, "an output block's content starts after its opening fence"
-    indent, fence, info = opening.groups()
-    inner, blank = _continued(indent), _continued(indent).rstrip() if ">" in indent else ""
-    lines = new.split("\n") if new else []
-    content = "".join((inner + line if line else blank) + nl for line in lines)
-    longer = fence_for(new, fence[0], len(fence))
-    if longer == fence:
-        return start, end, content
-    line_end = _LINE_END.search(text, end)
-    closing_line = text[end : line_end.start() if line_end else len(text)]
-    close_end, closing = end + len(closing_line), _FENCE.fullmatch(closing_line)
-    tail = closing.group(1) + longer + closing.group(3) if closing else ""
-    return open_start, close_end if closing else end, indent + longer + info + nl + content + tail
-
-
-def _continued(prefix: str) -> str:
-    """The prefix of a container's later lines, from its first line's: list markers become spaces."""
-    return _MARKER.sub(lambda marker: " " * len(marker[0]), prefix)
-
-
-def _yaml_scalar(path: str, text: str, start: int, end: int, new: str, nl: str) -> str:
-    """A scalar for `new` in place of the one at `text[start:end]`: the first fit that PyYAML reads back."""
-    found = _yaml_node(text, start)
-    assert found is not None, f"no YAML scalar starts at offset {start}"
-    node, key_column, in_flow = found
-    props = _PROPERTIES.match(text, start, end).group()  # type: ignore[union-attr]  # an anchor, a tag: kept
-    was_block = node.style in ("|", ">")
-    old = text[start + len(props) : end]
-    chomp, comment, indent, rest = _block_parts(old, key_column) if was_block else ("", "", 0, "")
-    if new.lstrip("\n").startswith(" ") or not was_block:  # an indentation indicator is needed, or no block
-        indent = indent if 0 < indent - key_column < 10 else key_column + 2
-    digit = str(indent - key_column) if new.lstrip("\n").startswith(" ") else ""
-    lines = nl.join(" " * indent + line if line else "" for line in new.split("\n"))
-    candidates = ["''" if node.style == "'" else '""'] if not new else []
-    if new and not in_flow and (was_block or "\n" in new):
-        candidates.append(f"|{digit}{chomp}{comment}{nl}{lines}{rest}")
-    if "\n" not in new and node.style in (None, "|", ">"):
-        candidates.append(new + comment + rest)
-    if "\n" not in new and node.style == "'":
-        candidates.append("'" + new.replace("'", "''") + "'")
-    quoted = yaml.dump(new, default_style='"', allow_unicode=True, width=float("inf")).strip()
-    for candidate in [*candidates, quoted + comment + rest]:
-        try:
-            found = _yaml_node(text[:start] + props + candidate + text[end:], start)
-            value = construct(found[0]) if found else None
-        except (yaml.YAMLError, ValueError):
-            continue
-        if isinstance(value, (str, int, float)) and str(value).rstrip("\n") == new:
-            return props + candidate
-    raise RecipeError(path, len(split_lines(text[:start])), f"cannot write {new!r} as a YAML scalar")
-
-
-def _yaml_node(text: str, start: int) -> tuple[yaml.ScalarNode, int, bool] | None:
-    """The scalar value starting at offset `start`, its key's column, and whether it is in flow style."""
-    stack: list[tuple[yaml.Node | None, int, bool]] = [(compose(text), 0, False)]
-    seen: set[int] = set()  # an alias makes a node appear twice, or inside itself
-    while stack:
-        node, column, in_flow = stack.pop()
-        if node is None or id(node) in seen:
-            continue
-        seen.add(id(node))
-        if isinstance(node, yaml.ScalarNode) and node.start_mark.index == start:
-            return node, column, in_flow
-        in_flow = in_flow or bool(getattr(node, "flow_style", False))
-        if isinstance(node, yaml.MappingNode):
-            stack.extend((value, key.start_mark.column, in_flow) for key, value in node.value)
-        elif isinstance(node, yaml.SequenceNode):
-            stack.extend((item, column, in_flow) for item in node.value)
-    return None
-
-
-def _block_parts(old: str, key_column: int) -> tuple[str, str, int, str]:
-    """An old block scalar's chomping indicator, header comment and content indentation, and what follows
-    its content: the line break and the blank lines before the next key (all kept in its place)."""
-    header = re.match(r"[|>]([0-9+-]*)([^\r\n]*)", old)
-    assert header is not None
-    body = [line for line in split_lines(old[header.end() :]) if line.strip()]
-    digits = re.sub("[^0-9]", "", header.group(1))
-    indent = key_column + int(digits) if digits else key_column + 2
-    indent = len(body[0]) - len(body[0].lstrip(" ")) if body and not digits else indent
-    content_end = len(old.rstrip(" \t\r\n")) if body else header.end()
-    after = _LINE_END.search(old[content_end:])
-    rest = old[content_end + after.start() :] if after else ""
-    return re.sub("[0-9]", "", header.group(1)), header.group(2), indent, rest
+def _rewriter(recipe: Recipe) -> Rewriter:
+    """The recipe's format's rule for writing a new expected text in place."""
+    rewrite = recipe_format(recipe.format).rewrite
+    if rewrite is None:
+        raise SandrunError(f"a {recipe.format} recipe's expected texts cannot be rewritten in place")
+    return rewrite
 
 
 def _verify(recipe: Recipe, new_text: str, edits: list[Edit], arrows: dict[int, list[str]]) -> None:
     """The updated text must read back as the same cells, with exactly the new texts where edits are, and
     with the `#>` lines planned for each cell that has them."""
+    fmt = recipe_format(recipe.format)
     try:
-        reader = import_module(f"sandrun.readers.{_READERS[recipe.format]}")
-        again = reader.parse(new_text, recipe.path, recipe.sha256)
+        again = fmt.parse(new_text, recipe.path, recipe.sha256)
     except RecipeError as exc:  # its line is in the updated text, which was not written: leave it out
         message = f"the updated recipe would not read back ({exc.message}), so it was not written"
         raise RecipeError(recipe.path, None, message, hint="update these expectations by hand") from None
-    if list(map(_shape, recipe.cells)) != list(map(_shape, again.cells)):
+    if [_shape(c, fmt) for c in recipe.cells] != [_shape(c, fmt) for c in again.cells]:
         raise RecipeError(recipe.path, None, "the updated recipe would not have the same cells")
     wanted = {(e.cell, e.what): e.new for e in edits}
     for old, cell in zip(recipe.cells, again.cells, strict=True):
@@ -450,9 +306,10 @@ def _verify(recipe: Recipe, new_text: str, edits: list[Edit], arrows: dict[int, 
                 raise RecipeError(recipe.path, recipe.cells[index].line, message, "edit them by hand")
 
 
-def _shape(cell: Cell) -> tuple[object, ...]:
-    """What an update must not change in a cell (its code: in a percent cell, up to the `# expect` lines)."""
-    code, expect = _DIRECTIVE.split(cell.source, maxsplit=1)[0], cell.expect
+def _shape(cell: Cell, fmt: Format) -> tuple[object, ...]:
+    """What an update must not change in a cell: its code (as its format tells it from its expected texts,
+    but for its `#>` lines), and which expectations it has."""
+    code, expect = fmt.code(cell.source), cell.expect
     if "#>" in code:
         from sandrun.arrows import without_arrows  # `--update` rewrites these lines of the code
 

@@ -1,9 +1,12 @@
-"""Reading recipe files into `Recipe`s: one module per format, chosen by the file's suffix.
+"""Reading recipe files into `Recipe`s, and writing new expected texts into them: one module per format,
+chosen by the file's suffix.
 
-Every reader is a function `parse(text, path, sha256) -> Recipe` that raises `RecipeError` with the line
-where the problem is. `load_recipe` does what they share: reading bytes, refusing binary or non-UTF-8 files,
-and picking the reader. A reader reads no other file, but for Sphinx pages (reST, and Markdown with MyST's
-doctest directives): their `conf.py`, as text, for its doctest global setup (`sphinx_conf`).
+Each format's module defines `FORMAT`, a `Format`: its reader, a function `parse(text, path, sha256) ->
+Recipe` that raises `RecipeError` with the line where the problem is, and its rule for rewriting an expected
+text in place (`--update`). `load_recipe` does what the readers share: reading bytes, refusing binary or
+non-UTF-8 files, and picking the reader; `recipe_format` gives `--update` a recipe's format by its name. A
+reader reads no other file, but for Sphinx pages (reST, and Markdown with MyST's doctest directives): their
+`conf.py`, as text, for its doctest global setup (`sphinx_conf`).
 """
 
 from __future__ import annotations
@@ -11,32 +14,78 @@ from __future__ import annotations
 import functools
 import hashlib
 from collections.abc import Callable
+from dataclasses import dataclass
+from importlib import import_module
 from pathlib import Path
+from typing import NamedTuple, Protocol
 
 from sandrun.errors import RecipeError
-from sandrun.model import MatchMode, Recipe
+from sandrun.model import ExpectedText, MatchMode, Recipe
 
 Parser = Callable[[str, str, str], Recipe]
 
 
-READERS = {
-    ".yaml": "yaml_recipe", ".yml": "yaml_recipe", ".py": "percent", ".md": "markdown_doc", ".ipynb": "ipynb",
-    ".rst": "rst",
+class Replacement(NamedTuple):
+    """Write `text` in place of `[start:end]` of a recipe's text."""
+
+    start: int
+    end: int
+    text: str
+
+
+class Rewriter(Protocol):
+    """A format's rule for writing a new expected text where an old one is written."""
+
+    def __call__(self, text: str, expected: ExpectedText, what: str, new: str, path: str) -> Replacement:
+        """What to write in place of which part of `text` (the recipe at `path`) so that `expected`, read
+        from it with its `span` (the expected `what`: stdout, stderr, value or repl), reads back as `new`
+        (without trailing newlines). Raises `RecipeError` if the format cannot hold `new` there."""
+        ...  # pragma: no cover
+
+
+def _whole(source: str) -> str:
+    """All of a cell's source is code (its expected texts are written elsewhere)."""
+    return source
+
+
+@dataclass(frozen=True)
+class Format:
+    """What sandrun needs of a recipe format, defined in its reader's module as `FORMAT`."""
+
+    parse: Parser
+    """Its reader."""
+    rewrite: Rewriter | None = None
+    """Its rule for rewriting an expected text in place; None if expected texts have no place in the file
+    (a notebook's outputs are rewritten whole, by `sandrun.notebook_update`)."""
+    code: Callable[[str], str] = _whole
+    """The part of a cell's source that is code: what rewriting its expected texts leaves as it was (a
+    percent cell's expectations are comments at the end of its source)."""
+
+
+FORMATS = {
+    "yaml": "yaml_recipe", "percent": "percent", "markdown": "markdown_doc", "rst": "rst", "ipynb": "ipynb",
 }  # fmt: skip
-"""Recipe suffix -> the module of `sandrun.readers` that parses it (only that one is imported)."""
+"""Format name (`Recipe.format`) -> the module of `sandrun.readers` that defines it (only that one is
+imported)."""
+
+SUFFIXES = {
+    ".yaml": "yaml", ".yml": "yaml", ".py": "percent", ".md": "markdown", ".ipynb": "ipynb", ".rst": "rst",
+}  # fmt: skip
+"""Recipe suffix -> the name of its format."""
+
+
+def recipe_format(name: str) -> Format:
+    """The format named `name` (a `Recipe.format`)."""
+    found: Format = import_module(f"sandrun.readers.{FORMATS[name]}").FORMAT
+    return found
 
 
 def _parser(suffix: str) -> Parser | None:
-    from importlib import import_module
-
-    module = READERS.get(suffix)
-    if module is None:
-        return None
-    parser: Parser = import_module(f"sandrun.readers.{module}").parse
-    return parser
+    name = SUFFIXES.get(suffix)
+    return None if name is None else recipe_format(name).parse
 
 
-SUPPORTED_SUFFIXES = (".yaml", ".yml", ".py", ".md", ".ipynb", ".rst")
+SUPPORTED_SUFFIXES = tuple(SUFFIXES)
 
 
 def load_recipe(path: str | Path, check_outputs: bool = False, match: MatchMode | None = None) -> Recipe:

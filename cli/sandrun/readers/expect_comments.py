@@ -14,6 +14,9 @@ expression's repr); `# expect error: ValueError`; `# expect error_message: inval
 expression searched in the message); `# expect match: exact` (or ellipsis, the default; regex; whitespace).
 Ordinary comments may come before the first directive; from it to the end of the cell, only directives and
 their text.
+
+`--update` rewrites them here too: `rewrite` writes new expected text as these comments, and `code` is the
+part of a cell that it leaves as it was.
 """
 
 from __future__ import annotations
@@ -23,9 +26,12 @@ from dataclasses import replace
 
 from sandrun.errors import RecipeError
 from sandrun.expect import Written, expectation
-from sandrun.model import Cell, Expectation
+from sandrun.model import Cell, Expectation, ExpectedText
+from sandrun.readers import Replacement
+from sandrun.readers.lines import line_block, newline_of
 
 DIRECTIVE = re.compile(r"^# expect (\w+):(?: (.*))?$")
+_ANY_DIRECTIVE = re.compile(r"^# expect \w+:", re.MULTILINE)
 BLOCK_KINDS = ("stdout", "stderr")
 INLINE_KINDS = ("value", "error", "error_message", "match")
 
@@ -104,3 +110,22 @@ def _expectation(cell: Cell, values: dict[str, str], spans: dict[str, tuple[int,
     if "error" not in written and cell.expect.error is not None:
         written["error"] = Written(cell.expect.error, cell.line)
     return expectation(cell.path, written)
+
+
+def code(source: str) -> str:
+    """A cell's source up to its first `# expect` line: what rewriting its expectations leaves as it was."""
+    return _ANY_DIRECTIVE.split(source, maxsplit=1)[0]
+
+
+def rewrite(text: str, expected: ExpectedText, what: str, new: str, path: str) -> Replacement:
+    """`new` in place of `expected`: a value on its directive's line, other texts as `# ` lines."""
+    start, end = expected.span  # type: ignore[misc]
+    if what == "value":
+        if "\n" in new:
+            raise RecipeError(
+                path, expected.line, "the new value's repr spans several lines, "
+                "but `# expect value:` holds one", hint="print() it and use `# expect stdout:` instead",
+            )  # fmt: skip
+        return Replacement(start, end, new)
+    lines = [f"# {line}" if line else "#" for line in new.split("\n")] if new else []
+    return Replacement(start, end, line_block(text, start, end, lines, newline_of(text)))

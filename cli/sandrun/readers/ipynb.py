@@ -39,6 +39,7 @@ from sandrun.model import (
     MatchMode,
     Recipe,
 )
+from sandrun.readers import Format
 
 SETTINGS = (
     "name", "description", "timeout", "env", "network", "python", "packages", "files", "backend",
@@ -91,6 +92,10 @@ def parse(text: str, path: str, sha256: str, check_outputs: bool = False) -> Rec
         backend=settings.get("backend"),
         packages=tuple(settings.get("packages", ())),
     )
+
+
+FORMAT = Format(parse)
+"""Notebooks: stored outputs are rewritten whole, by `sandrun.notebook_update`, not in place."""
 
 
 def _cell(raw: object, index: int, line: int, path: str, check: bool, mode: MatchMode) -> Cell:

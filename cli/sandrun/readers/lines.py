@@ -47,6 +47,15 @@ def ends_with_newline(text: str) -> bool:
     return text.endswith(("\n", "\r"))
 
 
+def line_block(text: str, start: int, end: int, lines: list[str], nl: str) -> str:
+    """`lines`, each ended by `nl`, as a block to write in place of the whole lines `text[start:end]`:
+    without the last ending if the file's last line had none."""
+    block = "".join(line + nl for line in lines)
+    if end == len(text) and not ends_with_newline(text) and block:
+        block = (nl if start == end else "") + block[: -len(nl)]
+    return block
+
+
 class LineIndex:
     """Maps character offsets of one text to line numbers (from 1) in O(log lines) each."""
 

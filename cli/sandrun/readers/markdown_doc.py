@@ -66,7 +66,7 @@ from typing import Any
 from sandrun.errors import RecipeError
 from sandrun.expect import default_match
 from sandrun.model import Cell, Recipe
-from sandrun.readers import md_blocks, myst
+from sandrun.readers import Format, md_blocks, myst
 from sandrun.readers.doc_cells import (
     IPYTHON_PROMPT,
     PROMPT,
@@ -78,6 +78,7 @@ from sandrun.readers.doc_cells import (
     not_run,
     session_cells,
 )
+from sandrun.readers.doc_rewrite import rewrite_markdown
 from sandrun.readers.md_blocks import Comment, Fence, Text
 
 PYTHON = ("python", "py", "python3", "py3", "ipython", "ipython3")
@@ -168,6 +169,10 @@ def parse(text: str, path: str, sha256: str) -> Recipe:
         cells, warnings = with_global_code(cells, path)
     recipe = Recipe(path=path, sha256=sha256, format="markdown", cells=tuple(cells), **recipe_settings)
     return replace(recipe, warnings=(*warnings, *doc.warnings))
+
+
+FORMAT = Format(parse, rewrite=rewrite_markdown)
+"""Markdown documents (MyST too): expected texts are output blocks and `>>>` session output."""
 
 
 def _eval_rst(doc: Document, block: Fence, index: int) -> list[Cell]:

@@ -17,7 +17,7 @@ from typing import Any
 from sandrun.errors import RecipeError
 from sandrun.fences import FenceLine, fence_line
 from sandrun.model import ANY_EXCEPTION, Cell, CellKind, Expectation, Recipe
-from sandrun.readers import script_metadata
+from sandrun.readers import Format, expect_comments, script_metadata
 from sandrun.readers.expect_comments import with_expectations
 from sandrun.readers.lines import line_starts, text_lines
 
@@ -53,6 +53,10 @@ def parse(text: str, path: str, sha256: str) -> Recipe:
     cells = [with_expectations(c, starts) if c.kind is CellKind.CODE else c for c in cells]
     settings = script_metadata.settings(text, path) if "# /// script" in text else {}
     return Recipe(path=path, sha256=sha256, format="percent", cells=tuple(cells), **settings)
+
+
+FORMAT = Format(parse, rewrite=expect_comments.rewrite, code=expect_comments.code)
+"""Percent recipes: expected texts are `# expect` comments at the end of a cell."""
 
 
 def _skip_header(lines: list[str], path: str) -> tuple[int, list[Cell]]:

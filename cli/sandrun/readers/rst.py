@@ -52,6 +52,7 @@ from typing import Any
 from sandrun.errors import RecipeError
 from sandrun.expect import UNSUPPORTED_FLAGS, Written, unsupported_flag
 from sandrun.model import Cell, Condition, Recipe
+from sandrun.readers import Format
 from sandrun.readers.doc_cells import (
     IPYTHON_PROMPT,
     Document,
@@ -61,6 +62,7 @@ from sandrun.readers.doc_cells import (
     not_run,
     session_cells,
 )
+from sandrun.readers.doc_rewrite import rewrite_rst
 from sandrun.readers.md_blocks import Fence
 from sandrun.readers.pycon import parse_flags
 from sandrun.readers.pyversion import skip_condition
@@ -109,6 +111,10 @@ def parse(text: str, path: str, sha256: str) -> Recipe:
     cells, warnings = with_global_code(scan.cells, path)
     recipe = Recipe(path=path, sha256=sha256, format="rst", cells=tuple(cells), **(scan.settings or {}))
     return replace(recipe, warnings=(*warnings, *doc.warnings))
+
+
+FORMAT = Format(parse, rewrite=rewrite_rst)
+"""reStructuredText documents: expected texts are `.. testoutput::` bodies and `>>>` session output."""
 
 
 def cells_in(doc: Document, first: int, end: int, index: int) -> list[Cell]:

@@ -71,6 +71,11 @@ def compose_with(loader_class: type[yaml.SafeLoader], text: str) -> Node | None:
         loader.dispose()
 
 
+def construct(node: yaml.Node) -> object:
+    """The Python value of a scalar node, by the same rules as `yaml.safe_load`."""
+    return yaml.constructor.SafeConstructor().construct_object(node)
+
+
 def _document(loader: Any) -> Node:
     """The nodes of one document, from its events, with PyYAML's tags, styles, marks and anchor rules."""
     anchors: dict[str, Node] = {}

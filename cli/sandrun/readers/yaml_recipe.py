@@ -37,8 +37,10 @@ import yaml
 from sandrun.errors import RecipeError
 from sandrun.expect import Written, expectation, seconds
 from sandrun.model import Cell, Expectation, Recipe
+from sandrun.readers import Format
 from sandrun.readers.lines import LineIndex
-from sandrun.readers.yaml_nodes import compose
+from sandrun.readers.yaml_nodes import compose, construct
+from sandrun.readers.yaml_rewrite import rewrite
 
 RECIPE_KEYS = (
     "name", "description", "timeout", "env", "network", "python", "packages", "files", "backend", "cells"
@@ -201,11 +203,6 @@ class _Reader:
         return expectation(self.path, written)
 
 
-def construct(node: yaml.Node) -> object:
-    """The Python value of a scalar node, by the same rules as `yaml.safe_load`."""
-    return yaml.constructor.SafeConstructor().construct_object(node)
-
-
 def describe(node: yaml.Node) -> str:
     """A node's kind in words, for error messages."""
     if isinstance(node, yaml.MappingNode):
@@ -249,6 +246,10 @@ def parse(text: str, path: str, sha256: str) -> Recipe:
         raise reader.fail(cells_node, "`cells` must be a non-empty list", "e.g. cells:\n    - print('hi')")
     cells = tuple(reader.cell(node, i) for i, node in enumerate(cells_node.value))
     return Recipe(path=path, sha256=sha256, format="yaml", cells=cells, **_settings(reader, items))
+
+
+FORMAT = Format(parse, rewrite=rewrite)
+"""YAML recipes: expected texts are scalars."""
 
 
 SETTING_KEYS = tuple(key for key in RECIPE_KEYS if key != "cells")
