@@ -9,6 +9,9 @@ import base64
 import dataclasses
 import hashlib
 import importlib.util
+import json
+import subprocess
+import sys
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -164,3 +167,13 @@ def make_wheel(folder: Path, name: str = DEMO, version: str = "0.1") -> Path:
             record.append(f"{path},sha256={digest},{len(data)}")
         archive.writestr(f"{dist_info}/RECORD", "\n".join([*record, f"{dist_info}/RECORD,,"]) + "\n")
     return wheel
+
+
+def run_json(doc: str | Path, *extra: str, cwd: Path | None = None) -> tuple[int, dict[str, Any], str]:
+    """`sandrun run doc` (from `cwd`) in the real local sandbox, with a JSON transcript on stdout: the exit
+    code, the transcript ({} when none was printed) and stderr."""
+    command = [sys.executable, "-m", "sandrun", "run", str(doc), "--backend", "local", "--format", "json"]
+    done = subprocess.run(
+        [*command, *extra], capture_output=True, text=True, timeout=120, check=False, cwd=cwd
+    )
+    return done.returncode, json.loads(done.stdout) if done.stdout.strip() else {}, done.stderr

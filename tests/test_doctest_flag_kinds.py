@@ -13,17 +13,14 @@
 from __future__ import annotations
 
 import doctest
-import json
-import subprocess
-import sys
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from sandrun.errors import RecipeError
 from sandrun.expect import DOCTEST_FLAGS, IGNORED_FLAGS, UNSUPPORTED_FLAGS, Written, expectation
 from sandrun.readers.markdown_doc import parse
+from tests.factories import run_json
 
 PYTEST_FLAGS = ("ALLOW_UNICODE", "ALLOW_BYTES", "NUMBER")  # registered by pytest's doctest plugin
 
@@ -42,13 +39,6 @@ def test_a_misspelt_flag_is_an_error_that_names_the_right_one() -> None:
         caught.value
     )
     assert "did you mean '+NORMALIZE_WHITESPACE'?" in str(caught.value)
-
-
-def run(doc: Path, *extra: str) -> tuple[int, dict[str, Any], str]:
-    """`sandrun run doc` in the real local sandbox, with a JSON transcript: exit code, transcript, stderr."""
-    command = [sys.executable, "-m", "sandrun", "run", str(doc), "--backend", "local", "--format", "json"]
-    done = subprocess.run([*command, *extra], capture_output=True, text=True, timeout=120, check=False)
-    return done.returncode, json.loads(done.stdout) if done.stdout.strip() else {}, done.stderr
 
 
 DOC = """\
@@ -82,7 +72,7 @@ WHY = "changes the comparison in a way sandrun does not"
 def test_flags_sandrun_does_not_implement_leave_their_examples_found_but_not_run(tmp_path: Path) -> None:
     doc = tmp_path / "doc.rst"
     doc.write_text(DOC)
-    code, transcript, err = run(doc)
+    code, transcript, err = run_json(doc)
     assert code == 0, err
     ended = [(c["line"], c["status"], c["unsupported"]) for c in transcript["cells"]]
     assert ended == [
@@ -92,14 +82,14 @@ def test_flags_sandrun_does_not_implement_leave_their_examples_found_but_not_run
         (13, "passed", None),
         (18, "skipped", f"doctest's doctest directive `+DONT_ACCEPT_BLANKLINE` {WHY}"),
     ]
-    code, _, err = run(doc, "--strict")
+    code, _, err = run_json(doc, "--strict")
     assert code == 1 and "found but not run" in err
 
 
 def test_an_ignored_flag_does_not_make_a_wrong_output_pass(tmp_path: Path) -> None:
     doc = tmp_path / "doc.rst"
     doc.write_text(".. doctest::\n   :options: +REPORT_ONLY_FIRST_FAILURE\n\n   >>> 1 + 1\n   3\n")
-    code, transcript, err = run(doc)
+    code, transcript, err = run_json(doc)
     assert code == 1, err
     assert transcript["cells"][0]["status"] == "failed"
 
@@ -107,7 +97,7 @@ def test_an_ignored_flag_does_not_make_a_wrong_output_pass(tmp_path: Path) -> No
 def test_a_misspelt_flag_stops_the_command_with_exit_2(tmp_path: Path) -> None:
     doc = tmp_path / "doc.rst"
     doc.write_text(".. doctest::\n   :options: +ELIPSIS\n\n   >>> 1\n   1\n")
-    code, _, err = run(doc)
+    code, _, err = run_json(doc)
     assert code == 2, err
     assert "doc.rst:1" in err and "did you mean '+ELLIPSIS'?" in err and "Traceback" not in err
 

@@ -5,14 +5,12 @@ its PEP 440 reading is checked against `packaging`, the library Sphinx reads it 
 
 from __future__ import annotations
 
-import json
 import platform
 import shutil
 import subprocess
 import sys
 import types
 from pathlib import Path
-from typing import Any
 
 import jsonschema
 import pytest
@@ -22,6 +20,7 @@ from sandrun.errors import RecipeError
 from sandrun.readers.pyversion import skip_condition
 from sandrun.readers.rst import parse
 from sandrun.reports.json_report import transcript_from_dict
+from tests.factories import run_json
 
 SPECS = (
     "> 3.10", ">=3.9, <3.13", "== 3.12.*", "!= 3.11.*", "~= 3.10", "~=3.10.2", "<= 3.10", "< 3", "== 3.10",
@@ -46,13 +45,6 @@ def test_a_value_that_cannot_be_read_is_an_error_at_its_line(spec: str) -> None:
     with pytest.raises(RecipeError) as caught:
         parse(text, "doc.rst", "0" * 64)
     assert caught.value.line == 4 and ":pyversion:" in str(caught.value)
-
-
-def run(doc: Path, *extra: str) -> tuple[int, dict[str, Any], str]:
-    """`sandrun run doc` in the real local sandbox, with a JSON transcript: exit code, transcript, stderr."""
-    command = [sys.executable, "-m", "sandrun", "run", str(doc), "--backend", "local", "--format", "json"]
-    done = subprocess.run([*command, *extra], capture_output=True, text=True, timeout=120, check=False)
-    return done.returncode, json.loads(done.stdout) if done.stdout.strip() else {}, done.stderr
 
 
 HERE = platform.python_version()
@@ -85,7 +77,7 @@ def test_blocks_for_other_pythons_are_skipped_with_the_option_as_the_reason(
 ) -> None:
     doc = tmp_path / "doc.rst"
     doc.write_text(DOC)
-    code, transcript, err = run(doc)
+    code, transcript, err = run_json(doc)
     assert code == 0, err
     ended = [(c["line"], c["status"], c["reason"]) for c in transcript["cells"]]
     assert ended == [
@@ -105,7 +97,7 @@ def test_blocks_for_other_pythons_are_skipped_with_the_option_as_the_reason(
 def test_a_bad_value_stops_the_command_with_exit_2_and_no_traceback(tmp_path: Path) -> None:
     doc = tmp_path / "doc.rst"
     doc.write_text(".. doctest::\n   :pyversion: newer than 3.10\n\n   >>> 1\n   1\n")
-    code, _, err = run(doc)
+    code, _, err = run_json(doc)
     assert code == 2, err
     assert "doc.rst:2" in err and ":pyversion: newer than 3.10" in err and "Traceback" not in err
 
@@ -132,7 +124,7 @@ def test_the_version_is_the_sandboxs_interpreters_not_the_hosts(tmp_path: Path) 
     path, version = found
     doc = tmp_path / "doc.rst"
     doc.write_text(DOC.replace("never checked", "for the others"))
-    code, transcript, err = run(doc, "--python", path)  # the host runs HERE; the cells run `version`
+    code, transcript, err = run_json(doc, "--python", path)  # the host runs HERE; the cells run `version`
     assert code == 0, err
     assert transcript["python_version"] == version
     assert [c["status"] for c in transcript["cells"]] == ["skipped", "passed", "skipped"]

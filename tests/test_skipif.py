@@ -4,23 +4,12 @@ expression as the reason; when it raises, the block is an error at the expressio
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 import textwrap
 from pathlib import Path
-from typing import Any
 
 from sandrun.model import Condition
 from sandrun.readers.rst import parse
-
-
-def run(doc: Path, *extra: str) -> tuple[int, dict[str, Any], str]:
-    """`sandrun run doc` in the real local sandbox, with a JSON transcript: exit code, transcript, stderr."""
-    command = [sys.executable, "-m", "sandrun", "run", str(doc), "--backend", "local", "--format", "json"]
-    done = subprocess.run([*command, *extra], capture_output=True, text=True, timeout=120, check=False)
-    return done.returncode, json.loads(done.stdout) if done.stdout.strip() else {}, done.stderr
-
+from tests.factories import run_json
 
 DOC = """\
 .. testsetup::
@@ -76,7 +65,7 @@ def test_the_reader_keeps_the_condition_and_its_line() -> None:
 def test_conditions_are_evaluated_in_the_documents_interpreter(tmp_path: Path) -> None:
     doc = tmp_path / "doc.rst"
     doc.write_text(DOC)
-    code, transcript, err = run(doc, "--keep-going")
+    code, transcript, err = run_json(doc, "--keep-going")
     assert code == 1, err
     ended = [(c["line"], c["status"], c["reason"]) for c in transcript["cells"]]
     assert ended[:5] == [
@@ -97,7 +86,7 @@ def test_a_false_condition_runs_the_block_and_checks_its_output(tmp_path: Path) 
     doc.write_text(
         ".. testcode::\n   :skipif: 1 + 1 == 3\n\n   print('ran')\n\n.. testoutput::\n\n   not this\n"
     )
-    code, transcript, err = run(doc)
+    code, transcript, err = run_json(doc)
     assert code == 1, err
     assert transcript["cells"][0]["status"] == "failed" and transcript["cells"][0]["stdout"] == "ran\n"
 
@@ -134,7 +123,7 @@ def test_attack_a_condition_cannot_touch_the_host(tmp_path: Path) -> None:
     )
     parse(doc.read_text(), str(doc), "0" * 64)  # reading the document evaluates nothing
     assert not marker.exists()
-    code, transcript, err = run(doc)
+    code, transcript, err = run_json(doc)
     assert not marker.exists() and not marker.parent.exists(), "the condition reached the host"
     # it was evaluated, inside: the write landed in the sandbox's own filesystem, where the next block
     # reads it back
@@ -157,10 +146,10 @@ def test_the_json_transcript_carries_the_readers_warnings(tmp_path: Path) -> Non
     doc = tmp_path / "doc.rst"
     doc.write_text(".. testcode::\n\n   print(1)\n\n.. testoutput::\n   :skipif: False\n\n   1\n")
     (tmp_path / "doc.md").write_text("```python slip\nprint(1)\n```\n")
-    code, transcript, err = run(doc)
+    code, transcript, err = run_json(doc)
     assert code == 0, err
     assert transcript["recipe"]["warnings"] == [], "a testoutput's condition alone is no warning"
-    code, transcript, err = run(tmp_path / "doc.md")
+    code, transcript, err = run_json(tmp_path / "doc.md")
     assert code == 0, err
     assert transcript["recipe"]["warnings"] == [
         f"{tmp_path / 'doc.md'}:1: option 'slip' is not sandrun's and is ignored; did you mean 'skip'?"
@@ -173,7 +162,7 @@ def test_a_condition_that_is_not_an_expression_is_an_error_at_its_line(tmp_path:
         ".. testcode::\n   :skipif: 1 +\n\n   print('a')\n\n"
         ".. testcode::\n   :skipif: flag = True\n\n   print('b')\n"
     )
-    code, transcript, err = run(doc, "--keep-going")
+    code, transcript, err = run_json(doc, "--keep-going")
     assert code == 1, err
     errors = [(c["status"], c["error"]["type"], c["error"]["line"]) for c in transcript["cells"]]
     assert errors == [("failed", "SyntaxError", 2), ("failed", "SyntaxError", 7)]

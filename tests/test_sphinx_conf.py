@@ -5,10 +5,7 @@ computed is left out with a warning at its line."""
 
 from __future__ import annotations
 
-import json
 import os
-import subprocess
-import sys
 import textwrap
 from pathlib import Path
 from typing import Any
@@ -20,6 +17,7 @@ from sandrun.readers import load_recipe
 from sandrun.readers.rst import parse
 from sandrun.readers.sphinx_conf import global_code
 from sandrun.reports.json_report import transcript_from_dict
+from tests.factories import run_json
 
 CONF = '''\
 project = "demo"
@@ -52,20 +50,11 @@ def project(root: Path, conf: str = CONF) -> Path:
     return page
 
 
-def run(doc: str, cwd: Path, *extra: str) -> tuple[int, dict[str, Any], str]:
-    """`sandrun run doc` from `cwd` in the real local sandbox, with a JSON transcript."""
-    command = [sys.executable, "-m", "sandrun", "run", doc, "--backend", "local", "--format", "json"]
-    done = subprocess.run(
-        [*command, *extra], capture_output=True, text=True, timeout=120, check=False, cwd=cwd
-    )
-    return done.returncode, json.loads(done.stdout) if done.stdout.strip() else {}, done.stderr
-
-
 def test_the_setup_runs_first_and_the_cleanup_last_named_at_their_lines_in_conf_py(
     tmp_path: Path, transcript_validator: jsonschema.Draft202012Validator
 ) -> None:
     project(tmp_path)
-    code, transcript, err = run("docs/guide/page.rst", tmp_path)
+    code, transcript, err = run_json("docs/guide/page.rst", cwd=tmp_path)
     assert code == 0, err
     cells = [(c["name"], c.get("path"), c["line"], c["status"], c["stdout"]) for c in transcript["cells"]]
     assert cells == [
@@ -81,14 +70,14 @@ def test_the_setup_runs_first_and_the_cleanup_last_named_at_their_lines_in_conf_
 def test_control_without_conf_py_the_page_fails_on_the_names_it_sets_up(tmp_path: Path) -> None:
     page = project(tmp_path)
     (tmp_path / "docs" / "conf.py").unlink()
-    code, transcript, err = run(str(page), tmp_path)
+    code, transcript, err = run_json(page, cwd=tmp_path)
     assert code == 1, err
     assert transcript["cells"][0]["error"]["type"] == "NameError"
 
 
 def test_an_error_in_the_setup_points_at_its_line_in_conf_py(tmp_path: Path) -> None:
     project(tmp_path, CONF.replace("ANSWER = 42", "import not_a_module_anywhere"))
-    code, transcript, err = run("docs/guide/page.rst", tmp_path)
+    code, transcript, err = run_json("docs/guide/page.rst", cwd=tmp_path)
     assert code == 1, err
     setup = transcript["cells"][0]
     assert setup["status"] == "failed" and setup["error"]["line"] == 4
@@ -159,7 +148,7 @@ def test_attack_conf_py_is_not_run_and_its_setup_runs_only_in_the_sandbox(tmp_pa
     page.write_text(
         f".. testcode::\n\n   print(open(r'{inside}').read())\n\n.. testoutput::\n\n   the setup ran here\n"
     )
-    code, transcript, err = run(str(page), tmp_path)
+    code, transcript, err = run_json(page, cwd=tmp_path)
     assert code == 0, err  # the setup ran, in the sandbox's own filesystem, where the page reads it back
     assert transcript["cells"][0]["name"] == "doctest_global_setup"
     assert not marker.exists(), "conf.py was run on the host"
@@ -204,7 +193,7 @@ def test_a_myst_page_with_sphinx_doctest_directives_gets_them_and_a_plain_markdo
     page = project(tmp_path)
     myst = page.with_suffix(".md")
     myst.write_text("# Page\n\n```{doctest}\n>>> ANSWER\n42\n```\n")
-    code, transcript, err = run(str(myst), tmp_path)
+    code, transcript, err = run_json(myst, cwd=tmp_path)
     assert code == 0, err
     assert [c["name"] for c in transcript["cells"]] == [
         "doctest_global_setup",
