@@ -195,3 +195,25 @@ def test_as_root_a_bwrap_under_a_private_directory_still_works(tmp_path: Path) -
         assert session.run(CellRequest("print('inside')", "r.py", 1, 10)).status == "ok"
     finally:
         session.close()
+
+
+def test_as_root_the_bubblewrap_probe_runs_as_the_sandboxs_uid(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`sandrun backends` starts an empty sandbox to tell whether bubblewrap works here: as sandboxes are
+    started, never as root (the probe's plan takes no memory cgroup, whose launcher would switch uid)."""
+    if os.getuid() != 0:
+        pytest.skip("only root runs bubblewrap as another uid")
+    import sandrun.backends.local as local
+
+    calls: list[tuple[list[str], dict[str, object]]] = []
+    run = subprocess.run
+
+    def recorded(argv: list[str], **kwargs: object) -> subprocess.CompletedProcess[str]:
+        calls.append((list(argv), kwargs))
+        return run(argv, **kwargs)  # type: ignore[call-overload, no-any-return]
+
+    monkeypatch.setattr(local.subprocess, "run", recorded)
+    assert local.LocalBackend().unavailable_reason() is None
+    [(argv, kwargs)] = [(argv, kwargs) for argv, kwargs in calls if argv[-1] == "/bin/true"]
+    switched = [int(arg.split("=")[1]) for arg in " ".join(argv).split() if arg.startswith("--reuid=")]
+    uid = kwargs.get("user", switched[0] if switched else None)
+    assert isinstance(uid, int) and uid != 0, (argv, kwargs)

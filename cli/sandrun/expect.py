@@ -141,6 +141,7 @@ def expectation(path: str, written: Mapping[str, Written]) -> Expectation:
     flags: frozenset[str] = frozenset()
     if "doctest" in written:
         line, words = written["doctest"].line, written["doctest"].text.replace(",", " ").split()
+        honoured = []
         for word in words:
             flag, on = doctest_flag(word, path, line)
             if not on or flag in UNSUPPORTED_FLAGS:
@@ -148,7 +149,9 @@ def expectation(path: str, written: Mapping[str, Written]) -> Expectation:
                 raise RecipeError(
                     path, line, f"sandrun cannot honour the doctest directive {word!r} here", hint
                 )
-        flags = frozenset(word.lstrip("+") for word in words if word.lstrip("+") in DOCTEST_FLAGS)
+            if flag in DOCTEST_FLAGS:
+                honoured.append(flag)
+        flags = frozenset(honoured)
     texts = {key: expected_text(path, written[key], mode, flags) for key in TEXT_KEYS if key in written}
     return Expectation(
         error=error.text if error else None, error_message=message.text if message else None, **texts

@@ -176,12 +176,12 @@ class Project:
     def unmatched_overrides(self, found: list[Path]) -> list[str]:
         """A warning for each override whose globs match none of the recipes `found` in the project's
         paths: a misspelt glob would otherwise apply nothing, and say nothing."""
-        relative = [os.path.relpath(os.path.abspath(p), self.root).replace(os.sep, "/") for p in found]
+        matched = {id(override) for path in found for override in self._matching(path)}
         return [
             f"{self.file}:{override.line or 1}: the override's paths {list(override.patterns)} match no "
             "recipe of the project's paths"
             for override in self.overrides
-            if not any(override.matches(r) for r in relative if r != ".." and not r.startswith("../"))
+            if id(override) not in matched
         ]
 
     def skip_for(self, path: Path) -> Skip | None:
@@ -222,9 +222,7 @@ def find_project(start: Path | None = None) -> Project | None:
     for place in (directory, *directory.parents):
         candidate = place / "pyproject.toml"
         if candidate.is_file():
-            if place != directory:
-                refuse_if_foreign(candidate)
-            project = read_project(candidate)
+            project = read_project(candidate, above=place != directory)
             if project is not None:
                 return project
         if any((place / boundary).exists() for boundary in BOUNDARIES):
@@ -232,30 +230,27 @@ def find_project(start: Path | None = None) -> Project | None:
     return None
 
 
-def refuse_if_foreign(path: Path) -> None:
-    """Raise RecipeError if `path`, a pyproject.toml found in a directory above the current one, belongs
-    to neither this user nor root: on a shared machine, another user can leave one in `/tmp` (or any
-    directory open to all) that would skip recipes, turn the network on or set variables for every run
-    below it. The current directory's own file is the user's choice, and is read whoever owns it."""
-    try:
-        owner = path.stat().st_uid
-    except OSError:
-        return  # read_project says why it cannot be read
-    if owner not in (os.getuid(), 0):
-        raise RecipeError(
-            _shown(path),
-            None,
-            f"not read: it belongs to uid {owner}, neither you nor root, and is in a directory above "
-            "this one (on a shared machine, another user could have put it there)",
-            hint=f"run sandrun from {_shown(path.parent)}, or make the file yours",
-        )
+def read_project(path: Path, above: bool = False) -> Project | None:
+    """The `[tool.sandrun]` of the pyproject.toml at `path`, checked; None if it has none. `above`: it was
+    found in a directory above the current one, so it must belong to the user or to root (on a shared
+    machine, another user can leave one in `/tmp`, or any directory open to all, that would skip recipes,
+    turn the network on or set variables for every run below it); the current directory's own file is the
+    user's choice, and is read whoever owns it. The owner is that of the file as opened and read."""
+    from sandrun.safefs import owned_by_user_or_root
 
-
-def read_project(path: Path) -> Project | None:
-    """The `[tool.sandrun]` of the pyproject.toml at `path`, checked; None if it has none."""
     shown = _shown(path)
     try:
-        data = path.read_bytes()
+        with open(path, "rb") as file:
+            owner = os.fstat(file.fileno()).st_uid
+            if above and not owned_by_user_or_root(owner):
+                raise RecipeError(
+                    shown,
+                    None,
+                    f"not read: it belongs to uid {owner}, neither you nor root, and is in a directory above "
+                    "this one (on a shared machine, another user could have put it there)",
+                    hint=f"run sandrun from {_shown(path.parent)}, or make the file yours",
+                )
+            data = file.read()
     except OSError as exc:
         raise RecipeError(shown, None, f"cannot read it: {exc.strerror}") from None
     if b"sandrun" not in data:  # the common case, without a TOML parser

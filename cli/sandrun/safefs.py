@@ -33,6 +33,12 @@ class LinkRefused(OSError):
         super().__init__(errno.ELOOP, why, path)
 
 
+def owned_by_user_or_root(uid: int) -> bool:
+    """Whether a file of `uid`, found in a directory above where the user is (a project's pyproject.toml,
+    a Sphinx conf.py), may be taken as theirs: git's rule for a repository another user owns."""
+    return uid in (os.getuid(), 0)
+
+
 def parts_of(relative: StrPath) -> tuple[str, ...]:
     """The components of a relative path; ValueError for an absolute path, `..`, or an empty one."""
     path = PurePosixPath(os.fspath(relative))

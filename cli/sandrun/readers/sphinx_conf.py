@@ -25,6 +25,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from sandrun.model import Cell
+from sandrun.safefs import owned_by_user_or_root
 
 NAMES = ("doctest_global_setup", "doctest_global_cleanup")
 TOPS = (".git", ".hg", "pyproject.toml", "setup.py", "setup.cfg")
@@ -84,7 +85,7 @@ def _read(path: Path, shown: str, foreign_refused: bool) -> bytes | str | None:
         info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode):
             return f"{shown}: not read for its doctest_global_setup: it is not a regular file"
-        if foreign_refused and info.st_uid not in (os.getuid(), 0):
+        if foreign_refused and not owned_by_user_or_root(info.st_uid):
             return (
                 f"{shown}: not read for its doctest_global_setup: it belongs to uid {info.st_uid}, neither "
                 "you nor root, in a directory above the document's (another user could have put it there)"
